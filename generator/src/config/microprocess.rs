@@ -1,0 +1,232 @@
+//! Validation of one microprocess: the shared entry with the environment's override laid
+//! over it, key by key, each value remembering which file it came from.
+
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::checks::{is_kebab_name, path_problem, Checker, Located};
+use super::diagnostic::{Place, SourceFile};
+use super::model::{Delivery, Microprocess, Overlap, Process, Reduce, ResultStorage, Results, Schedule, Split};
+use super::raw::RawMicroprocess;
+use super::schedule::{check_expression, check_timezone};
+
+/// Longest microprocess name: it becomes part of function names (64 characters at most)
+/// such as `mp-<environment>-<name>-forwarder`.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Seconds the forwarder keeps after the service's time is up, to record the outcome.
+pub const FORWARDER_MARGIN_SECONDS: u32 = 3;
+
+/// The entry and its override, override first.
+pub struct Layers<'a> {
+    pub layers: Vec<(&'a RawMicroprocess, &'a Arc<SourceFile>)>,
+}
+
+impl Layers<'_> {
+    /// The value of one key from the first layer that sets it.
+    fn get<T: Clone>(&self, pick: impl Fn(&RawMicroprocess) -> Option<&Spanned<T>>) -> Option<Located<T>> {
+        self.layers
+            .iter()
+            .find_map(|(entry, file)| pick(entry).map(|s| Located::from_spanned(s, file)))
+    }
+}
+
+pub fn check_name(c: &mut Checker, name: &Located<String>) {
+    if !is_kebab_name(&name.value, MAX_NAME_LEN) {
+        c.error(
+            &name.place,
+            format!("`{}` is not a valid microprocess name", name.value),
+            format!(
+                "use 2 to {MAX_NAME_LEN} lowercase letters, digits and single hyphens, starting with a letter, e.g. `credit-scores`"
+            ),
+        );
+    }
+}
+
+/// Checks one microprocess; `name_place` is where its table is named in microprocesses.toml.
+pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>) -> Microprocess {
+    let key = |k: &str| format!("{name}.{k}");
+    let required_path = |c: &mut Checker, v: Option<Located<String>>, k: &str| -> String {
+        match v {
+            None => {
+                c.error(
+                    name_place,
+                    format!("microprocess `{name}` has no `{k}`"),
+                    format!("add `[{name}.{}]` with `path = \"/...\"`", k.trim_end_matches(".path")),
+                );
+                String::new()
+            }
+            Some(p) => {
+                if let Some(problem) = path_problem(&p.value) {
+                    c.error(&p.place, format!("`{}` {problem}", key(k)), "write the path on the service's queue host, e.g. `/microprocesses/credit-scores/process`");
+                }
+                p.value
+            }
+        }
+    };
+
+    let split_path = required_path(c, l.get(|m| m.split.as_ref()?.path.as_ref()), "split.path");
+    let process_path = required_path(c, l.get(|m| m.process.as_ref()?.path.as_ref()), "process.path");
+    let reduce_path = required_path(c, l.get(|m| m.reduce.as_ref()?.path.as_ref()), "reduce.path");
+
+    let schedule = validate_schedule(c, name, name_place, l);
+    let overlap = match l.get(|m| m.overlap.as_ref()) {
+        None => Overlap::Skip,
+        Some(v) => match c.choice(&v, &key("overlap"), &["skip", "allow"]) {
+            Some("allow") => Overlap::Allow,
+            _ => Overlap::Skip,
+        },
+    };
+
+    let split = Split {
+        path: split_path,
+        page_size: c.int(l.get(|m| m.split.as_ref()?.page_size.as_ref()), &key("split.page_size"), 1000, 1, 10_000, "the split endpoint is asked for at most this many items a page"),
+        max_attempts: c.int(l.get(|m| m.split.as_ref()?.max_attempts.as_ref()), &key("split.max_attempts"), 5, 1, 20, "attempts at one split page before the run ends `SPLIT_FAILED`"),
+        timeout_seconds: c.int(l.get(|m| m.split.as_ref()?.timeout_seconds.as_ref()), &key("split.timeout_seconds"), 900, 30, 900, "a Lambda function runs at most 900 seconds; the splitter hands over to a fresh invocation before then"),
+        memory_mb: c.int(l.get(|m| m.split.as_ref()?.memory_mb.as_ref()), &key("split.memory_mb"), 256, 128, 10_240, "Lambda memory is 128 to 10240 MB"),
+        reserved_concurrency: c.int(l.get(|m| m.split.as_ref()?.reserved_concurrency.as_ref()), &key("split.reserved_concurrency"), 2, 2, 100, "the splitter needs 2: one run's hand-off to itself and the sweep"),
+    };
+
+    let process_timeout = l.get(|m| m.process.as_ref()?.timeout_seconds.as_ref());
+    let process = Process {
+        path: process_path,
+        timeout_seconds: c.int(process_timeout.clone(), &key("process.timeout_seconds"), 25, 1, 900 - FORWARDER_MARGIN_SECONDS, "the service's time for one item; the forwarder Lambda that waits for it runs at most 900 seconds"),
+        max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 1000, "becomes the queue's maxReceiveCount (1 to 1000)"),
+    };
+
+    let delivery = validate_delivery(c, name, l, &process, process_timeout);
+
+    let storage = match l.get(|m| m.results.as_ref()?.storage.as_ref()) {
+        None => ResultStorage::Ledger,
+        Some(v) => match c.choice(&v, &key("results.storage"), &["ledger", "bucket", "discard"]) {
+            Some("bucket") => ResultStorage::Bucket,
+            Some("discard") => ResultStorage::Discard,
+            _ => ResultStorage::Ledger,
+        },
+    };
+    let results = Results {
+        storage,
+        retention_days: c.int(l.get(|m| m.results.as_ref()?.retention_days.as_ref()), &key("results.retention_days"), 90, 1, 3650, "ledger records and stored results expire after this many days"),
+        counter_shards: c.int(l.get(|m| m.results.as_ref()?.counter_shards.as_ref()), &key("results.counter_shards"), 1, 1, 64, "one run item takes about 1,000 writes a second; shards spread a run's completions"),
+    };
+
+    Microprocess {
+        name: name.to_string(),
+        description: l.get(|m| m.description.as_ref()).map(|d| d.value).unwrap_or_default(),
+        schedule,
+        overlap,
+        split,
+        process,
+        reduce: Reduce { path: reduce_path },
+        delivery,
+        results,
+    }
+}
+
+fn validate_schedule(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>) -> Schedule {
+    let expression = match l.get(|m| m.schedule.as_ref()?.expression.as_ref()) {
+        None => {
+            c.error(name_place, format!("microprocess `{name}` has no `schedule.expression`"), "add `schedule = { expression = \"cron(0 2 1 * ? *)\", timezone = \"UTC\" }`");
+            String::new()
+        }
+        Some(e) => {
+            if let Err(problem) = check_expression(&e.value) {
+                c.error(&e.place, problem.message, problem.hint);
+            }
+            e.value
+        }
+    };
+    let timezone = match l.get(|m| m.schedule.as_ref()?.timezone.as_ref()) {
+        None => "UTC".to_string(),
+        Some(tz) => {
+            if let Err(problem) = check_timezone(&tz.value) {
+                c.error(&tz.place, problem.message, problem.hint);
+            }
+            tz.value
+        }
+    };
+    let enabled = l.get(|m| m.schedule.as_ref()?.enabled.as_ref()).is_none_or(|e| e.value);
+    Schedule { expression, timezone, enabled }
+}
+
+/// Delivery numbers and the timeout chain:
+/// process timeout + margin ≤ forwarder timeout, visibility ≥ 6 × forwarder timeout,
+/// reserved concurrency ≥ MaximumConcurrency.
+fn validate_delivery(
+    c: &mut Checker,
+    name: &str,
+    l: &Layers<'_>,
+    process: &Process,
+    process_timeout: Option<Located<i64>>,
+) -> Delivery {
+    let key = |k: &str| format!("{name}.{k}");
+    let forwarder_default = (process.timeout_seconds + FORWARDER_MARGIN_SECONDS + 2).min(900);
+    let forwarder_v = l.get(|m| m.delivery.as_ref()?.forwarder_timeout_seconds.as_ref());
+    let forwarder_timeout = c.int(forwarder_v.clone(), &key("delivery.forwarder_timeout_seconds"), forwarder_default, 3, 900, "a Lambda function runs at most 900 seconds");
+    if process.timeout_seconds + FORWARDER_MARGIN_SECONDS > forwarder_timeout {
+        let place = process_timeout
+            .as_ref()
+            .map(|p| &p.place)
+            .or(forwarder_v.as_ref().map(|f| &f.place));
+        if let Some(place) = place {
+            c.error(
+                place,
+                format!(
+                    "`{}` ({} s) does not fit inside the forwarder timeout ({} s)",
+                    key("process.timeout_seconds"),
+                    process.timeout_seconds,
+                    forwarder_timeout
+                ),
+                format!(
+                    "the forwarder needs {FORWARDER_MARGIN_SECONDS} s after the service's time to record the outcome: set `delivery.forwarder_timeout_seconds` to at least {}",
+                    process.timeout_seconds + FORWARDER_MARGIN_SECONDS
+                ),
+            );
+        }
+    }
+
+    let visibility_min = 6 * forwarder_timeout;
+    let visibility_v = l.get(|m| m.delivery.as_ref()?.visibility_timeout_seconds.as_ref());
+    let visibility = c.int(visibility_v.clone(), &key("delivery.visibility_timeout_seconds"), visibility_min.min(43_200), 0, 43_200, "SQS visibility timeouts are 0 to 43200 seconds");
+    if visibility < visibility_min {
+        let place = visibility_v.as_ref().map(|v| &v.place).or(forwarder_v.as_ref().map(|f| &f.place));
+        if let Some(place) = place {
+            c.error(
+                place,
+                format!(
+                    "`{}` ({visibility} s) is less than 6 × the forwarder timeout ({forwarder_timeout} s)",
+                    key("delivery.visibility_timeout_seconds")
+                ),
+                format!("AWS advises at least 6 × the function timeout so retried batches are not delivered twice at once: use at least {visibility_min}"),
+            );
+        }
+    }
+
+    let max_concurrency_v = l.get(|m| m.delivery.as_ref()?.max_concurrency.as_ref());
+    let max_concurrency = c.int(max_concurrency_v, &key("delivery.max_concurrency"), 10, 2, 1000, "the event source mapping's MaximumConcurrency is 2 to 1000");
+    let reserved_v = l.get(|m| m.delivery.as_ref()?.reserved_concurrency.as_ref());
+    let reserved = c.int(reserved_v.clone(), &key("delivery.reserved_concurrency"), max_concurrency, 1, 1000, "reserved concurrency of the forwarder function");
+    if let Some(r) = &reserved_v {
+        if reserved < max_concurrency {
+            c.error(
+                &r.place,
+                format!("`{}` ({reserved}) is below `delivery.max_concurrency` ({max_concurrency})", key("delivery.reserved_concurrency")),
+                "Lambda throttles the mapping's extra pollers and every throttle burns a receive, sending messages to the DLQ early: reserve at least max_concurrency",
+            );
+        }
+    }
+
+    Delivery {
+        batch_size: c.int(l.get(|m| m.delivery.as_ref()?.batch_size.as_ref()), &key("delivery.batch_size"), 10, 1, 10, "the forwarder calls a batch's messages concurrently; larger batches need a batching window, so raise max_concurrency instead"),
+        max_concurrency,
+        reserved_concurrency: reserved,
+        rate_limit_per_second: l
+            .get(|m| m.delivery.as_ref()?.rate_limit_per_second.as_ref())
+            .and_then(|v| c.int_at(&v, &key("delivery.rate_limit_per_second"), 1, 100_000, "requests a second to the process endpoint, across all forwarders")),
+        forwarder_timeout_seconds: forwarder_timeout,
+        forwarder_memory_mb: c.int(l.get(|m| m.delivery.as_ref()?.forwarder_memory_mb.as_ref()), &key("delivery.forwarder_memory_mb"), 128, 128, 10_240, "Lambda memory is 128 to 10240 MB"),
+        visibility_timeout_seconds: visibility,
+        message_retention_days: c.int(l.get(|m| m.delivery.as_ref()?.message_retention_days.as_ref()), &key("delivery.message_retention_days"), 4, 1, 13, "the dead-letter queue keeps messages 14 days, the SQS maximum, and must keep them longer than the queue"),
+    }
+}

@@ -1,0 +1,178 @@
+//! The validated configuration: the only config types that travel past the config module.
+//! Every number here is already inside its AWS range and every cross-field rule holds.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub name: String,
+    pub account_id: Option<String>,
+    pub region: String,
+    pub protected: bool,
+    /// `arm64` or `x86_64`, as Lambda spells it.
+    pub architecture: String,
+    pub lambda_concurrency_limit: u32,
+    pub log_retention_days: u32,
+    pub alarm_email: Option<String>,
+    /// Sandboxes carry an expiry tag so forgotten ones can be found and removed.
+    pub expires_after_days: Option<u32>,
+    pub service: Service,
+    /// Enabled microprocesses, sorted by name.
+    pub microprocesses: Vec<Microprocess>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Service {
+    /// The kit deploys the service's live and queue sides on ECS Fargate.
+    Fargate(Box<FargateService>),
+    /// The service runs elsewhere; the kit only calls it at `queue_base_url`.
+    External { name: String, queue_base_url: String },
+}
+
+impl Service {
+    pub fn name(&self) -> &str {
+        match self {
+            Service::Fargate(f) => &f.name,
+            Service::External { name, .. } => name,
+        }
+    }
+
+    /// The base URL every kit request goes to (the queue host).
+    pub fn queue_base_url(&self) -> String {
+        match self {
+            Service::Fargate(f) => format!("https://{}", f.queue_host),
+            Service::External { queue_base_url, .. } => queue_base_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FargateService {
+    pub name: String,
+    pub image: String,
+    pub container_port: u16,
+    pub health_check_path: String,
+    pub vpc_id: String,
+    pub public_subnet_ids: Vec<String>,
+    pub private_subnet_ids: Vec<String>,
+    pub certificate_arn: String,
+    pub hosted_zone_id: String,
+    pub live_host: String,
+    pub queue_host: String,
+    pub layout: AlbLayout,
+    pub queue_idle_timeout_seconds: u32,
+    pub live: Tasks,
+    pub queue: Tasks,
+    pub business_hours: Option<BusinessHours>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlbLayout {
+    /// The queue host on its own internal ALB, reachable only from the kit's functions.
+    InternalQueue,
+    /// The article's layout: both hosts as rules on one internet-facing ALB.
+    SharedPublic,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tasks {
+    pub cpu: u32,
+    pub memory_mb: u32,
+    pub min_tasks: u32,
+    pub max_tasks: u32,
+    pub target_cpu_percent: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BusinessHours {
+    pub timezone: String,
+    pub start: String,
+    pub end: String,
+    pub min_tasks: u32,
+    pub max_tasks: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Microprocess {
+    pub name: String,
+    pub description: String,
+    pub schedule: Schedule,
+    pub overlap: Overlap,
+    pub split: Split,
+    pub process: Process,
+    pub reduce: Reduce,
+    pub delivery: Delivery,
+    pub results: Results,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    /// `cron(...)` or `rate(...)` in EventBridge Scheduler syntax.
+    pub expression: String,
+    pub timezone: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// A tick while a run is in progress is skipped (and logged).
+    Skip,
+    /// A tick starts a second run alongside the first.
+    Allow,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Split {
+    pub path: String,
+    pub page_size: u32,
+    pub max_attempts: u32,
+    pub timeout_seconds: u32,
+    pub memory_mb: u32,
+    pub reserved_concurrency: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub path: String,
+    pub timeout_seconds: u32,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reduce {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub batch_size: u32,
+    pub max_concurrency: u32,
+    pub reserved_concurrency: u32,
+    pub rate_limit_per_second: Option<u32>,
+    pub forwarder_timeout_seconds: u32,
+    pub forwarder_memory_mb: u32,
+    pub visibility_timeout_seconds: u32,
+    pub message_retention_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStorage {
+    /// In the child record up to 64 KiB, larger in the results bucket by reference.
+    Ledger,
+    /// Always in the results bucket.
+    Bucket,
+    /// Results are not kept; the service stores its own.
+    Discard,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub storage: ResultStorage,
+    pub retention_days: u32,
+    /// 1 means one counter on the run item; more spread a run's fan-in over partitions.
+    pub counter_shards: u32,
+}

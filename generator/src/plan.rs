@@ -1,0 +1,153 @@
+//! The stacks of one environment, in deploy order, with the names and parameters that tie
+//! them together. Rendering and the manifest both read this, so they cannot disagree.
+
+use serde::Serialize;
+
+use crate::config::model::{Environment, Microprocess, Service};
+
+/// The Lambda binaries the kit ships; each becomes one zip asset.
+pub const FUNCTIONS: [&str; 2] = ["splitter", "forwarder"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackKind {
+    Core,
+    Service,
+    Microprocess,
+}
+
+/// Where a stack parameter's value comes from at deploy time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum ParameterSource {
+    /// An output of a stack deployed earlier.
+    Output { stack: String, output: String },
+    /// The S3 key of a content-hashed asset uploaded to the assets bucket.
+    Asset { asset: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    /// The CloudFormation stack name.
+    pub name: String,
+    pub kind: StackKind,
+    /// The microprocess a `Microprocess` stack holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub microprocess: Option<String>,
+    /// File name of the template under `dist/ENV/`.
+    pub template_file: String,
+    /// Parameter name → source, sorted by name.
+    pub parameters: Vec<(String, ParameterSource)>,
+}
+
+/// Outputs of the core stack that later stacks take as parameters.
+pub const CORE_OUTPUTS: [&str; 8] = [
+    "LedgerTableName",
+    "LedgerTableArn",
+    "BucketName",
+    "BucketArn",
+    "KmsKeyArn",
+    "SigningSecretArn",
+    "AlarmTopicArn",
+    "LogsBucketName",
+];
+
+/// The prefix of every stack and resource name of an environment: `<service>-<env>`.
+pub fn prefix(env: &Environment) -> String {
+    format!("{}-{}", env.service.name(), env.name)
+}
+
+pub fn core_stack_name(env: &Environment) -> String {
+    format!("{}-core", prefix(env))
+}
+
+pub fn service_stack_name(env: &Environment) -> String {
+    format!("{}-service", prefix(env))
+}
+
+pub fn microprocess_stack_name(env: &Environment, m: &Microprocess) -> String {
+    format!("{}-mp-{}", prefix(env), m.name)
+}
+
+pub fn microprocess_template_file(m: &Microprocess) -> String {
+    format!("mp-{}.template.json", m.name)
+}
+
+/// Function names, kept under Lambda's 64 characters by the config's name limits.
+pub fn function_name(env: &Environment, m: &Microprocess, function: &str) -> String {
+    format!("{}-{}-{}", prefix(env), m.name, function)
+}
+
+pub fn stacks(env: &Environment) -> Vec<StackPlan> {
+    let core = core_stack_name(env);
+    let from_core = |names: &[&str]| -> Vec<(String, ParameterSource)> {
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    ParameterSource::Output {
+                        stack: core.clone(),
+                        output: n.to_string(),
+                    },
+                )
+            })
+            .collect()
+    };
+    let mut plans = vec![StackPlan {
+        name: core.clone(),
+        kind: StackKind::Core,
+        microprocess: None,
+        template_file: "core.template.json".into(),
+        parameters: Vec::new(),
+    }];
+    let fargate = matches!(env.service, Service::Fargate(_));
+    if fargate {
+        plans.push(StackPlan {
+            name: service_stack_name(env),
+            kind: StackKind::Service,
+            microprocess: None,
+            template_file: "service.template.json".into(),
+            parameters: from_core(&["AlarmTopicArn", "KmsKeyArn", "LogsBucketName", "SigningSecretArn"]),
+        });
+    }
+    for m in &env.microprocesses {
+        let mut parameters = from_core(&[
+            "AlarmTopicArn",
+            "BucketArn",
+            "BucketName",
+            "KmsKeyArn",
+            "LedgerTableArn",
+            "LedgerTableName",
+            "SigningSecretArn",
+        ]);
+        for f in FUNCTIONS {
+            parameters.push((code_key_parameter(f), ParameterSource::Asset { asset: f.to_string() }));
+        }
+        if fargate {
+            parameters.push((
+                "FunctionsSecurityGroupId".into(),
+                ParameterSource::Output {
+                    stack: service_stack_name(env),
+                    output: "FunctionsSecurityGroupId".into(),
+                },
+            ));
+        }
+        parameters.sort_by(|a, b| a.0.cmp(&b.0));
+        plans.push(StackPlan {
+            name: microprocess_stack_name(env, m),
+            kind: StackKind::Microprocess,
+            microprocess: Some(m.name.clone()),
+            template_file: microprocess_template_file(m),
+            parameters,
+        });
+    }
+    plans
+}
+
+/// `SplitterCodeKey`, `ForwarderCodeKey`.
+pub fn code_key_parameter(function: &str) -> String {
+    let mut c = function.chars();
+    let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or_default();
+    format!("{first}{}CodeKey", c.as_str())
+}

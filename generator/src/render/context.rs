@@ -1,0 +1,130 @@
+//! The values a template sees. Templates only place values; every name and derived number
+//! is computed here, once, so templates stay readable CloudFormation.
+
+use serde_json::{json, Value};
+
+use crate::config::model::{Environment, Microprocess, Service};
+use crate::plan::{self, StackPlan};
+use crate::KIT_VERSION;
+
+/// Tags on every resource that takes them; also the stack tags at deploy time.
+pub fn base_tags(env: &Environment) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("microprocess:environment".to_string(), env.name.clone()),
+        ("microprocess:kit-version".to_string(), KIT_VERSION.to_string()),
+        ("microprocess:service".to_string(), env.service.name().to_string()),
+    ];
+    if let Some(days) = env.expires_after_days {
+        tags.push(("microprocess:expires-after-days".to_string(), days.to_string()));
+    }
+    tags
+}
+
+fn tag_list(tags: &[(String, String)]) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect(),
+    )
+}
+
+/// The account that delivers ALB access logs in regions older than August 2022; newer
+/// regions use the `logdelivery.elasticloadbalancing.amazonaws.com` service principal.
+pub fn elb_log_account(region: &str) -> Option<&'static str> {
+    Some(match region {
+        "us-east-1" => "127311923021",
+        "us-east-2" => "033677994240",
+        "us-west-1" => "027434742980",
+        "us-west-2" => "797873946194",
+        "af-south-1" => "098369216593",
+        "ap-east-1" => "754344448648",
+        "ap-southeast-3" => "589379963580",
+        "ap-south-1" => "718504428378",
+        "ap-northeast-3" => "383597477331",
+        "ap-northeast-2" => "600734575887",
+        "ap-southeast-1" => "114774131450",
+        "ap-southeast-2" => "783225319266",
+        "ap-northeast-1" => "582318560864",
+        "ca-central-1" => "985666609251",
+        "eu-central-1" => "054676820928",
+        "eu-west-1" => "156460612806",
+        "eu-west-2" => "652711504416",
+        "eu-south-1" => "635631232127",
+        "eu-west-3" => "009996457667",
+        "eu-north-1" => "897822967062",
+        "me-south-1" => "076674570225",
+        "sa-east-1" => "507241528517",
+        _ => return None,
+    })
+}
+
+fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value> {
+    let mut c = serde_json::Map::new();
+    c.insert("env".into(), serde_json::to_value(env).unwrap_or(Value::Null));
+    c.insert("prefix".into(), json!(plan::prefix(env)));
+    c.insert("kit_version".into(), json!(KIT_VERSION));
+    c.insert("stack".into(), serde_json::to_value(stack).unwrap_or(Value::Null));
+    c.insert(
+        "deletion_policy".into(),
+        json!(if env.protected { "Retain" } else { "Delete" }),
+    );
+    c.insert("fargate".into(), json!(matches!(env.service, Service::Fargate(_))));
+    c.insert("queue_base_url".into(), json!(env.service.queue_base_url()));
+    c.insert("tags".into(), tag_list(&base_tags(env)));
+    c.insert(
+        "stateful_tags".into(),
+        tag_list(&[base_tags(env), vec![("microprocess:stateful".into(), "true".into())]].concat()),
+    );
+    c.insert(
+        "parameters".into(),
+        Value::Array(stack.parameters.iter().map(|(n, _)| json!(n)).collect()),
+    );
+    c
+}
+
+pub fn core(env: &Environment, stack: &StackPlan) -> Value {
+    let mut c = common(env, stack);
+    c.insert("outputs".into(), json!(plan::CORE_OUTPUTS));
+    Value::Object(c)
+}
+
+pub fn service(env: &Environment, stack: &StackPlan) -> Value {
+    let mut c = common(env, stack);
+    if let Service::Fargate(f) = &env.service {
+        c.insert("svc".into(), serde_json::to_value(f).unwrap_or(Value::Null));
+        c.insert("elb_log_account".into(), json!(elb_log_account(&env.region)));
+    }
+    Value::Object(c)
+}
+
+pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> Value {
+    let mut c = common(env, stack);
+    let p = plan::prefix(env);
+    let mut tags = base_tags(env);
+    tags.push(("microprocess:name".into(), m.name.clone()));
+    c.insert("tags".into(), tag_list(&tags));
+    tags.push(("microprocess:stateful".into(), "true".into()));
+    c.insert("stateful_tags".into(), tag_list(&tags));
+    c.insert("mp".into(), serde_json::to_value(m).unwrap_or(Value::Null));
+    c.insert(
+        "names".into(),
+        json!({
+            "queue": format!("{p}-{}", m.name),
+            "dlq": format!("{p}-{}-dlq", m.name),
+            "schedule_dlq": format!("{p}-{}-schedule-dlq", m.name),
+            "splitter": plan::function_name(env, m, "splitter"),
+            "forwarder": plan::function_name(env, m, "forwarder"),
+            "schedule": format!("{p}-{}", m.name),
+        }),
+    );
+    c.insert(
+        "seconds".into(),
+        json!({
+            "queue_retention": m.delivery.message_retention_days * 86_400,
+            "dlq_retention": 14 * 86_400,
+            // Alarm when the oldest message has waited longer than every attempt could take.
+            "oldest_message_alarm": (m.delivery.visibility_timeout_seconds * m.process.max_attempts).clamp(300, 86_400),
+        }),
+    );
+    Value::Object(c)
+}

@@ -1,0 +1,17 @@
+//! Lambda entry point of the forwarder: logging, settings, then the runtime loop.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use microprocess_shared::{logging, settings::Settings};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init();
+    let settings = Settings::from_env()
+        .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
+    let settings = &settings;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        forwarder::forward_batch(settings, event).await
+    }))
+    .await
+}

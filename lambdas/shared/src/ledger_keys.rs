@@ -1,0 +1,243 @@
+//! Key layout of the ledger table, and the states of runs and children.
+//!
+//! The table has a string partition key attribute `pk` and a string sort key attribute
+//! `sk`. All records of one run share one partition:
+//!
+//! | record | `pk` | `sk` |
+//! |---|---|---|
+//! | the run | `RUN#<microprocess>#<run>` | `RUN` |
+//! | child `seq` | `RUN#<microprocess>#<run>` | `CHILD#<seq, zero-padded to 12 digits>` |
+//!
+//! for example `RUN#credit-scores#2026-11-01T02-00-00Z` / `CHILD#000000000041`. The
+//! reduce call's `results.partition_key` is that `pk`: a service reads its children's
+//! results with one `Query` on `pk = <partition_key> AND begins_with(sk, "CHILD#")`, in
+//! `seq` order thanks to the padding. Neither a microprocess name nor a run id may
+//! contain `#`, so a key splits back into its parts without ambiguity.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+use crate::run_id::RunId;
+
+/// Name of the partition key attribute.
+pub const PARTITION_KEY_ATTRIBUTE: &str = "pk";
+/// Name of the sort key attribute.
+pub const SORT_KEY_ATTRIBUTE: &str = "sk";
+/// Sort key of the run record.
+pub const RUN_SORT_KEY: &str = "RUN";
+/// Prefix of every child's sort key.
+pub const CHILD_SORT_KEY_PREFIX: &str = "CHILD#";
+/// The largest `seq` whose sort key keeps 12 digits, and so its place in `seq` order.
+pub const MAX_SEQ: u64 = 999_999_999_999;
+
+/// A `seq` too large for the 12-digit sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("child seq {seq} is past the last one the ledger can order ({MAX_SEQ}); split the work into several microprocesses")]
+pub struct SeqOutOfRange {
+    pub seq: u64,
+}
+
+/// `RUN#<microprocess>#<run>`: the partition of a run and all its children.
+pub fn run_partition_key(microprocess: &str, run: &RunId) -> String {
+    format!("RUN#{microprocess}#{run}")
+}
+
+/// `CHILD#<seq zero-padded to 12 digits>`.
+pub fn child_sort_key(seq: u64) -> Result<String, SeqOutOfRange> {
+    if seq > MAX_SEQ {
+        return Err(SeqOutOfRange { seq });
+    }
+    Ok(format!("{CHILD_SORT_KEY_PREFIX}{seq:012}"))
+}
+
+/// The `seq` of a child sort key, or `None` when `sort_key` is not one.
+pub fn parse_child_sort_key(sort_key: &str) -> Option<u64> {
+    let digits = sort_key.strip_prefix(CHILD_SORT_KEY_PREFIX)?;
+    if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An unknown state name read back from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown {kind} state `{value}`; expected one of {expected}")]
+pub struct UnknownState {
+    pub kind: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// State of a run. `SPLITTING` → `PROCESSING` → `REDUCING` → `COMPLETED`; the other
+/// ends are `SPLIT_FAILED`, `REDUCE_FAILED` and `CANCELLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    Splitting,
+    Processing,
+    Reducing,
+    Completed,
+    SplitFailed,
+    ReduceFailed,
+    Cancelled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 7] = [
+        RunState::Splitting,
+        RunState::Processing,
+        RunState::Reducing,
+        RunState::Completed,
+        RunState::SplitFailed,
+        RunState::ReduceFailed,
+        RunState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Splitting => "SPLITTING",
+            RunState::Processing => "PROCESSING",
+            RunState::Reducing => "REDUCING",
+            RunState::Completed => "COMPLETED",
+            RunState::SplitFailed => "SPLIT_FAILED",
+            RunState::ReduceFailed => "REDUCE_FAILED",
+            RunState::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether the run has ended (a `REDUCE_FAILED` run can still be retried by hand).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunState::Completed
+                | RunState::SplitFailed
+                | RunState::ReduceFailed
+                | RunState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunState {
+    type Err = UnknownState;
+
+    fn from_str(value: &str) -> Result<RunState, UnknownState> {
+        RunState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == value)
+            .ok_or_else(|| UnknownState {
+                kind: "run",
+                value: value.to_owned(),
+                expected: "SPLITTING, PROCESSING, REDUCING, COMPLETED, SPLIT_FAILED, \
+                           REDUCE_FAILED, CANCELLED",
+            })
+    }
+}
+
+/// State of a child: `PENDING` until its first terminal write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChildState {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl ChildState {
+    pub const ALL: [ChildState; 3] = [ChildState::Pending, ChildState::Succeeded, ChildState::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Pending => "PENDING",
+            ChildState::Succeeded => "SUCCEEDED",
+            ChildState::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for ChildState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChildState {
+    type Err = UnknownState;
+
+    fn from_str(value: &str) -> Result<ChildState, UnknownState> {
+        ChildState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == value)
+            .ok_or_else(|| UnknownState {
+                kind: "child",
+                value: value.to_owned(),
+                expected: "PENDING, SUCCEEDED, FAILED",
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_layout() {
+        let run = RunId::parse("2026-11-01T02-00-00Z").unwrap();
+        assert_eq!(
+            run_partition_key("credit-scores", &run),
+            "RUN#credit-scores#2026-11-01T02-00-00Z"
+        );
+        assert_eq!(child_sort_key(41).unwrap(), "CHILD#000000000041");
+        assert_eq!(child_sort_key(0).unwrap(), "CHILD#000000000000");
+        assert_eq!(child_sort_key(MAX_SEQ).unwrap(), "CHILD#999999999999");
+        assert_eq!(
+            child_sort_key(MAX_SEQ + 1),
+            Err(SeqOutOfRange { seq: MAX_SEQ + 1 })
+        );
+    }
+
+    #[test]
+    fn child_sort_keys_sort_in_seq_order() {
+        let seqs = [0, 9, 10, 99, 100, 19_000_000, MAX_SEQ];
+        let keys: Vec<String> = seqs.iter().map(|s| child_sort_key(*s).unwrap()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn child_sort_keys_parse_back() {
+        assert_eq!(parse_child_sort_key("CHILD#000000000041"), Some(41));
+        assert_eq!(parse_child_sort_key("RUN"), None);
+        assert_eq!(parse_child_sort_key("CHILD#41"), None);
+        assert_eq!(parse_child_sort_key("CHILD#00000000004x"), None);
+        assert_eq!(parse_child_sort_key("CHILD#+00000000041"), None);
+    }
+
+    #[test]
+    fn states_round_trip_through_text() {
+        for state in RunState::ALL {
+            assert_eq!(state.to_string().parse::<RunState>(), Ok(state));
+        }
+        for state in ChildState::ALL {
+            assert_eq!(state.to_string().parse::<ChildState>(), Ok(state));
+        }
+        assert_eq!(RunState::SplitFailed.to_string(), "SPLIT_FAILED");
+        assert!(RunState::Cancelled.is_terminal());
+        assert!(!RunState::Reducing.is_terminal());
+    }
+
+    #[test]
+    fn unknown_states_list_the_known_ones() {
+        assert_eq!(
+            "DONE".parse::<ChildState>().unwrap_err().to_string(),
+            "unknown child state `DONE`; expected one of PENDING, SUCCEEDED, FAILED"
+        );
+        assert!("processing".parse::<RunState>().is_err());
+    }
+}

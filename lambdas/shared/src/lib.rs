@@ -1,0 +1,21 @@
+//! Shared library of the microprocess kit.
+//!
+//! Everything here is pure and synchronous, so the Lambdas (`splitter`, `forwarder`) and
+//! the `microprocess` CLI agree on one definition of each rule:
+//!
+//! - [`contract`]: the HTTP contract v1 with a service (page, request and reduce bodies,
+//!   header names, item limits, idempotency keys, how a response is classified);
+//! - [`signing`]: the `X-Microprocess-Signature` header (HMAC-SHA256, key rotation);
+//! - [`run_id`]: run ids, derived from the schedule time or given by hand;
+//! - [`queue_message`]: the kit's own message on a microprocess queue;
+//! - [`ledger_keys`]: the DynamoDB key layout of runs and children, and their states;
+//! - [`settings`]: a function's settings from its environment variables;
+//! - [`logging`]: JSON logs for Lambda.
+
+pub mod contract;
+pub mod ledger_keys;
+pub mod logging;
+pub mod queue_message;
+pub mod run_id;
+pub mod settings;
+pub mod signing;
