@@ -258,13 +258,17 @@ mod tests {
         let last: SplitPage = serde_json::from_str(r#"{"items": [], "next": null}"#).unwrap();
         assert_eq!(last.next, None);
         let error = serde_json::from_str::<SplitPage>(r#"{"items": []}"#).unwrap_err();
-        assert!(error.to_string().contains("missing field `next`"), "{error}");
+        assert!(
+            error.to_string().contains("missing field `next`"),
+            "{error}"
+        );
     }
 
     #[test]
     fn split_page_with_a_non_string_id_is_malformed() {
-        assert!(serde_json::from_str::<SplitPage>(r#"{"items": [{"id": 7}], "next": null}"#)
-            .is_err());
+        assert!(
+            serde_json::from_str::<SplitPage>(r#"{"items": [{"id": 7}], "next": null}"#).is_err()
+        );
     }
 
     #[test]
@@ -388,7 +392,10 @@ mod tests {
             process_idempotency_key(&run(), 41),
             "2026-11-01T02-00-00Z/41"
         );
-        assert_eq!(reduce_idempotency_key(&run()), "2026-11-01T02-00-00Z/reduce");
+        assert_eq!(
+            reduce_idempotency_key(&run()),
+            "2026-11-01T02-00-00Z/reduce"
+        );
     }
 
     #[test]
@@ -399,11 +406,16 @@ mod tests {
         for status in [408, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(Outcome::from_status(status), Outcome::Retry, "{status}");
         }
-        for status in [100, 199, 300, 301, 302, 304, 307, 308, 400, 401, 403, 404, 409, 422, 600] {
+        for status in [
+            100, 199, 300, 301, 302, 304, 307, 308, 400, 401, 403, 404, 409, 422, 600,
+        ] {
             assert_eq!(Outcome::from_status(status), Outcome::Failed, "{status}");
         }
         assert_eq!(Outcome::classify(CallResult::TimedOut), Outcome::Retry);
-        assert_eq!(Outcome::classify(CallResult::ConnectionFailed), Outcome::Retry);
+        assert_eq!(
+            Outcome::classify(CallResult::ConnectionFailed),
+            Outcome::Retry
+        );
         assert_eq!(Outcome::classify(CallResult::Status(302)), Outcome::Failed);
     }
 }

@@ -149,7 +149,11 @@ pub enum ChildState {
 }
 
 impl ChildState {
-    pub const ALL: [ChildState; 3] = [ChildState::Pending, ChildState::Succeeded, ChildState::Failed];
+    pub const ALL: [ChildState; 3] = [
+        ChildState::Pending,
+        ChildState::Succeeded,
+        ChildState::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -27,12 +27,15 @@ pub fn init() {
 /// The filter for the given `RUST_LOG` and `AWS_LAMBDA_LOG_LEVEL`; a value that does not
 /// parse falls through to the next one rather than silencing the function.
 fn filter_from(rust_log: Option<String>, lambda_level: Option<String>) -> EnvFilter {
-    [rust_log, lambda_level.map(|level| level.to_ascii_lowercase())]
-        .into_iter()
-        .flatten()
-        .filter(|directives| !directives.trim().is_empty())
-        .find_map(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"))
+    [
+        rust_log,
+        lambda_level.map(|level| level.to_ascii_lowercase()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|directives| !directives.trim().is_empty())
+    .find_map(|directives| EnvFilter::try_new(directives).ok())
+    .unwrap_or_else(|| EnvFilter::new("info"))
 }
 
 #[cfg(test)]

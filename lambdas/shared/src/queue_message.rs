@@ -111,7 +111,9 @@ mod tests {
         ] {
             let error = QueueMessage::parse(body).unwrap_err();
             assert!(
-                error.to_string().starts_with("message body is not a microprocess queue message"),
+                error
+                    .to_string()
+                    .starts_with("message body is not a microprocess queue message"),
                 "{body}: {error}"
             );
         }

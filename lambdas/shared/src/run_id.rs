@@ -32,7 +32,11 @@ pub enum RunIdError {
         "run id `{id}` contains {found:?} at position {index}; \
          use only letters, digits, `.`, `_` or `-`"
     )]
-    BadCharacter { id: String, found: char, index: usize },
+    BadCharacter {
+        id: String,
+        found: char,
+        index: usize,
+    },
     #[error("run id `{id}` starts with {found:?}; start it with a letter or a digit")]
     BadStart { id: String, found: char },
     #[error(
@@ -90,12 +94,11 @@ impl RunId {
     /// Like [`RunId::from_schedule_time`], from the RFC 3339 text of an event's `time`
     /// field; an offset other than `Z` is converted to UTC first.
     pub fn from_schedule_time_str(value: &str) -> Result<RunId, RunIdError> {
-        let time = DateTime::parse_from_rfc3339(value).map_err(|error| {
-            RunIdError::BadScheduleTime {
+        let time =
+            DateTime::parse_from_rfc3339(value).map_err(|error| RunIdError::BadScheduleTime {
                 value: value.to_owned(),
                 reason: error.to_string(),
-            }
-        })?;
+            })?;
         Self::from_schedule_time(time.with_timezone(&Utc))
     }
 
@@ -172,7 +175,9 @@ mod tests {
     fn bad_schedule_time_names_the_value() {
         let error = RunId::from_schedule_time_str("yesterday").unwrap_err();
         assert!(matches!(error, RunIdError::BadScheduleTime { .. }));
-        assert!(error.to_string().starts_with("schedule time `yesterday` is not an RFC 3339"));
+        assert!(error
+            .to_string()
+            .starts_with("schedule time `yesterday` is not an RFC 3339"));
     }
 
     #[test]
@@ -186,7 +191,13 @@ mod tests {
 
     #[test]
     fn manual_ids_accept_the_charset() {
-        for id in ["a", "rerun-2026-11-01", "Backfill_1.2", "0", &"x".repeat(64)] {
+        for id in [
+            "a",
+            "rerun-2026-11-01",
+            "Backfill_1.2",
+            "0",
+            &"x".repeat(64),
+        ] {
             assert_eq!(RunId::parse(id).unwrap().as_str(), id);
         }
     }
@@ -215,8 +226,14 @@ mod tests {
                 "{id:?}"
             );
         }
-        assert!(matches!(RunId::parse(".."), Err(RunIdError::BadStart { .. })));
-        assert!(matches!(RunId::parse("-x"), Err(RunIdError::BadStart { .. })));
+        assert!(matches!(
+            RunId::parse(".."),
+            Err(RunIdError::BadStart { .. })
+        ));
+        assert!(matches!(
+            RunId::parse("-x"),
+            Err(RunIdError::BadStart { .. })
+        ));
     }
 
     #[test]
@@ -230,7 +247,10 @@ mod tests {
     #[test]
     fn serde_validates() {
         let run: RunId = serde_json::from_str("\"2026-11-01T02-00-00Z\"").unwrap();
-        assert_eq!(serde_json::to_string(&run).unwrap(), "\"2026-11-01T02-00-00Z\"");
+        assert_eq!(
+            serde_json::to_string(&run).unwrap(),
+            "\"2026-11-01T02-00-00Z\""
+        );
         assert!(serde_json::from_str::<RunId>("\"a b\"").is_err());
     }
 }

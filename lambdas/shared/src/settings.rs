@@ -106,11 +106,13 @@ impl Settings {
         Ok(Settings {
             microprocess_name: env.required(MICROPROCESS_NAME, NAME_EXPECTED, |v| {
                 (1..=64).contains(&v.len())
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             })?,
             ledger_table: env.required(LEDGER_TABLE, TABLE_EXPECTED, |v| {
                 (3..=255).contains(&v.len())
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
             })?,
             queue_url: env.required(QUEUE_URL, QUEUE_URL_EXPECTED, is_http_url)?,
             queue_base_url: env
@@ -134,7 +136,8 @@ impl Settings {
             })?,
             results_bucket: env.optional(RESULTS_BUCKET, BUCKET_EXPECTED, |v| {
                 (3..=63).contains(&v.len())
-                    && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+                    && v.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
             })?,
             split_page_limit: env.number(
                 SPLIT_PAGE_LIMIT,

@@ -27,14 +27,20 @@ pub enum VerifyError {
         /// `now - t`: positive when the request was signed in the past.
         skew: i64,
     },
-    #[error("signature does not match any signing secret; check that both sides use the same secret")]
+    #[error(
+        "signature does not match any signing secret; check that both sides use the same secret"
+    )]
     Mismatch,
 }
 
 /// The `v1` value for one request: lowercase hex HMAC-SHA256 of
 /// `<t>.<METHOD>.<path_and_query>.<body>`. The method is upper-cased, as sent on the wire.
 pub fn sign(secret: &str, t: i64, method: &str, path_and_query: &str, body: &[u8]) -> String {
-    hex::encode(signed_message(secret, t, method, path_and_query, body).finalize().into_bytes())
+    hex::encode(
+        signed_message(secret, t, method, path_and_query, body)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// The header value `t=<t>,v1=<sig>[,v1=<sig>...]`.
@@ -113,8 +119,8 @@ fn parse_header(header: &str) -> Result<ParsedHeader, VerifyError> {
                         value.len()
                     )));
                 }
-                let bytes = hex::decode(value)
-                    .map_err(|_| malformed("a `v1` value is not hex".into()))?;
+                let bytes =
+                    hex::decode(value).map_err(|_| malformed("a `v1` value is not hex".into()))?;
                 v1.push(bytes);
             }
             _ => {}

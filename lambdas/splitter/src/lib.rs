@@ -19,7 +19,8 @@ use thiserror::Error;
 /// The `detail-type` of the events that EventBridge sends on a schedule.
 pub const SCHEDULED_EVENT_DETAIL_TYPE: &str = "Scheduled Event";
 
-const EXPECTED_SHAPES: &str = "an EventBridge scheduled event (`\"detail-type\": \"Scheduled Event\"` \
+const EXPECTED_SHAPES: &str =
+    "an EventBridge scheduled event (`\"detail-type\": \"Scheduled Event\"` \
      with a `time`) or a manual start request like `{\"run\": \"rerun-2026-11-01\"}`";
 
 /// A validated request to start a run.
@@ -45,7 +46,7 @@ struct ManualStart {
 /// Why an invocation's payload is not a start request.
 #[derive(Debug, Error)]
 pub enum EventError {
-    #[error("the event is neither {EXPECTED_SHAPES}")]
+    #[error("the event is not a start request; expected {EXPECTED_SHAPES}")]
     Unrecognised,
     #[error("the scheduled event is malformed ({0}); expected {EXPECTED_SHAPES}")]
     MalformedScheduledEvent(serde_json::Error),
@@ -135,7 +136,10 @@ impl From<SplitterError> for Diagnostic {
 
 /// Handles one invocation: validates the start request, derives the run id and logs
 /// it. Until dispatch lands, it always ends in a [`SplitterError`].
-pub async fn start_run(settings: &Settings, event: LambdaEvent<Value>) -> Result<(), SplitterError> {
+pub async fn start_run(
+    settings: &Settings,
+    event: LambdaEvent<Value>,
+) -> Result<(), SplitterError> {
     let (payload, context) = event.into_parts();
     let request = StartRequest::from_event(payload).inspect_err(|error| {
         tracing::error!(
