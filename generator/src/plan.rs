@@ -108,7 +108,7 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
             kind: StackKind::Service,
             microprocess: None,
             template_file: "service.template.json".into(),
-            parameters: from_core(&["AlarmTopicArn", "KmsKeyArn", "LogsBucketName", "SigningSecretArn"]),
+            parameters: from_core(&["AlarmTopicArn", "BucketArn", "KmsKeyArn", "LedgerTableArn", "LogsBucketName", "SigningSecretArn"]),
         });
     }
     for m in &env.microprocesses {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::model::{Environment, Microprocess, Service};
+use crate::config::model::{AlbLayout, Environment, Microprocess, Service};
 use crate::plan::{self, StackPlan};
 use crate::KIT_VERSION;
 
@@ -82,17 +82,66 @@ fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value
     c
 }
 
+/// Retention steps of the results bucket's lifecycle rules. A result object is tagged with
+/// the smallest step at least its microprocess's `results.retention_days`.
+pub const RESULTS_EXPIRY_LADDER: [u32; 11] = [1, 7, 30, 90, 180, 365, 400, 730, 1095, 1825, 3650];
+
+pub fn results_expiry_step(retention_days: u32) -> u32 {
+    RESULTS_EXPIRY_LADDER
+        .iter()
+        .copied()
+        .find(|d| *d >= retention_days)
+        .unwrap_or(3650)
+}
+
 pub fn core(env: &Environment, stack: &StackPlan) -> Value {
     let mut c = common(env, stack);
-    c.insert("outputs".into(), json!(plan::CORE_OUTPUTS));
+    c.insert("results_expiry_ladder".into(), json!(RESULTS_EXPIRY_LADDER));
+    c.insert("elb_log_account".into(), json!(elb_log_account(&env.region)));
+    c.insert("dashboard_body".into(), json!(dashboard_body(&plan::prefix(env))));
+    c.insert("kms_pending_window_days".into(), json!(if env.protected { 30 } else { 7 }));
     Value::Object(c)
+}
+
+/// The dashboard as the `Fn::Sub` string CloudWatch takes. Searches match the name prefix,
+/// so every microprocess of the environment appears, present and future.
+fn dashboard_body(prefix: &str) -> String {
+    let widget = |title: &str, y: u32, x: u32, search: String, stat: &str| {
+        json!({
+            "type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+            "properties": {
+                "title": title, "region": "${AWS::Region}", "view": "timeSeries", "stacked": false,
+                "metrics": [[{"expression": format!("SEARCH('{search}', '{stat}', 60)"), "id": "e1", "label": ""}]]
+            }
+        })
+    };
+    let sqs = |metric: &str| format!("{{AWS/SQS,QueueName}} MetricName=\"{metric}\" {prefix}");
+    let lambda = |metric: &str| format!("{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" {prefix}");
+    let body = json!({"widgets": [
+        widget("Messages waiting (queues and dead-letter queues)", 0, 0, sqs("ApproximateNumberOfMessagesVisible"), "Maximum"),
+        widget("Age of oldest message (s)", 0, 12, sqs("ApproximateAgeOfOldestMessage"), "Maximum"),
+        widget("Messages in flight", 6, 0, sqs("ApproximateNumberOfMessagesNotVisible"), "Maximum"),
+        widget("Function errors", 6, 12, lambda("Errors"), "Sum"),
+        widget("Function throttles", 12, 0, lambda("Throttles"), "Sum"),
+        widget("Function concurrency", 12, 12, lambda("ConcurrentExecutions"), "Maximum"),
+        widget("Ledger write units", 18, 0, format!("{{AWS/DynamoDB,TableName}} MetricName=\"ConsumedWriteCapacityUnits\" {prefix}-ledger"), "Sum"),
+        widget("Ledger throttled requests", 18, 12, format!("{{AWS/DynamoDB,TableName,Operation}} MetricName=\"ThrottledRequests\" {prefix}-ledger"), "Sum"),
+    ]});
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 pub fn service(env: &Environment, stack: &StackPlan) -> Value {
     let mut c = common(env, stack);
     if let Service::Fargate(f) = &env.service {
         c.insert("svc".into(), serde_json::to_value(f).unwrap_or(Value::Null));
-        c.insert("elb_log_account".into(), json!(elb_log_account(&env.region)));
+        let internal = f.layout == AlbLayout::InternalQueue;
+        c.insert("queue_alb".into(), json!(if internal { "QueueAlb" } else { "PublicAlb" }));
+        c.insert("queue_listener".into(), json!(if internal { "QueueHttpsListener" } else { "PublicHttpsListener" }));
+        // On a shared ALB the queue host's long requests set the idle timeout for both.
+        let public_idle = if internal { 60 } else { f.queue_idle_timeout_seconds };
+        c.insert("public_idle_timeout_seconds".into(), json!(public_idle.to_string()));
+        c.insert("queue_deregistration_delay".into(), json!(f.queue_idle_timeout_seconds.min(3600).to_string()));
+        c.insert("cpu_architecture".into(), json!(if env.architecture == "arm64" { "ARM64" } else { "X86_64" }));
     }
     Value::Object(c)
 }
@@ -117,6 +166,22 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
             "schedule": format!("{p}-{}", m.name),
         }),
     );
+    c.insert("schedule_state".into(), json!(if m.schedule.enabled { "ENABLED" } else { "DISABLED" }));
+    c.insert("rate_limit_per_second".into(), json!(m.delivery.rate_limit_per_second.unwrap_or(0).to_string()));
+    c.insert("results_expiry_days".into(), json!(results_expiry_step(m.results.retention_days)));
+    // Shaped like an EventBridge scheduled event; Scheduler fills the placeholders per tick.
+    let input = json!({
+        "version": "0",
+        "id": "<aws.scheduler.execution-id>",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "${AWS::AccountId}",
+        "time": "<aws.scheduler.scheduled-time>",
+        "region": "${AWS::Region}",
+        "resources": [format!("arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/{p}-{}", m.name)],
+        "detail": {"microprocess": m.name},
+    });
+    c.insert("schedule_input".into(), json!(serde_json::to_string(&input).unwrap_or_default()));
     c.insert(
         "seconds".into(),
         json!({
