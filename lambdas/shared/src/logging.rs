@@ -19,7 +19,7 @@ pub fn init() {
         .with_target(true)
         .with_level(true)
         .with_current_span(true)
-        .with_span_list(true)
+        .with_span_list(false)
         .flatten_event(true)
         .try_init();
 }
