@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::model::{Environment, Microprocess, Service};
+use crate::config::model::{Environment, Microprocess, ResultStorage, Service};
 
 /// The Lambda binaries the kit ships; each becomes one zip asset.
 pub const FUNCTIONS: [&str; 2] = ["splitter", "forwarder"];
@@ -114,13 +114,15 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
     for m in &env.microprocesses {
         let mut parameters = from_core(&[
             "AlarmTopicArn",
-            "BucketArn",
             "BucketName",
             "KmsKeyArn",
             "LedgerTableArn",
             "LedgerTableName",
             "SigningSecretArn",
         ]);
+        if m.results.storage != ResultStorage::Discard {
+            parameters.extend(from_core(&["BucketArn"]));
+        }
         for f in FUNCTIONS {
             parameters.push((code_key_parameter(f), ParameterSource::Asset { asset: f.to_string() }));
         }
