@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use microprocess_shared::queue_message::QueueMessage;
-use microprocess_shared::settings::Settings;
+use microprocess_shared::settings::ForwarderSettings;
 use thiserror::Error;
 
 /// Why a whole batch goes back to the queue.
@@ -40,7 +40,7 @@ impl From<ForwarderError> for Diagnostic {
 /// let SQS delete it, so such a batch is answered with an error, which keeps every
 /// message of it on the queue.
 pub async fn forward_batch(
-    settings: &Settings,
+    settings: &ForwarderSettings,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, ForwarderError> {
     let (batch, context) = event.into_parts();
@@ -52,7 +52,7 @@ pub async fn forward_batch(
         let span = tracing::info_span!(
             "message",
             request_id = %context.request_id,
-            microprocess = %settings.microprocess_name,
+            microprocess = %settings.common.microprocess_name,
             message_id = message_id.unwrap_or_default(),
             receive_count = message
                 .attributes

@@ -2,12 +2,12 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use microprocess_shared::{logging, settings::Settings};
+use microprocess_shared::{logging, settings::ForwarderSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let settings = Settings::from_env()
+    let settings = ForwarderSettings::from_env()
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
     let settings = &settings;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -3,17 +3,16 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use forwarder::{forward_batch, ForwarderError};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use microprocess_shared::settings::Settings;
+use microprocess_shared::settings::ForwarderSettings;
 use serde_json::json;
 
-fn settings() -> Settings {
-    Settings::from_lookup(|name| {
+fn settings() -> ForwarderSettings {
+    ForwarderSettings::from_lookup(|name| {
         let value = match name {
             "MICROPROCESS_NAME" => "credit-scores",
             "LEDGER_TABLE" => "microprocesses-test-ledger",
             "QUEUE_URL" => "http://127.0.0.1:5000/123456789012/credit-scores",
             "QUEUE_BASE_URL" => "http://127.0.0.1:8081",
-            "SPLIT_PATH" => "/jobs/credit-scores/split",
             "PROCESS_PATH" => "/jobs/credit-scores/process",
             "REDUCE_PATH" => "/jobs/credit-scores/reduce",
             "PROCESS_TIMEOUT_SECONDS" => "30",

@@ -1,9 +1,10 @@
-//! A function's settings, read from the environment variables its template sets.
+//! A function's settings, read from the environment variables its template sets
+//! (`templates/microprocess.yaml`).
 //!
-//! [`Settings::from_lookup`] takes the lookup as a closure, so tests pass a map and never
-//! touch the process environment; [`Settings::from_env`] is the same over `std::env`.
-//! Both functions (splitter and forwarder) read one set of variables, so one template
-//! block serves both.
+//! Each function reads what it uses: [`SplitterSettings`] and [`ForwarderSettings`], both
+//! holding the [`CommonSettings`]. `from_lookup` takes the lookup as a closure, so tests
+//! pass a map and never touch the process environment; `from_env` is the same over
+//! `std::env`. Variables a function does not use are ignored.
 
 use std::time::Duration;
 
@@ -17,43 +18,55 @@ pub const LEDGER_TABLE: &str = "LEDGER_TABLE";
 pub const QUEUE_URL: &str = "QUEUE_URL";
 /// Base URL of the service's queue host.
 pub const QUEUE_BASE_URL: &str = "QUEUE_BASE_URL";
-/// Path of the split endpoint.
-pub const SPLIT_PATH: &str = "SPLIT_PATH";
-/// Path of the process endpoint.
-pub const PROCESS_PATH: &str = "PROCESS_PATH";
-/// Path of the reduce endpoint.
-pub const REDUCE_PATH: &str = "REDUCE_PATH";
-/// Timeout of one process or reduce call, in seconds.
-pub const PROCESS_TIMEOUT_SECONDS: &str = "PROCESS_TIMEOUT_SECONDS";
-/// Attempts per split page, process call and reduce call.
-pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
 /// ARN of the Secrets Manager secret holding the signing secret(s).
 pub const SIGNING_SECRET_ARN: &str = "SIGNING_SECRET_ARN";
-/// Bucket for results over 64 KiB; optional.
+/// Path of the split endpoint (splitter).
+pub const SPLIT_PATH: &str = "SPLIT_PATH";
+/// `limit` of each split page request (splitter).
+pub const SPLIT_PAGE_SIZE: &str = "SPLIT_PAGE_SIZE";
+/// Attempts at one split page before the run ends `SPLIT_FAILED` (splitter).
+pub const SPLIT_MAX_ATTEMPTS: &str = "SPLIT_MAX_ATTEMPTS";
+/// Path of the process endpoint (forwarder).
+pub const PROCESS_PATH: &str = "PROCESS_PATH";
+/// Path of the reduce endpoint (forwarder).
+pub const REDUCE_PATH: &str = "REDUCE_PATH";
+/// Timeout of one process or reduce call, in seconds (forwarder).
+pub const PROCESS_TIMEOUT_SECONDS: &str = "PROCESS_TIMEOUT_SECONDS";
+/// Attempts per process or reduce call; the queue's `maxReceiveCount` (forwarder).
+pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
+/// Bucket for results over 64 KiB; optional (forwarder).
 pub const RESULTS_BUCKET: &str = "RESULTS_BUCKET";
-/// `limit` of each split page request; optional.
-pub const SPLIT_PAGE_LIMIT: &str = "SPLIT_PAGE_LIMIT";
 
-/// `SPLIT_PAGE_LIMIT` when the variable is not set.
-pub const DEFAULT_SPLIT_PAGE_LIMIT: u32 = 1000;
-
-/// Validated settings of a splitter or forwarder function.
+/// Settings both functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct CommonSettings {
     pub microprocess_name: String,
     pub ledger_table: String,
     pub queue_url: String,
     /// Without a trailing `/`; a path is appended as is.
     pub queue_base_url: String,
+    pub signing_secret_arn: String,
+}
+
+/// Settings of the splitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitterSettings {
+    pub common: CommonSettings,
     pub split_path: String,
+    pub split_page_size: u32,
+    pub split_max_attempts: u32,
+}
+
+/// Settings of the forwarder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwarderSettings {
+    pub common: CommonSettings,
     pub process_path: String,
     pub reduce_path: String,
     pub process_timeout: Duration,
     pub max_attempts: u32,
-    pub signing_secret_arn: String,
     /// `None` when `RESULTS_BUCKET` is unset or empty.
     pub results_bucket: Option<String>,
-    pub split_page_limit: u32,
 }
 
 /// A missing or bad environment variable, named, with what it should look like.
@@ -80,30 +93,32 @@ const QUEUE_URL_EXPECTED: &str =
     "the SQS queue URL, like `https://sqs.eu-west-1.amazonaws.com/123456789012/credit-scores`";
 const BASE_URL_EXPECTED: &str =
     "the queue host's base URL without query or fragment, like `https://scores-queue.example.com` or `http://127.0.0.1:8081`";
-const PATH_EXPECTED: &str =
-    "a path starting with `/`, without spaces, query or fragment, like `/jobs/credit-scores/split`";
-const TIMEOUT_EXPECTED: &str = "a whole number of seconds from 1 to 900, like `30`";
-const ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 100, like `5`";
 const SECRET_EXPECTED: &str =
     "the ARN of the signing secret, like `arn:aws:secretsmanager:eu-west-1:123456789012:secret:microprocesses-prod-signing`";
+const PATH_EXPECTED: &str =
+    "a path starting with `/`, without spaces, query or fragment, like `/jobs/credit-scores/split`";
+const PAGE_SIZE_EXPECTED: &str = "a whole number from 1 to 10000, like `1000`";
+const SPLIT_ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 20, like `5`";
+const TIMEOUT_EXPECTED: &str = "a whole number of seconds from 1 to 900, like `25`";
+const ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 1000, like `5`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
-const PAGE_LIMIT_EXPECTED: &str = "a whole number from 1 to 10000, like `1000`";
 
-impl Settings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Settings, SettingsError> {
-        Settings::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the settings through `lookup`, which returns a variable's value or `None`.
-    /// An empty value counts as not set.
-    pub fn from_lookup<F>(lookup: F) -> Result<Settings, SettingsError>
+impl CommonSettings {
+    /// Reads the common settings through `lookup`, which returns a variable's value or
+    /// `None`. An empty value counts as not set.
+    pub fn from_lookup<F>(lookup: F) -> Result<CommonSettings, SettingsError>
     where
         F: Fn(&str) -> Option<String>,
     {
-        let env = Lookup(&lookup);
-        Ok(Settings {
+        Self::read(&Lookup(&lookup))
+    }
+
+    fn read<F>(env: &Lookup<'_, F>) -> Result<CommonSettings, SettingsError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        Ok(CommonSettings {
             microprocess_name: env.required(MICROPROCESS_NAME, NAME_EXPECTED, |v| {
                 (1..=64).contains(&v.len())
                     && v.bytes()
@@ -121,36 +136,67 @@ impl Settings {
                 })?
                 .trim_end_matches('/')
                 .to_owned(),
-            split_path: env.required(SPLIT_PATH, PATH_EXPECTED, is_plain_path)?,
-            process_path: env.required(PROCESS_PATH, PATH_EXPECTED, is_plain_path)?,
-            reduce_path: env.required(REDUCE_PATH, PATH_EXPECTED, is_plain_path)?,
-            process_timeout: Duration::from_secs(env.number(
-                PROCESS_TIMEOUT_SECONDS,
-                TIMEOUT_EXPECTED,
-                1..=900,
-                None,
-            )?),
-            max_attempts: env.number(MAX_ATTEMPTS, ATTEMPTS_EXPECTED, 1..=100, None)?,
             signing_secret_arn: env.required(SIGNING_SECRET_ARN, SECRET_EXPECTED, |v| {
                 v.starts_with("arn:") && !v.contains(char::is_whitespace)
             })?,
-            results_bucket: env.optional(RESULTS_BUCKET, BUCKET_EXPECTED, |v| {
-                (3..=63).contains(&v.len())
-                    && v.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
-            })?,
-            split_page_limit: env.number(
-                SPLIT_PAGE_LIMIT,
-                PAGE_LIMIT_EXPECTED,
-                1..=10_000,
-                Some(DEFAULT_SPLIT_PAGE_LIMIT),
-            )?,
         })
     }
 
     /// The URL of `path` on the queue host.
     pub fn queue_host_url(&self, path: &str) -> String {
         format!("{}{path}", self.queue_base_url)
+    }
+}
+
+impl SplitterSettings {
+    /// Reads the splitter's settings from the process environment.
+    pub fn from_env() -> Result<SplitterSettings, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the splitter's settings through `lookup`; an empty value counts as not set.
+    pub fn from_lookup<F>(lookup: F) -> Result<SplitterSettings, SettingsError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let env = Lookup(&lookup);
+        Ok(SplitterSettings {
+            common: CommonSettings::read(&env)?,
+            split_path: env.required(SPLIT_PATH, PATH_EXPECTED, is_plain_path)?,
+            split_page_size: env.number(SPLIT_PAGE_SIZE, PAGE_SIZE_EXPECTED, 1..=10_000)?,
+            split_max_attempts: env.number(SPLIT_MAX_ATTEMPTS, SPLIT_ATTEMPTS_EXPECTED, 1..=20)?,
+        })
+    }
+}
+
+impl ForwarderSettings {
+    /// Reads the forwarder's settings from the process environment.
+    pub fn from_env() -> Result<ForwarderSettings, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the forwarder's settings through `lookup`; an empty value counts as not set.
+    pub fn from_lookup<F>(lookup: F) -> Result<ForwarderSettings, SettingsError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let env = Lookup(&lookup);
+        Ok(ForwarderSettings {
+            common: CommonSettings::read(&env)?,
+            process_path: env.required(PROCESS_PATH, PATH_EXPECTED, is_plain_path)?,
+            reduce_path: env.required(REDUCE_PATH, PATH_EXPECTED, is_plain_path)?,
+            process_timeout: Duration::from_secs(env.number(
+                PROCESS_TIMEOUT_SECONDS,
+                TIMEOUT_EXPECTED,
+                1..=900,
+            )?),
+            max_attempts: env.number(MAX_ATTEMPTS, ATTEMPTS_EXPECTED, 1..=1000)?,
+            results_bucket: env.optional(RESULTS_BUCKET, BUCKET_EXPECTED, |v| {
+                (3..=63).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+            })?,
+        })
     }
 }
 
@@ -196,14 +242,13 @@ where
         variable: &'static str,
         expected: &'static str,
         range: std::ops::RangeInclusive<N>,
-        default: Option<N>,
     ) -> Result<N, SettingsError>
     where
         N: std::str::FromStr + PartialOrd,
     {
-        let Some(value) = self.get(variable) else {
-            return default.ok_or(SettingsError::Missing { variable, expected });
-        };
+        let value = self
+            .get(variable)
+            .ok_or(SettingsError::Missing { variable, expected })?;
         match value.parse::<N>() {
             Ok(number) if value.bytes().all(|b| b.is_ascii_digit()) && range.contains(&number) => {
                 Ok(number)
@@ -240,8 +285,15 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn complete() -> HashMap<&'static str, String> {
-        [
+    type Vars = HashMap<&'static str, String>;
+    type Loader = fn(&Vars) -> Result<(), SettingsError>;
+
+    fn vars(pairs: &[(&'static str, &str)]) -> Vars {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
+
+    fn common() -> Vars {
+        vars(&[
             (MICROPROCESS_NAME, "credit-scores"),
             (LEDGER_TABLE, "microprocesses-dev-ledger"),
             (
@@ -249,65 +301,105 @@ mod tests {
                 "https://sqs.eu-west-1.amazonaws.com/123456789012/credit-scores",
             ),
             (QUEUE_BASE_URL, "http://127.0.0.1:8081/"),
-            (SPLIT_PATH, "/jobs/credit-scores/split"),
-            (PROCESS_PATH, "/jobs/credit-scores/process"),
-            (REDUCE_PATH, "/jobs/credit-scores/reduce"),
-            (PROCESS_TIMEOUT_SECONDS, "30"),
-            (MAX_ATTEMPTS, "5"),
             (
                 SIGNING_SECRET_ARN,
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing",
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k, v.to_owned()))
-        .collect()
+        ])
     }
 
-    fn load(vars: &HashMap<&'static str, String>) -> Result<Settings, SettingsError> {
-        Settings::from_lookup(|name| vars.get(name).cloned())
+    fn splitter_vars() -> Vars {
+        let mut all = common();
+        all.extend(vars(&[
+            (SPLIT_PATH, "/jobs/credit-scores/split"),
+            (SPLIT_PAGE_SIZE, "1000"),
+            (SPLIT_MAX_ATTEMPTS, "5"),
+        ]));
+        all
+    }
+
+    fn forwarder_vars() -> Vars {
+        let mut all = common();
+        all.extend(vars(&[
+            (PROCESS_PATH, "/jobs/credit-scores/process"),
+            (REDUCE_PATH, "/jobs/credit-scores/reduce"),
+            (PROCESS_TIMEOUT_SECONDS, "25"),
+            (MAX_ATTEMPTS, "5"),
+        ]));
+        all
+    }
+
+    fn splitter(vars: &Vars) -> Result<SplitterSettings, SettingsError> {
+        SplitterSettings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn forwarder(vars: &Vars) -> Result<ForwarderSettings, SettingsError> {
+        ForwarderSettings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    /// Both functions' loaders, so every rule is checked on each.
+    fn load_both(vars: &Vars) -> [Result<(), SettingsError>; 2] {
+        [splitter(vars).map(|_| ()), forwarder(vars).map(|_| ())]
     }
 
     #[test]
-    fn reads_a_complete_environment() {
-        let settings = load(&complete()).unwrap();
-        assert_eq!(settings.microprocess_name, "credit-scores");
-        assert_eq!(settings.queue_base_url, "http://127.0.0.1:8081");
+    fn splitter_reads_its_environment() {
+        let settings = splitter(&splitter_vars()).unwrap();
+        assert_eq!(settings.common.microprocess_name, "credit-scores");
+        assert_eq!(settings.common.queue_base_url, "http://127.0.0.1:8081");
         assert_eq!(
-            settings.queue_host_url(&settings.process_path),
-            "http://127.0.0.1:8081/jobs/credit-scores/process"
+            settings.common.queue_host_url(&settings.split_path),
+            "http://127.0.0.1:8081/jobs/credit-scores/split"
         );
-        assert_eq!(settings.process_timeout, Duration::from_secs(30));
+        assert_eq!(settings.split_page_size, 1000);
+        assert_eq!(settings.split_max_attempts, 5);
+    }
+
+    #[test]
+    fn forwarder_reads_its_environment() {
+        let settings = forwarder(&forwarder_vars()).unwrap();
+        assert_eq!(settings.process_timeout, Duration::from_secs(25));
         assert_eq!(settings.max_attempts, 5);
         assert_eq!(settings.results_bucket, None);
-        assert_eq!(settings.split_page_limit, DEFAULT_SPLIT_PAGE_LIMIT);
+        let mut with_bucket = forwarder_vars();
+        with_bucket.insert(RESULTS_BUCKET, "microprocesses-dev-assets".into());
+        assert_eq!(
+            forwarder(&with_bucket).unwrap().results_bucket.as_deref(),
+            Some("microprocesses-dev-assets")
+        );
     }
 
     #[test]
-    fn optional_values_are_read() {
-        let mut vars = complete();
-        vars.insert(RESULTS_BUCKET, "microprocesses-dev-results".into());
-        vars.insert(SPLIT_PAGE_LIMIT, "250".into());
-        let settings = load(&vars).unwrap();
-        assert_eq!(
-            settings.results_bucket.as_deref(),
-            Some("microprocesses-dev-results")
-        );
-        assert_eq!(settings.split_page_limit, 250);
+    fn each_function_ignores_the_other_ones_variables() {
+        assert!(splitter(&forwarder_vars()).is_err());
+        assert!(forwarder(&splitter_vars()).is_err());
+        let mut all = splitter_vars();
+        all.extend(forwarder_vars());
+        all.insert("OVERLAP", "skip".into());
+        assert!(splitter(&all).is_ok());
+        assert!(forwarder(&all).is_ok());
     }
 
     #[test]
     fn each_required_variable_is_named_when_missing_or_empty() {
-        for variable in complete().keys() {
-            for missing in [None, Some(String::new())] {
-                let mut vars = complete();
-                match &missing {
-                    None => vars.remove(variable),
-                    Some(empty) => vars.insert(variable, empty.clone()),
-                };
-                match load(&vars) {
-                    Err(SettingsError::Missing { variable: v, .. }) => assert_eq!(v, *variable),
-                    other => panic!("{variable} {missing:?}: {other:?}"),
+        let cases: [(Vars, Loader); 2] = [
+            (splitter_vars(), |v| splitter(v).map(|_| ())),
+            (forwarder_vars(), |v| forwarder(v).map(|_| ())),
+        ];
+        for (complete, load) in cases {
+            for variable in complete.keys() {
+                for missing in [None, Some(String::new())] {
+                    let mut vars = complete.clone();
+                    match &missing {
+                        None => vars.remove(variable),
+                        Some(empty) => vars.insert(variable, empty.clone()),
+                    };
+                    match load(&vars) {
+                        Err(SettingsError::Missing { variable: v, .. }) => {
+                            assert_eq!(v, *variable)
+                        }
+                        other => panic!("{variable} {missing:?}: {other:?}"),
+                    }
                 }
             }
         }
@@ -315,6 +407,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_the_variable_and_an_example() {
+        let mut all = splitter_vars();
+        all.extend(forwarder_vars());
         for (variable, value) in [
             (MICROPROCESS_NAME, "credit#scores"),
             (MICROPROCESS_NAME, "credit scores"),
@@ -323,8 +417,12 @@ mod tests {
             (QUEUE_BASE_URL, "127.0.0.1:8081"),
             (QUEUE_BASE_URL, "https://"),
             (QUEUE_BASE_URL, "https://host/?x=1"),
+            (SIGNING_SECRET_ARN, "my-secret"),
             (SPLIT_PATH, "split"),
             (SPLIT_PATH, "/split?limit=5"),
+            (SPLIT_PAGE_SIZE, "0"),
+            (SPLIT_PAGE_SIZE, "10001"),
+            (SPLIT_MAX_ATTEMPTS, "21"),
             (PROCESS_PATH, "/a b"),
             (REDUCE_PATH, "/reduce#x"),
             (PROCESS_TIMEOUT_SECONDS, "0"),
@@ -332,41 +430,43 @@ mod tests {
             (PROCESS_TIMEOUT_SECONDS, "30s"),
             (PROCESS_TIMEOUT_SECONDS, "+30"),
             (MAX_ATTEMPTS, "-1"),
-            (MAX_ATTEMPTS, "101"),
-            (SIGNING_SECRET_ARN, "my-secret"),
+            (MAX_ATTEMPTS, "1001"),
             (RESULTS_BUCKET, "Results_Bucket"),
-            (SPLIT_PAGE_LIMIT, "0"),
-            (SPLIT_PAGE_LIMIT, "10001"),
         ] {
-            let mut vars = complete();
+            let mut vars = all.clone();
             vars.insert(variable, value.into());
-            match load(&vars) {
-                Err(SettingsError::Invalid {
-                    variable: v,
-                    value: got,
-                    ..
-                }) => {
-                    assert_eq!((v, got.as_str()), (variable, value));
+            let rejected = load_both(&vars)
+                .into_iter()
+                .filter_map(Result::err)
+                .collect::<Vec<_>>();
+            assert!(!rejected.is_empty(), "{variable}={value} was accepted");
+            for error in rejected {
+                match error {
+                    SettingsError::Invalid {
+                        variable: v,
+                        value: got,
+                        ..
+                    } => assert_eq!((v, got.as_str()), (variable, value)),
+                    other => panic!("{variable}={value}: {other:?}"),
                 }
-                other => panic!("{variable}={value}: {other:?}"),
             }
         }
     }
 
     #[test]
     fn messages_say_what_the_value_should_look_like() {
-        let mut vars = complete();
+        let mut vars = splitter_vars();
         vars.remove(LEDGER_TABLE);
         assert_eq!(
-            load(&vars).unwrap_err().to_string(),
+            splitter(&vars).unwrap_err().to_string(),
             "environment variable `LEDGER_TABLE` is not set; expected a DynamoDB table name, \
              3 to 255 letters, digits, `_`, `-` or `.`, like `microprocesses-prod-ledger`"
         );
-        let mut vars = complete();
+        let mut vars = forwarder_vars();
         vars.insert(MAX_ATTEMPTS, "0".into());
         assert_eq!(
-            load(&vars).unwrap_err().to_string(),
-            "environment variable `MAX_ATTEMPTS` is `0`; expected a whole number from 1 to 100, like `5`"
+            forwarder(&vars).unwrap_err().to_string(),
+            "environment variable `MAX_ATTEMPTS` is `0`; expected a whole number from 1 to 1000, like `5`"
         );
     }
 }

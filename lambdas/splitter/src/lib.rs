@@ -11,7 +11,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use microprocess_shared::run_id::{RunId, RunIdError};
-use microprocess_shared::settings::Settings;
+use microprocess_shared::settings::SplitterSettings;
 use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -26,11 +26,13 @@ const EXPECTED_SHAPES: &str =
 /// A validated request to start a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartRequest {
-    /// A schedule tick; `run` is derived from `time`.
+    /// A schedule tick; `run` is derived from `time`. `microprocess` is the
+    /// `detail.microprocess` that the kit's schedules send, when present.
     Scheduled {
         run: RunId,
         time: DateTime<Utc>,
         event_id: Option<String>,
+        microprocess: Option<String>,
     },
     /// A run started by hand under the given id.
     Manual { run: RunId },
@@ -57,6 +59,13 @@ pub enum EventError {
     NotScheduled(String),
     #[error("the scheduled event has no `time`, so no run id can be derived from it")]
     MissingTime,
+    #[error("the scheduled event's `detail.microprocess` is `{0}`; expected the microprocess name as a string")]
+    BadDetailMicroprocess(Value),
+    #[error(
+        "the scheduled event is for microprocess `{event}` but this splitter serves \
+         `{function}`; check the schedule's target"
+    )]
+    OtherMicroprocess { event: String, function: String },
     #[error("the manual start request is malformed ({0}); expected `{{\"run\": \"<run id>\"}}`")]
     MalformedManualStart(serde_json::Error),
     #[error(transparent)]
@@ -86,10 +95,16 @@ impl StartRequest {
             return Err(EventError::NotScheduled(event.detail_type));
         }
         let time = event.time.ok_or(EventError::MissingTime)?;
+        let microprocess = match event.detail.get("microprocess") {
+            None => None,
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(other) => return Err(EventError::BadDetailMicroprocess(other.clone())),
+        };
         Ok(StartRequest::Scheduled {
             run: RunId::from_schedule_time(time)?,
             time,
             event_id: event.id,
+            microprocess,
         })
     }
 
@@ -137,34 +152,46 @@ impl From<SplitterError> for Diagnostic {
 /// Handles one invocation: validates the start request, derives the run id and logs
 /// it. Until dispatch lands, it always ends in a [`SplitterError`].
 pub async fn start_run(
-    settings: &Settings,
+    settings: &SplitterSettings,
     event: LambdaEvent<Value>,
 ) -> Result<(), SplitterError> {
     let (payload, context) = event.into_parts();
-    let request = StartRequest::from_event(payload).inspect_err(|error| {
-        tracing::error!(
-            request_id = %context.request_id,
-            microprocess = %settings.microprocess_name,
-            %error,
-            "rejected start request"
-        );
-    })?;
+    let microprocess = &settings.common.microprocess_name;
+    let request = StartRequest::from_event(payload)
+        .and_then(|request| match &request {
+            StartRequest::Scheduled {
+                microprocess: Some(event),
+                ..
+            } if event != microprocess => Err(EventError::OtherMicroprocess {
+                event: event.clone(),
+                function: microprocess.clone(),
+            }),
+            _ => Ok(request),
+        })
+        .inspect_err(|error| {
+            tracing::error!(
+                request_id = %context.request_id,
+                %microprocess,
+                %error,
+                "rejected start request"
+            );
+        })?;
     let schedule_time = match &request {
         StartRequest::Scheduled { time, .. } => Some(time.to_rfc3339()),
         StartRequest::Manual { .. } => None,
     };
     let error = SplitterError::NotDispatching {
-        microprocess: settings.microprocess_name.clone(),
+        microprocess: microprocess.clone(),
         run: request.run().clone(),
     };
     tracing::warn!(
         request_id = %context.request_id,
-        microprocess = %settings.microprocess_name,
+        %microprocess,
         run = %request.run(),
         trigger = request.trigger(),
         schedule_time,
-        split_url = %settings.queue_host_url(&settings.split_path),
-        ledger_table = %settings.ledger_table,
+        split_url = %settings.common.queue_host_url(&settings.split_path),
+        ledger_table = %settings.common.ledger_table,
         %error,
         "start request accepted but not dispatched"
     );

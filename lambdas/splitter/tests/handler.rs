@@ -1,22 +1,20 @@
 //! The splitter handler, called directly with `Context::default()` and JSON fixtures.
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use microprocess_shared::settings::Settings;
+use microprocess_shared::settings::SplitterSettings;
 use serde_json::{json, Value};
 use splitter::{start_run, EventError, SplitterError, StartRequest};
 
-fn settings() -> Settings {
-    Settings::from_lookup(|name| {
+fn settings() -> SplitterSettings {
+    SplitterSettings::from_lookup(|name| {
         let value = match name {
             "MICROPROCESS_NAME" => "credit-scores",
             "LEDGER_TABLE" => "microprocesses-test-ledger",
             "QUEUE_URL" => "http://127.0.0.1:5000/123456789012/credit-scores",
             "QUEUE_BASE_URL" => "http://127.0.0.1:8081",
             "SPLIT_PATH" => "/jobs/credit-scores/split",
-            "PROCESS_PATH" => "/jobs/credit-scores/process",
-            "REDUCE_PATH" => "/jobs/credit-scores/reduce",
-            "PROCESS_TIMEOUT_SECONDS" => "30",
-            "MAX_ATTEMPTS" => "5",
+            "SPLIT_PAGE_SIZE" => "1000",
+            "SPLIT_MAX_ATTEMPTS" => "5",
             "SIGNING_SECRET_ARN" => "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing",
             _ => return None,
         };
@@ -28,6 +26,7 @@ fn settings() -> Settings {
 fn fixture(name: &str) -> Value {
     let text = match name {
         "scheduled_event" => include_str!("fixtures/scheduled_event.json"),
+        "scheduler_event" => include_str!("fixtures/scheduler_event.json"),
         "scheduled_event_without_time" => {
             include_str!("fixtures/scheduled_event_without_time.json")
         }
@@ -67,6 +66,34 @@ async fn scheduled_event_names_the_run_after_its_time_and_is_not_dispatched() {
          release packages the splitter but does not dispatch yet (no split call, no ledger \
          record, no queue message); deploy a release with dispatch to run it"
     );
+}
+
+#[tokio::test]
+async fn the_kits_scheduler_input_names_the_run_after_its_time() {
+    match invoke(fixture("scheduler_event")).await {
+        SplitterError::NotDispatching { run, .. } => {
+            assert_eq!(run.as_str(), "2026-11-01T02-00-00Z")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_for_another_microprocess_is_rejected() {
+    let mut event = fixture("scheduler_event");
+    event["detail"]["microprocess"] = json!("invoices");
+    let error = invoke(event).await;
+    assert_eq!(
+        error.to_string(),
+        "no run started: the scheduled event is for microprocess `invoices` but this splitter \
+         serves `credit-scores`; check the schedule's target"
+    );
+    let mut event = fixture("scheduler_event");
+    event["detail"]["microprocess"] = json!(7);
+    assert!(matches!(
+        invoke(event).await,
+        SplitterError::BadEvent(EventError::BadDetailMicroprocess(_))
+    ));
 }
 
 #[tokio::test]
