@@ -30,6 +30,21 @@ impl Layers<'_> {
             .iter()
             .find_map(|(entry, file)| pick(entry).map(|s| Located::from_spanned(s, file)))
     }
+
+    /// Whether `place` is in the environment's override rather than the shared entry.
+    fn is_override(&self, place: &Place) -> bool {
+        self.layers.len() > 1 && Arc::ptr_eq(&place.file, self.layers[0].1)
+    }
+
+    /// Where to point when two values break a rule together: at `first`, unless only
+    /// `second` comes from the environment's override, which is then what broke a rule the
+    /// shared entry keeps in other environments.
+    fn blame<'p>(&self, first: Option<&'p Place>, second: Option<&'p Place>) -> Option<&'p Place> {
+        match (first, second) {
+            (Some(f), Some(s)) if self.is_override(s) && !self.is_override(f) => Some(s),
+            (f, s) => f.or(s),
+        }
+    }
 }
 
 pub fn check_name(c: &mut Checker, name: &Located<String>) {
@@ -165,11 +180,10 @@ fn validate_delivery(
     let forwarder_v = l.get(|m| m.delivery.as_ref()?.forwarder_timeout_seconds.as_ref());
     let forwarder_timeout = c.int(forwarder_v.clone(), &key("delivery.forwarder_timeout_seconds"), forwarder_default, 3, 900, "a Lambda function runs at most 900 seconds");
     if process.timeout_seconds + FORWARDER_MARGIN_SECONDS > forwarder_timeout {
-        let place = process_timeout
-            .as_ref()
-            .map(|p| &p.place)
-            .or(forwarder_v.as_ref().map(|f| &f.place));
-        if let Some(place) = place {
+        if let Some(place) = l.blame(
+            process_timeout.as_ref().map(|p| &p.place),
+            forwarder_v.as_ref().map(|f| &f.place),
+        ) {
             c.error(
                 place,
                 format!(
@@ -190,8 +204,10 @@ fn validate_delivery(
     let visibility_v = l.get(|m| m.delivery.as_ref()?.visibility_timeout_seconds.as_ref());
     let visibility = c.int(visibility_v.clone(), &key("delivery.visibility_timeout_seconds"), visibility_min.min(43_200), 0, 43_200, "SQS visibility timeouts are 0 to 43200 seconds");
     if visibility < visibility_min {
-        let place = visibility_v.as_ref().map(|v| &v.place).or(forwarder_v.as_ref().map(|f| &f.place));
-        if let Some(place) = place {
+        if let Some(place) = l.blame(
+            visibility_v.as_ref().map(|v| &v.place),
+            forwarder_v.as_ref().map(|f| &f.place),
+        ) {
             c.error(
                 place,
                 format!(
@@ -204,13 +220,13 @@ fn validate_delivery(
     }
 
     let max_concurrency_v = l.get(|m| m.delivery.as_ref()?.max_concurrency.as_ref());
-    let max_concurrency = c.int(max_concurrency_v, &key("delivery.max_concurrency"), 10, 2, 1000, "the event source mapping's MaximumConcurrency is 2 to 1000");
+    let max_concurrency = c.int(max_concurrency_v.clone(), &key("delivery.max_concurrency"), 10, 2, 1000, "the event source mapping's MaximumConcurrency is 2 to 1000");
     let reserved_v = l.get(|m| m.delivery.as_ref()?.reserved_concurrency.as_ref());
     let reserved = c.int(reserved_v.clone(), &key("delivery.reserved_concurrency"), max_concurrency, 1, 1000, "reserved concurrency of the forwarder function");
     if let Some(r) = &reserved_v {
         if reserved < max_concurrency {
             c.error(
-                &r.place,
+                l.blame(Some(&r.place), max_concurrency_v.as_ref().map(|m| &m.place)).unwrap_or(&r.place),
                 format!("`{}` ({reserved}) is below `delivery.max_concurrency` ({max_concurrency})", key("delivery.reserved_concurrency")),
                 "Lambda throttles the mapping's extra pollers and every throttle burns a receive, sending messages to the DLQ early: reserve at least max_concurrency",
             );
