@@ -8,19 +8,29 @@ use microprocess_kit::config::Project;
 use microprocess_kit::render::{RenderedStack, Renderer};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A tool installed by `make setup` into the project's `.venv`.
 pub fn venv_tool(name: &str) -> PathBuf {
     let path = root().join(".venv").join("bin").join(name);
-    assert!(path.is_file(), "`{}` is missing: run `make setup` first", path.display());
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run `make setup` first",
+        path.display()
+    );
     path
 }
 
 /// Every environment rendered, architecture fixed so the output does not depend on the machine.
 pub fn render_all() -> Vec<(String, Vec<RenderedStack>)> {
-    let project = Project { root: root(), host_arch: "x86_64".into() };
+    let project = Project {
+        root: root(),
+        host_arch: "x86_64".into(),
+    };
     let renderer = Renderer::load(&root().join("templates")).unwrap_or_else(|e| panic!("{e}"));
     project
         .environment_names()
@@ -28,7 +38,9 @@ pub fn render_all() -> Vec<(String, Vec<RenderedStack>)> {
         .into_iter()
         .map(|name| {
             let env = project.load(&name).unwrap_or_else(|d| panic!("{d}"));
-            let stacks = renderer.render_environment(&env).unwrap_or_else(|e| panic!("{e}"));
+            let stacks = renderer
+                .render_environment(&env)
+                .unwrap_or_else(|e| panic!("{e}"));
             (name, stacks)
         })
         .collect()
@@ -50,7 +62,9 @@ pub fn write_templates(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs a command, returning (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -49,7 +49,9 @@ pub fn build(env: &Environment, stacks: &[RenderedStack], assets: &[Asset]) -> M
                 .iter()
                 .map(|(name, source)| {
                     let mut v = serde_json::to_value(source).unwrap_or_default();
-                    if let (ParameterSource::Asset { asset }, Some(obj)) = (source, v.as_object_mut()) {
+                    if let (ParameterSource::Asset { asset }, Some(obj)) =
+                        (source, v.as_object_mut())
+                    {
                         if let Some(a) = assets.iter().find(|a| &a.name == asset) {
                             obj.insert("key".into(), a.key.clone().into());
                         }
@@ -77,7 +79,10 @@ pub fn build(env: &Environment, stacks: &[RenderedStack], assets: &[Asset]) -> M
         account_id: env.account_id.clone(),
         protected: env.protected,
         architecture: env.architecture.clone(),
-        tags: base_tags(env).into_iter().map(|(k, v)| (k, v.into())).collect(),
+        tags: base_tags(env)
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect(),
         stacks,
         assets: assets.to_vec(),
     }

@@ -50,7 +50,10 @@ pub fn locate(assets_dir: &Path, architecture: &str) -> Result<Vec<Asset>, Packa
     FUNCTIONS
         .iter()
         .map(|function| {
-            let path = assets_dir.join(architecture).join(function).join("bootstrap.zip");
+            let path = assets_dir
+                .join(architecture)
+                .join(function)
+                .join("bootstrap.zip");
             if !path.is_file() {
                 return Err(PackageError::Missing {
                     function: function.to_string(),

@@ -108,7 +108,14 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
             kind: StackKind::Service,
             microprocess: None,
             template_file: "service.template.json".into(),
-            parameters: from_core(&["AlarmTopicArn", "BucketArn", "KmsKeyArn", "LedgerTableArn", "LogsBucketName", "SigningSecretArn"]),
+            parameters: from_core(&[
+                "AlarmTopicArn",
+                "BucketArn",
+                "KmsKeyArn",
+                "LedgerTableArn",
+                "LogsBucketName",
+                "SigningSecretArn",
+            ]),
         });
     }
     for m in &env.microprocesses {
@@ -124,7 +131,12 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
             parameters.extend(from_core(&["BucketArn"]));
         }
         for f in FUNCTIONS {
-            parameters.push((code_key_parameter(f), ParameterSource::Asset { asset: f.to_string() }));
+            parameters.push((
+                code_key_parameter(f),
+                ParameterSource::Asset {
+                    asset: f.to_string(),
+                },
+            ));
         }
         if fargate {
             parameters.push((

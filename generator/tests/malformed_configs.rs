@@ -159,7 +159,7 @@ cases! {
         => "`cron(30 4 ? * ? *)` must have `?` in exactly one of day-of-month (`?`) and day-of-week (`?`)" at "environments/microprocesses.toml:33:27", hint "for every day use `* ?`";
 
     cron_minute_61: "prod", MP, Replace("cron(0 2 1 * ? *)", "cron(61 2 1 * ? *)")
-        => "cron minutes field `61` has `61`, which is not a minutes value" at "environments/microprocesses.toml:7:27", hint "minutes takes 0-59";
+        => "cron minutes field `61` is not a minutes value" at "environments/microprocesses.toml:7:27", hint "minutes takes 0-59";
 
     rate_with_plural_unit_for_one: "prod", MP, Replace("cron(30 4 * * ? *)", "rate(1 days)")
         => "`rate(1 days)` must say `day` for a value of 1" at "environments/microprocesses.toml:33:27", hint "write `rate(1 day)`";

@@ -8,7 +8,10 @@ use microprocess_kit::render::{RenderedStack, Renderer};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A project with the architecture fixed, so snapshots do not depend on the machine.
@@ -39,7 +42,10 @@ fn every_environment_matches_its_snapshots() {
     assert_eq!(envs, ["dev", "local", "prod", "sandbox", "staging"]);
     for env in envs {
         for stack in render(&root, &env) {
-            let name = format!("{env}__{}", stack.plan.template_file.trim_end_matches(".template.json"));
+            let name = format!(
+                "{env}__{}",
+                stack.plan.template_file.trim_end_matches(".template.json")
+            );
             insta::assert_snapshot!(name, stack.json);
         }
     }
@@ -93,7 +99,10 @@ fn adding_a_microprocess_adds_one_stack_and_changes_no_other() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&root.join("environments"), &tmp.path().join("environments"));
     copy_dir(&root.join("templates"), &tmp.path().join("templates"));
-    let before: Vec<_> = environments(&root).into_iter().map(|e| (e.clone(), render(&root, &e))).collect();
+    let before: Vec<_> = environments(&root)
+        .into_iter()
+        .map(|e| (e.clone(), render(&root, &e)))
+        .collect();
 
     let mp = tmp.path().join("environments/microprocesses.toml");
     let mut text = std::fs::read_to_string(&mp).unwrap();
@@ -104,13 +113,29 @@ fn adding_a_microprocess_adds_one_stack_and_changes_no_other() {
         let new = render(tmp.path(), &env);
         assert_eq!(new.len(), old.len() + 1, "{env}: exactly one stack more");
         for o in &old {
-            let n = new.iter().find(|n| n.plan.name == o.plan.name).unwrap_or_else(|| panic!("{env}: {} vanished", o.plan.name));
-            assert!(n.json == o.json, "{env}: adding a microprocess changed {}", o.plan.name);
+            let n = new
+                .iter()
+                .find(|n| n.plan.name == o.plan.name)
+                .unwrap_or_else(|| panic!("{env}: {} vanished", o.plan.name));
+            assert!(
+                n.json == o.json,
+                "{env}: adding a microprocess changed {}",
+                o.plan.name
+            );
         }
-        let added: Vec<_> = new.iter().filter(|n| old.iter().all(|o| o.plan.name != n.plan.name)).collect();
+        let added: Vec<_> = new
+            .iter()
+            .filter(|n| old.iter().all(|o| o.plan.name != n.plan.name))
+            .collect();
         assert_eq!(added.len(), 1);
-        assert_eq!(added[0].plan.microprocess.as_deref(), Some("invoice-reminders"));
-        assert_eq!(added[0].plan.name, format!("scores-{env}-mp-invoice-reminders"));
+        assert_eq!(
+            added[0].plan.microprocess.as_deref(),
+            Some("invoice-reminders")
+        );
+        assert_eq!(
+            added[0].plan.name,
+            format!("scores-{env}-mp-invoice-reminders")
+        );
     }
 }
 
@@ -144,10 +169,15 @@ fn no_policy_allows_a_wildcard_action() {
             let mut statements = Vec::new();
             allow_statements(&stack.template, stack.plan.name.clone(), &mut statements);
             for (path, s) in statements {
-                assert!(s.get("NotAction").is_none(), "{path}: NotAction allows everything else");
+                assert!(
+                    s.get("NotAction").is_none(),
+                    "{path}: NotAction allows everything else"
+                );
                 let actions = match s.get("Action") {
                     Some(Value::String(a)) => vec![a.clone()],
-                    Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+                    Some(Value::Array(a)) => {
+                        a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+                    }
                     other => panic!("{path}: action is {other:?}"),
                 };
                 for a in actions {
@@ -169,7 +199,15 @@ fn stateful_resources_follow_the_protection_of_their_environment() {
         for stack in render(&root, &env) {
             for (id, r) in stack.template["Resources"].as_object().unwrap() {
                 let ty = r["Type"].as_str().unwrap();
-                let stateful = matches!(ty, "AWS::DynamoDB::Table" | "AWS::S3::Bucket" | "AWS::KMS::Key" | "AWS::SecretsManager::Secret" | "AWS::SQS::Queue" | "AWS::Logs::LogGroup");
+                let stateful = matches!(
+                    ty,
+                    "AWS::DynamoDB::Table"
+                        | "AWS::S3::Bucket"
+                        | "AWS::KMS::Key"
+                        | "AWS::SecretsManager::Secret"
+                        | "AWS::SQS::Queue"
+                        | "AWS::Logs::LogGroup"
+                );
                 if stateful {
                     assert_eq!(r["DeletionPolicy"], want, "{env} {id}");
                     assert_eq!(r["UpdateReplacePolicy"], want, "{env} {id}");
@@ -185,9 +223,20 @@ fn every_taggable_resource_carries_the_kit_tags() {
     for env in environments(&root) {
         for stack in render(&root, &env) {
             for (id, r) in stack.template["Resources"].as_object().unwrap() {
-                let Some(tags) = r["Properties"].get("Tags") else { continue };
-                let keys: Vec<&str> = tags.as_array().unwrap().iter().map(|t| t["Key"].as_str().unwrap()).collect();
-                for k in ["microprocess:environment", "microprocess:kit-version", "microprocess:service"] {
+                let Some(tags) = r["Properties"].get("Tags") else {
+                    continue;
+                };
+                let keys: Vec<&str> = tags
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["Key"].as_str().unwrap())
+                    .collect();
+                for k in [
+                    "microprocess:environment",
+                    "microprocess:kit-version",
+                    "microprocess:service",
+                ] {
                     assert!(keys.contains(&k), "{env} {id} lacks {k}");
                 }
                 if stack.plan.microprocess.is_some() {
@@ -206,23 +255,53 @@ fn properties_the_emulator_cannot_show() {
     let core = &prod[0].template["Resources"];
     let table = &core["LedgerTable"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
     assert_eq!(table["SSESpecification"]["SSEType"], "KMS");
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
-    let mp = prod.iter().find(|s| s.plan.microprocess.as_deref() == Some("credit-scores")).unwrap();
+    let mp = prod
+        .iter()
+        .find(|s| s.plan.microprocess.as_deref() == Some("credit-scores"))
+        .unwrap();
     let r = &mp.template["Resources"];
     assert_eq!(r["Forwarder"]["Properties"]["Architectures"][0], "arm64");
-    assert_eq!(r["ForwarderQueueMapping"]["Properties"]["FunctionResponseTypes"][0], "ReportBatchItemFailures");
-    assert_eq!(r["ForwarderQueueMapping"]["Properties"]["ScalingConfig"]["MaximumConcurrency"], 200);
-    assert_eq!(r["Forwarder"]["Properties"]["ReservedConcurrentExecutions"], 200);
-    assert_eq!(r["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"], 5);
-    let forwarder_timeout = r["Forwarder"]["Properties"]["Timeout"].as_u64().unwrap();
-    assert!(r["Queue"]["Properties"]["VisibilityTimeout"].as_u64().unwrap() >= 6 * forwarder_timeout);
-    assert!(
-        r["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"].as_u64().unwrap()
-            > r["Queue"]["Properties"]["MessageRetentionPeriod"].as_u64().unwrap()
+    assert_eq!(
+        r["ForwarderQueueMapping"]["Properties"]["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
     );
-    assert_eq!(r["Schedule"]["Properties"]["ScheduleExpressionTimezone"], "Australia/Sydney");
+    assert_eq!(
+        r["ForwarderQueueMapping"]["Properties"]["ScalingConfig"]["MaximumConcurrency"],
+        200
+    );
+    assert_eq!(
+        r["Forwarder"]["Properties"]["ReservedConcurrentExecutions"],
+        200
+    );
+    assert_eq!(
+        r["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"],
+        5
+    );
+    let forwarder_timeout = r["Forwarder"]["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(
+        r["Queue"]["Properties"]["VisibilityTimeout"]
+            .as_u64()
+            .unwrap()
+            >= 6 * forwarder_timeout
+    );
+    assert!(
+        r["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+            .as_u64()
+            .unwrap()
+            > r["Queue"]["Properties"]["MessageRetentionPeriod"]
+                .as_u64()
+                .unwrap()
+    );
+    assert_eq!(
+        r["Schedule"]["Properties"]["ScheduleExpressionTimezone"],
+        "Australia/Sydney"
+    );
     let service = &prod[1].template["Resources"];
     assert_eq!(service["QueueAlb"]["Properties"]["Scheme"], "internal");
     let idle = service["QueueAlb"]["Properties"]["LoadBalancerAttributes"]
@@ -236,5 +315,8 @@ fn properties_the_emulator_cannot_show() {
         .parse::<u64>()
         .unwrap();
     assert!(idle >= forwarder_timeout);
-    assert_eq!(service["PublicHttpsListener"]["Properties"]["SslPolicy"], "ELBSecurityPolicy-TLS13-1-2-2021-06");
+    assert_eq!(
+        service["PublicHttpsListener"]["Properties"]["SslPolicy"],
+        "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    );
 }

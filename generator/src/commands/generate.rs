@@ -23,7 +23,12 @@ pub struct GenerateArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-pub fn run(project: &Project, args: &GenerateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+pub fn run(
+    project: &Project,
+    args: &GenerateArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
     let Some(names) = selected(project, &args.envs, err) else {
         return Exit::InvalidConfig;
     };
@@ -34,12 +39,26 @@ pub fn run(project: &Project, args: &GenerateArgs, out: &mut dyn Write, err: &mu
             return Exit::Failed;
         }
     };
-    let assets_dir = args.assets_dir.clone().unwrap_or_else(|| package::default_assets_dir(&project.root));
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| project.root.join("dist"));
+    let assets_dir = args
+        .assets_dir
+        .clone()
+        .unwrap_or_else(|| package::default_assets_dir(&project.root));
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| project.root.join("dist"));
     let mut exit = Exit::Ok;
     for name in names {
         let started = Instant::now();
-        let result = generate_one(project, &renderer, &name, &assets_dir, &out_dir.join(&name), out, err);
+        let result = generate_one(
+            project,
+            &renderer,
+            &name,
+            &assets_dir,
+            &out_dir.join(&name),
+            out,
+            err,
+        );
         match result {
             Ok(()) => {
                 let _ = writeln!(out, "  generated in {} ms", started.elapsed().as_millis());
@@ -76,25 +95,50 @@ fn generate_one(
 
     // A fresh folder each time: a removed microprocess must not leave its template behind.
     if dest.exists() {
-        std::fs::remove_dir_all(dest).map_err(|e| fail(err, format!("cannot clear `{}`: {e}", dest.display())))?;
+        std::fs::remove_dir_all(dest)
+            .map_err(|e| fail(err, format!("cannot clear `{}`: {e}", dest.display())))?;
     }
-    std::fs::create_dir_all(dest.join("assets")).map_err(|e| fail(err, format!("cannot create `{}`: {e}", dest.display())))?;
+    std::fs::create_dir_all(dest.join("assets"))
+        .map_err(|e| fail(err, format!("cannot create `{}`: {e}", dest.display())))?;
     for s in &stacks {
         let path = dest.join(&s.plan.template_file);
-        std::fs::write(&path, &s.json).map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
+        std::fs::write(&path, &s.json)
+            .map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
     }
     for a in &assets {
         let path = dest.join(&a.file);
-        std::fs::copy(&a.source, &path).map_err(|e| fail(err, format!("cannot copy `{}` to `{}`: {e}", a.source.display(), path.display())))?;
+        std::fs::copy(&a.source, &path).map_err(|e| {
+            fail(
+                err,
+                format!(
+                    "cannot copy `{}` to `{}`: {e}",
+                    a.source.display(),
+                    path.display()
+                ),
+            )
+        })?;
     }
     let manifest_json = to_json(&serde_json::to_value(&manifest).unwrap_or_default());
     let path = dest.join("manifest.json");
-    std::fs::write(&path, manifest_json).map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
+    std::fs::write(&path, manifest_json)
+        .map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
 
     let shown = dest.strip_prefix(&project.root).unwrap_or(dest);
-    let _ = writeln!(out, "{}: {} stacks → {}", env.name, stacks.len(), shown.display());
+    let _ = writeln!(
+        out,
+        "{}: {} stacks → {}",
+        env.name,
+        stacks.len(),
+        shown.display()
+    );
     for s in &stacks {
-        let _ = writeln!(out, "  {:<40} {:>4} resources {:>8} bytes", s.plan.name, s.resource_count(), s.json.len());
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>4} resources {:>8} bytes",
+            s.plan.name,
+            s.resource_count(),
+            s.json.len()
+        );
     }
     Ok(())
 }

@@ -14,7 +14,11 @@ pub use generate::GenerateArgs;
 pub use validate::ValidateArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "microprocess", version, about = "Deploy and run Microprocesses on AWS: config in, CloudFormation out")]
+#[command(
+    name = "microprocess",
+    version,
+    about = "Deploy and run Microprocesses on AWS: config in, CloudFormation out"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -76,7 +80,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
 }
 
 /// The environment names a selection means.
-fn selected(project: &crate::config::Project, sel: &EnvSelection, err: &mut dyn Write) -> Option<Vec<String>> {
+fn selected(
+    project: &crate::config::Project,
+    sel: &EnvSelection,
+    err: &mut dyn Write,
+) -> Option<Vec<String>> {
     if let Some(env) = &sel.env {
         return Some(vec![env.clone()]);
     }

@@ -12,7 +12,12 @@ pub struct ValidateArgs {
     pub envs: EnvSelection,
 }
 
-pub fn run(project: &Project, args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+pub fn run(
+    project: &Project,
+    args: &ValidateArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
     let Some(names) = selected(project, &args.envs, err) else {
         return Exit::InvalidConfig;
     };
@@ -22,7 +27,9 @@ pub fn run(project: &Project, args: &ValidateArgs, out: &mut dyn Write, err: &mu
             Ok(env) => {
                 let service = match &env.service {
                     Service::Fargate(f) => format!("fargate, queue host {}", f.queue_host),
-                    Service::External { queue_base_url, .. } => format!("external at {queue_base_url}"),
+                    Service::External { queue_base_url, .. } => {
+                        format!("external at {queue_base_url}")
+                    }
                 };
                 let _ = writeln!(
                     out,
@@ -32,13 +39,22 @@ pub fn run(project: &Project, args: &ValidateArgs, out: &mut dyn Write, err: &mu
                     env.architecture,
                     if env.protected { ", protected" } else { "" },
                     env.microprocesses.len(),
-                    env.microprocesses.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+                    env.microprocesses
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     service
                 );
             }
             Err(diagnostics) => {
                 let _ = write!(err, "{diagnostics}");
-                let _ = writeln!(err, "`{name}`: {} problem{} found", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" });
+                let _ = writeln!(
+                    err,
+                    "`{name}`: {} problem{} found",
+                    diagnostics.len(),
+                    if diagnostics.len() == 1 { "" } else { "s" }
+                );
                 exit = Exit::InvalidConfig;
             }
         }

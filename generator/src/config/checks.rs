@@ -51,7 +51,14 @@ impl Checker {
         }
     }
 
-    pub fn int_at(&mut self, v: &Located<i64>, key: &str, min: u32, max: u32, why: &str) -> Option<u32> {
+    pub fn int_at(
+        &mut self,
+        v: &Located<i64>,
+        key: &str,
+        min: u32,
+        max: u32,
+        why: &str,
+    ) -> Option<u32> {
         if v.value < i64::from(min) || v.value > i64::from(max) {
             self.error(
                 &v.place,
@@ -65,11 +72,20 @@ impl Checker {
     }
 
     /// One of a fixed set of words, with a did-you-mean hint.
-    pub fn choice<'a>(&mut self, v: &Located<String>, key: &str, options: &[&'a str]) -> Option<&'a str> {
+    pub fn choice<'a>(
+        &mut self,
+        v: &Located<String>,
+        key: &str,
+        options: &[&'a str],
+    ) -> Option<&'a str> {
         if let Some(o) = options.iter().find(|o| **o == v.value) {
             return Some(o);
         }
-        let list = options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
+        let list = options
+            .iter()
+            .map(|o| format!("`{o}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let hint = match super::diagnostic::did_you_mean(&v.value, options.iter().copied()) {
             Some(close) => format!("did you mean `{close}`? (one of {list})"),
             None => format!("use one of {list}"),
@@ -116,7 +132,9 @@ pub fn is_host_name(h: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 

@@ -104,12 +104,7 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{pad}--> {}:{line}:{col}", place.file.display_path)?;
             writeln!(f, "{pad} |")?;
             writeln!(f, "{line} | {line_text}")?;
-            writeln!(
-                f,
-                "{pad} | {}{}",
-                " ".repeat(col - 1),
-                "^".repeat(width)
-            )?;
+            writeln!(f, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(width))?;
         }
         if let Some(hint) = &self.hint {
             let pad = self
@@ -159,7 +154,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest candidate by edit distance, when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(given, c), c))
@@ -182,7 +180,8 @@ mod tests {
     #[test]
     fn renders_place_caret_and_hint() {
         let f = file("[environment]\nregion = \"mars-1\"\n");
-        let d = Diagnostic::at(Place::new(&f, 23..31), "unknown region `mars-1`").hint("use eu-west-1");
+        let d =
+            Diagnostic::at(Place::new(&f, 23..31), "unknown region `mars-1`").hint("use eu-west-1");
         assert_eq!(
             d.to_string(),
             "error: unknown region `mars-1`\n --> environments/dev.toml:2:10\n  |\n2 | region = \"mars-1\"\n  |          ^^^^^^^^\n  = hint: use eu-west-1\n"
@@ -192,7 +191,13 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("max_concurency", ["max_attempts", "max_concurrency"]), Some("max_concurrency"));
-        assert_eq!(did_you_mean("zzz", ["max_attempts", "max_concurrency"]), None);
+        assert_eq!(
+            did_you_mean("max_concurency", ["max_attempts", "max_concurrency"]),
+            Some("max_concurrency")
+        );
+        assert_eq!(
+            did_you_mean("zzz", ["max_attempts", "max_concurrency"]),
+            None
+        );
     }
 }

@@ -13,7 +13,8 @@ use super::schedule::{check_expression, check_timezone};
 
 /// Retention values CloudWatch Logs accepts.
 pub const LOG_RETENTION_DAYS: &[u32] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 ];
 
 /// Unreserved concurrency Lambda insists on keeping per account and region.
@@ -34,7 +35,12 @@ fn loc<T: Clone>(s: &Spanned<T>, file: &Arc<SourceFile>) -> Located<T> {
     Located::from_spanned(s, file)
 }
 
-pub fn validate_settings(c: &mut Checker, raw: &RawEnvironment, file: &Arc<SourceFile>, host_arch: &str) -> EnvironmentSettings {
+pub fn validate_settings(
+    c: &mut Checker,
+    raw: &RawEnvironment,
+    file: &Arc<SourceFile>,
+    host_arch: &str,
+) -> EnvironmentSettings {
     if let Some(a) = &raw.account_id {
         let a = loc(a, file);
         if a.value.len() != 12 || !a.value.bytes().all(|b| b.is_ascii_digit()) {
@@ -43,7 +49,11 @@ pub fn validate_settings(c: &mut Checker, raw: &RawEnvironment, file: &Arc<Sourc
     }
     let region = loc(&raw.region, file);
     if !is_region(&region.value) {
-        c.error(&region.place, format!("`{}` is not an AWS region name", region.value), "use a region code such as `eu-west-1` or `ap-southeast-2`");
+        c.error(
+            &region.place,
+            format!("`{}` is not an AWS region name", region.value),
+            "use a region code such as `eu-west-1` or `ap-southeast-2`",
+        );
     }
     let arch = loc(&raw.architecture, file);
     let architecture = match c.choice(&arch, "architecture", &["arm64", "x86_64", "host"]) {
@@ -51,15 +61,29 @@ pub fn validate_settings(c: &mut Checker, raw: &RawEnvironment, file: &Arc<Sourc
         Some(a) => a.to_string(),
         None => "arm64".to_string(),
     };
-    let lambda_concurrency_limit = c.int(raw.lambda_concurrency_limit.as_ref().map(|v| loc(v, file)), "lambda_concurrency_limit", 1000, UNRESERVED_FLOOR + 2, 1_000_000, "the account's Lambda concurrent executions quota in this region");
+    let lambda_concurrency_limit = c.int(
+        raw.lambda_concurrency_limit.as_ref().map(|v| loc(v, file)),
+        "lambda_concurrency_limit",
+        1000,
+        UNRESERVED_FLOOR + 2,
+        1_000_000,
+        "the account's Lambda concurrent executions quota in this region",
+    );
     let log_retention_days = match &raw.log_retention_days {
         None => 365,
         Some(v) => {
             let v = loc(v, file);
-            match u32::try_from(v.value).ok().filter(|d| LOG_RETENTION_DAYS.contains(d)) {
+            match u32::try_from(v.value)
+                .ok()
+                .filter(|d| LOG_RETENTION_DAYS.contains(d))
+            {
                 Some(d) => d,
                 None => {
-                    let nearest = LOG_RETENTION_DAYS.iter().min_by_key(|d| (i64::from(**d) - v.value).abs()).copied().unwrap_or(365);
+                    let nearest = LOG_RETENTION_DAYS
+                        .iter()
+                        .min_by_key(|d| (i64::from(**d) - v.value).abs())
+                        .copied()
+                        .unwrap_or(365);
                     c.error(&v.place, format!("`log_retention_days` cannot be `{}`", v.value), format!("CloudWatch Logs takes 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653; nearest is {nearest}"));
                     365
                 }
@@ -69,7 +93,11 @@ pub fn validate_settings(c: &mut Checker, raw: &RawEnvironment, file: &Arc<Sourc
     let alarm_email = raw.alarm_email.as_ref().map(|e| {
         let e = loc(e, file);
         if !e.value.contains('@') || e.value.contains(char::is_whitespace) {
-            c.error(&e.place, format!("`alarm_email` `{}` is not an e-mail address", e.value), "alarms go to an SNS topic; this address is subscribed to it");
+            c.error(
+                &e.place,
+                format!("`alarm_email` `{}` is not an e-mail address", e.value),
+                "alarms go to an SNS topic; this address is subscribed to it",
+            );
         }
         e.value
     });
@@ -77,10 +105,20 @@ pub fn validate_settings(c: &mut Checker, raw: &RawEnvironment, file: &Arc<Sourc
     let expires_after_days = raw.expires_after_days.as_ref().and_then(|v| {
         let v = loc(v, file);
         if protected {
-            c.error(&v.place, "`expires_after_days` is only for unprotected environments", "a protected environment never expires; remove the key or set `protected = false`");
+            c.error(
+                &v.place,
+                "`expires_after_days` is only for unprotected environments",
+                "a protected environment never expires; remove the key or set `protected = false`",
+            );
             return None;
         }
-        c.int_at(&v, "expires_after_days", 1, 90, "sandboxes past their expiry are removed by `teardown --expired`")
+        c.int_at(
+            &v,
+            "expires_after_days",
+            1,
+            90,
+            "sandboxes past their expiry are removed by `teardown --expired`",
+        )
     });
     EnvironmentSettings {
         account_id: raw.account_id.as_ref().map(|a| a.get_ref().clone()),
@@ -98,22 +136,38 @@ fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     (3..=4).contains(&parts.len())
         && parts[0].len() == 2
-        && parts.iter().take(parts.len() - 1).all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .iter()
+            .take(parts.len() - 1)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
-pub fn validate_service(c: &mut Checker, raw: &Spanned<RawService>, file: &Arc<SourceFile>, microprocesses: &[Microprocess]) -> Service {
+pub fn validate_service(
+    c: &mut Checker,
+    raw: &Spanned<RawService>,
+    file: &Arc<SourceFile>,
+    microprocesses: &[Microprocess],
+) -> Service {
     let table = Place::new(file, raw.span());
     let raw = raw.get_ref();
     let name = loc(&raw.name, file);
     if !is_kebab_name(&name.value, 20) {
-        c.error(&name.place, format!("`{}` is not a valid service name", name.value), "use 2 to 20 lowercase letters, digits and single hyphens, starting with a letter");
+        c.error(
+            &name.place,
+            format!("`{}` is not a valid service name", name.value),
+            "use 2 to 20 lowercase letters, digits and single hyphens, starting with a letter",
+        );
     }
     let mode = loc(&raw.mode, file);
     match c.choice(&mode, "service.mode", &["fargate", "external"]) {
         Some("external") => {
             for (key, place) in fargate_keys_present(raw, file) {
-                c.error(&place, format!("`service.{key}` only applies to `mode = \"fargate\"`"), "an external service is reached at `queue_base_url`; remove the key");
+                c.error(
+                    &place,
+                    format!("`service.{key}` only applies to `mode = \"fargate\"`"),
+                    "an external service is reached at `queue_base_url`; remove the key",
+                );
             }
             let url = match &raw.queue_base_url {
                 None => {
@@ -126,13 +180,27 @@ pub fn validate_service(c: &mut Checker, raw: &Spanned<RawService>, file: &Arc<S
                     u.value
                 }
             };
-            Service::External { name: name.value, queue_base_url: url }
+            Service::External {
+                name: name.value,
+                queue_base_url: url,
+            }
         }
         _ => {
             if let Some(u) = &raw.queue_base_url {
-                c.error(&Place::new(file, u.span()), "`service.queue_base_url` only applies to `mode = \"external\"`", "a Fargate service is reached at `https://<queue_host>`; remove the key");
+                c.error(
+                    &Place::new(file, u.span()),
+                    "`service.queue_base_url` only applies to `mode = \"external\"`",
+                    "a Fargate service is reached at `https://<queue_host>`; remove the key",
+                );
             }
-            Service::Fargate(Box::new(validate_fargate(c, raw, &table, file, name.value, microprocesses)))
+            Service::Fargate(Box::new(validate_fargate(
+                c,
+                raw,
+                &table,
+                file,
+                name.value,
+                microprocesses,
+            )))
         }
     }
 }
@@ -140,17 +208,38 @@ pub fn validate_service(c: &mut Checker, raw: &Spanned<RawService>, file: &Arc<S
 fn fargate_keys_present(raw: &RawService, file: &Arc<SourceFile>) -> Vec<(&'static str, Place)> {
     let spans = [
         ("image", raw.image.as_ref().map(|s| s.span())),
-        ("container_port", raw.container_port.as_ref().map(|s| s.span())),
-        ("health_check_path", raw.health_check_path.as_ref().map(|s| s.span())),
+        (
+            "container_port",
+            raw.container_port.as_ref().map(|s| s.span()),
+        ),
+        (
+            "health_check_path",
+            raw.health_check_path.as_ref().map(|s| s.span()),
+        ),
         ("vpc_id", raw.vpc_id.as_ref().map(|s| s.span())),
-        ("public_subnet_ids", raw.public_subnet_ids.as_ref().map(|s| s.span())),
-        ("private_subnet_ids", raw.private_subnet_ids.as_ref().map(|s| s.span())),
-        ("certificate_arn", raw.certificate_arn.as_ref().map(|s| s.span())),
-        ("hosted_zone_id", raw.hosted_zone_id.as_ref().map(|s| s.span())),
+        (
+            "public_subnet_ids",
+            raw.public_subnet_ids.as_ref().map(|s| s.span()),
+        ),
+        (
+            "private_subnet_ids",
+            raw.private_subnet_ids.as_ref().map(|s| s.span()),
+        ),
+        (
+            "certificate_arn",
+            raw.certificate_arn.as_ref().map(|s| s.span()),
+        ),
+        (
+            "hosted_zone_id",
+            raw.hosted_zone_id.as_ref().map(|s| s.span()),
+        ),
         ("live_host", raw.live_host.as_ref().map(|s| s.span())),
         ("queue_host", raw.queue_host.as_ref().map(|s| s.span())),
         ("layout", raw.layout.as_ref().map(|s| s.span())),
-        ("queue_idle_timeout_seconds", raw.queue_idle_timeout_seconds.as_ref().map(|s| s.span())),
+        (
+            "queue_idle_timeout_seconds",
+            raw.queue_idle_timeout_seconds.as_ref().map(|s| s.span()),
+        ),
         ("live", raw.live.as_ref().map(|s| s.span())),
         ("queue", raw.queue.as_ref().map(|s| s.span())),
     ];
@@ -162,40 +251,97 @@ fn fargate_keys_present(raw: &RawService, file: &Arc<SourceFile>) -> Vec<(&'stat
 
 fn check_base_url(c: &mut Checker, u: &Located<String>) {
     let v = &u.value;
-    let loopback = ["http://127.", "http://localhost:", "http://localhost/", "http://[::1]"];
+    let loopback = [
+        "http://127.",
+        "http://localhost:",
+        "http://localhost/",
+        "http://[::1]",
+    ];
     if v.starts_with("https://") {
         if v.len() <= "https://".len() {
-            c.error(&u.place, "`queue_base_url` has no host", "write `https://host[:port]`");
+            c.error(
+                &u.place,
+                "`queue_base_url` has no host",
+                "write `https://host[:port]`",
+            );
         }
     } else if v.starts_with("http://") {
         if !loopback.iter().any(|p| v.starts_with(p)) && v != "http://localhost" {
-            c.error(&u.place, format!("`queue_base_url` `{v}` is plain http to a non-loopback host"), "the kit sends only over TLS: use https://, or a loopback address for local runs");
+            c.error(
+                &u.place,
+                format!("`queue_base_url` `{v}` is plain http to a non-loopback host"),
+                "the kit sends only over TLS: use https://, or a loopback address for local runs",
+            );
         }
     } else {
-        c.error(&u.place, format!("`queue_base_url` `{v}` is not an http(s) URL"), "write `https://host[:port]` or `http://127.0.0.1:PORT`");
+        c.error(
+            &u.place,
+            format!("`queue_base_url` `{v}` is not an http(s) URL"),
+            "write `https://host[:port]` or `http://127.0.0.1:PORT`",
+        );
     }
     if v.ends_with('/') {
-        c.error(&u.place, "`queue_base_url` must not end with `/`", "the microprocess paths start with `/`");
+        c.error(
+            &u.place,
+            "`queue_base_url` must not end with `/`",
+            "the microprocess paths start with `/`",
+        );
     }
 }
 
-fn required<T: Clone>(c: &mut Checker, v: &Option<Spanned<T>>, file: &Arc<SourceFile>, table: &Place, key: &str, example: &str) -> Option<Located<T>> {
+fn required<T: Clone>(
+    c: &mut Checker,
+    v: &Option<Spanned<T>>,
+    file: &Arc<SourceFile>,
+    table: &Place,
+    key: &str,
+    example: &str,
+) -> Option<Located<T>> {
     match v {
         Some(s) => Some(loc(s, file)),
         None => {
-            c.error(table, format!("`service` with `mode = \"fargate\"` has no `{key}`"), format!("add `{key} = {example}`"));
+            c.error(
+                table,
+                format!("`service` with `mode = \"fargate\"` has no `{key}`"),
+                format!("add `{key} = {example}`"),
+            );
             None
         }
     }
 }
 
-fn validate_fargate(c: &mut Checker, raw: &RawService, table: &Place, file: &Arc<SourceFile>, name: String, microprocesses: &[Microprocess]) -> FargateService {
+fn validate_fargate(
+    c: &mut Checker,
+    raw: &RawService,
+    table: &Place,
+    file: &Arc<SourceFile>,
+    name: String,
+    microprocesses: &[Microprocess],
+) -> FargateService {
     let text = |v: Option<Located<String>>| v.map(|l| l.value).unwrap_or_default();
-    let image = text(required(c, &raw.image, file, table, "image", "\"<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>\""));
-    let vpc_id = required(c, &raw.vpc_id, file, table, "vpc_id", "\"vpc-0123456789abcdef0\"");
+    let image = text(required(
+        c,
+        &raw.image,
+        file,
+        table,
+        "image",
+        "\"<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>\"",
+    ));
+    let vpc_id = required(
+        c,
+        &raw.vpc_id,
+        file,
+        table,
+        "vpc_id",
+        "\"vpc-0123456789abcdef0\"",
+    );
     if let Some(v) = &vpc_id {
         if !v.value.starts_with("vpc-") {
-            c.error(&v.place, format!("`vpc_id` `{}` is not a VPC id", v.value), "VPC ids look like `vpc-0123456789abcdef0`");
+            c.error(
+                &v.place,
+                format!("`vpc_id` `{}` is not a VPC id", v.value),
+                "VPC ids look like `vpc-0123456789abcdef0`",
+            );
         }
     }
     let mut subnets = |key: &str, v: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
@@ -204,33 +350,69 @@ fn validate_fargate(c: &mut Checker, raw: &RawService, table: &Place, file: &Arc
             return Vec::new();
         };
         if list.get_ref().len() < 2 {
-            c.error(&Place::new(file, list.span()), format!("`{key}` needs at least two subnets"), "an ALB needs subnets in at least two availability zones");
+            c.error(
+                &Place::new(file, list.span()),
+                format!("`{key}` needs at least two subnets"),
+                "an ALB needs subnets in at least two availability zones",
+            );
         }
         for s in list.get_ref() {
             if !s.get_ref().starts_with("subnet-") {
-                c.error(&Place::new(file, s.span()), format!("`{}` is not a subnet id", s.get_ref()), "subnet ids look like `subnet-0123456789abcdef0`");
+                c.error(
+                    &Place::new(file, s.span()),
+                    format!("`{}` is not a subnet id", s.get_ref()),
+                    "subnet ids look like `subnet-0123456789abcdef0`",
+                );
             }
         }
         list.get_ref().iter().map(|s| s.get_ref().clone()).collect()
     };
     let public_subnet_ids = subnets("public_subnet_ids", &raw.public_subnet_ids);
     let private_subnet_ids = subnets("private_subnet_ids", &raw.private_subnet_ids);
-    let certificate_arn = required(c, &raw.certificate_arn, file, table, "certificate_arn", "\"arn:aws:acm:<region>:<account>:certificate/<id>\"");
+    let certificate_arn = required(
+        c,
+        &raw.certificate_arn,
+        file,
+        table,
+        "certificate_arn",
+        "\"arn:aws:acm:<region>:<account>:certificate/<id>\"",
+    );
     if let Some(v) = &certificate_arn {
         if !v.value.starts_with("arn:aws:acm:") {
-            c.error(&v.place, "`certificate_arn` is not an ACM certificate ARN", "it starts with `arn:aws:acm:` and covers both hosts");
+            c.error(
+                &v.place,
+                "`certificate_arn` is not an ACM certificate ARN",
+                "it starts with `arn:aws:acm:` and covers both hosts",
+            );
         }
     }
-    let hosted_zone_id = required(c, &raw.hosted_zone_id, file, table, "hosted_zone_id", "\"Z0123456789ABCDEFGHIJ\"");
+    let hosted_zone_id = required(
+        c,
+        &raw.hosted_zone_id,
+        file,
+        table,
+        "hosted_zone_id",
+        "\"Z0123456789ABCDEFGHIJ\"",
+    );
     if let Some(v) = &hosted_zone_id {
         if !v.value.starts_with('Z') || !v.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            c.error(&v.place, format!("`hosted_zone_id` `{}` is not a Route 53 zone id", v.value), "zone ids look like `Z0123456789ABCDEFGHIJ`");
+            c.error(
+                &v.place,
+                format!("`hosted_zone_id` `{}` is not a Route 53 zone id", v.value),
+                "zone ids look like `Z0123456789ABCDEFGHIJ`",
+            );
         }
     }
     let mut host = |key: &str, v: &Option<Spanned<String>>| -> String {
-        let Some(h) = required(c, v, file, table, key, "\"scores.example.com\"") else { return String::new() };
+        let Some(h) = required(c, v, file, table, key, "\"scores.example.com\"") else {
+            return String::new();
+        };
         if !is_host_name(&h.value) {
-            c.error(&h.place, format!("`{key}` `{}` is not a DNS host name", h.value), "write a lowercase name such as `scores-queue.example.com`, without scheme or path");
+            c.error(
+                &h.place,
+                format!("`{key}` `{}` is not a DNS host name", h.value),
+                "write a lowercase name such as `scores-queue.example.com`, without scheme or path",
+            );
         }
         h.value
     };
@@ -243,44 +425,98 @@ fn validate_fargate(c: &mut Checker, raw: &RawService, table: &Place, file: &Arc
     }
     let layout = match &raw.layout {
         None => AlbLayout::InternalQueue,
-        Some(l) => match c.choice(&loc(l, file), "service.layout", &["internal-queue", "shared-public"]) {
+        Some(l) => match c.choice(
+            &loc(l, file),
+            "service.layout",
+            &["internal-queue", "shared-public"],
+        ) {
             Some("shared-public") => AlbLayout::SharedPublic,
             _ => AlbLayout::InternalQueue,
         },
     };
-    let container_port = c.int(raw.container_port.as_ref().map(|v| loc(v, file)), "service.container_port", 8080, 1, 65_535, "the port the container listens on") as u16;
+    let container_port = c.int(
+        raw.container_port.as_ref().map(|v| loc(v, file)),
+        "service.container_port",
+        8080,
+        1,
+        65_535,
+        "the port the container listens on",
+    ) as u16;
     let health_check_path = match &raw.health_check_path {
         None => "/healthz".to_string(),
         Some(p) => {
             let p = loc(p, file);
             if let Some(problem) = super::checks::path_problem(&p.value) {
-                c.error(&p.place, format!("`service.health_check_path` {problem}"), "the ALB health check asks this path, e.g. `/healthz`");
+                c.error(
+                    &p.place,
+                    format!("`service.health_check_path` {problem}"),
+                    "the ALB health check asks this path, e.g. `/healthz`",
+                );
             }
             p.value
         }
     };
 
     // The queue ALB must keep a request open for as long as any forwarder waits on it.
-    let longest_forwarder = microprocesses.iter().map(|m| m.delivery.forwarder_timeout_seconds).max().unwrap_or(0);
+    let longest_forwarder = microprocesses
+        .iter()
+        .map(|m| m.delivery.forwarder_timeout_seconds)
+        .max()
+        .unwrap_or(0);
     let queue_idle_timeout_seconds = match &raw.queue_idle_timeout_seconds {
         None => longest_forwarder.max(60),
         Some(v) => {
             let v = loc(v, file);
-            let idle = c.int_at(&v, "service.queue_idle_timeout_seconds", 1, 4000, "ALB idle timeouts are 1 to 4000 seconds").unwrap_or(4000);
-            if let Some(m) = microprocesses.iter().find(|m| m.delivery.forwarder_timeout_seconds > idle) {
+            let idle = c
+                .int_at(
+                    &v,
+                    "service.queue_idle_timeout_seconds",
+                    1,
+                    4000,
+                    "ALB idle timeouts are 1 to 4000 seconds",
+                )
+                .unwrap_or(4000);
+            if let Some(m) = microprocesses
+                .iter()
+                .find(|m| m.delivery.forwarder_timeout_seconds > idle)
+            {
                 c.error(&v.place, format!("`service.queue_idle_timeout_seconds` ({idle} s) is shorter than the forwarder timeout of `{}` ({} s)", m.name, m.delivery.forwarder_timeout_seconds), format!("the ALB would cut requests the forwarder still waits on: use at least {longest_forwarder}, or leave the key out to derive it"));
             }
             idle
         }
     };
 
-    let live = raw.live.as_ref().map(|t| validate_tasks(c, "service.live", &t.get_ref().cpu, &t.get_ref().memory_mb, &t.get_ref().min_tasks, &t.get_ref().max_tasks, &t.get_ref().target_cpu_percent, file));
+    let live = raw.live.as_ref().map(|t| {
+        validate_tasks(
+            c,
+            "service.live",
+            &t.get_ref().cpu,
+            &t.get_ref().memory_mb,
+            &t.get_ref().min_tasks,
+            &t.get_ref().max_tasks,
+            &t.get_ref().target_cpu_percent,
+            file,
+        )
+    });
     if raw.live.is_none() {
-        c.error(table, "`service` with `mode = \"fargate\"` has no `[service.live]`", "add `[service.live]` with cpu, memory_mb, min_tasks, max_tasks and target_cpu_percent");
+        c.error(
+            table,
+            "`service` with `mode = \"fargate\"` has no `[service.live]`",
+            "add `[service.live]` with cpu, memory_mb, min_tasks, max_tasks and target_cpu_percent",
+        );
     }
     let queue = raw.queue.as_ref().map(|t| {
         let q = t.get_ref();
-        validate_tasks(c, "service.queue", &q.cpu, &q.memory_mb, &q.min_tasks, &q.max_tasks, &q.target_cpu_percent, file)
+        validate_tasks(
+            c,
+            "service.queue",
+            &q.cpu,
+            &q.memory_mb,
+            &q.min_tasks,
+            &q.max_tasks,
+            &q.target_cpu_percent,
+            file,
+        )
     });
     if raw.queue.is_none() {
         c.error(table, "`service` with `mode = \"fargate\"` has no `[service.queue]`", "add `[service.queue]` with cpu, memory_mb, min_tasks, max_tasks and target_cpu_percent");
@@ -306,7 +542,13 @@ fn validate_fargate(c: &mut Checker, raw: &RawService, table: &Place, file: &Arc
         }
         BusinessHours { timezone: tz.value, start: b.start.get_ref().clone(), end: b.end.get_ref().clone(), min_tasks: min, max_tasks: max }
     });
-    let fallback = Tasks { cpu: 256, memory_mb: 512, min_tasks: 1, max_tasks: 1, target_cpu_percent: 60 };
+    let fallback = Tasks {
+        cpu: 256,
+        memory_mb: 512,
+        min_tasks: 1,
+        max_tasks: 1,
+        target_cpu_percent: 60,
+    };
 
     FargateService {
         name,
@@ -358,26 +600,84 @@ fn validate_tasks(
     let mem_l = loc(memory, file);
     let mem_v = u32::try_from(mem_l.value).unwrap_or(0);
     if ![256, 512, 1024, 2048, 4096, 8192, 16_384].contains(&cpu_v) {
-        c.error(&cpu_l.place, format!("`{key}.cpu` cannot be `{}`", cpu_l.value), "Fargate CPU units are 256, 512, 1024, 2048, 4096, 8192 or 16384");
+        c.error(
+            &cpu_l.place,
+            format!("`{key}.cpu` cannot be `{}`", cpu_l.value),
+            "Fargate CPU units are 256, 512, 1024, 2048, 4096, 8192 or 16384",
+        );
     } else if !fargate_memory_ok(cpu_v, mem_v) {
         c.error(&mem_l.place, format!("`{key}.memory_mb` `{}` does not go with cpu {cpu_v}", mem_l.value), "see the Fargate task size table: e.g. cpu 256 takes 512, 1024 or 2048; cpu 1024 takes 2048 to 8192 in steps of 1024");
     }
-    let min_v = c.int_at(&loc(min, file), &format!("{key}.min_tasks"), 0, 1000, "ECS service tasks").unwrap_or(1);
-    let max_v = c.int_at(&loc(max, file), &format!("{key}.max_tasks"), 1, 1000, "ECS service tasks").unwrap_or(1);
+    let min_v = c
+        .int_at(
+            &loc(min, file),
+            &format!("{key}.min_tasks"),
+            0,
+            1000,
+            "ECS service tasks",
+        )
+        .unwrap_or(1);
+    let max_v = c
+        .int_at(
+            &loc(max, file),
+            &format!("{key}.max_tasks"),
+            1,
+            1000,
+            "ECS service tasks",
+        )
+        .unwrap_or(1);
     if min_v > max_v {
-        c.error(&Place::new(file, min.span()), format!("`{key}.min_tasks` ({min_v}) is above `max_tasks` ({max_v})"), "swap them or raise max_tasks");
+        c.error(
+            &Place::new(file, min.span()),
+            format!("`{key}.min_tasks` ({min_v}) is above `max_tasks` ({max_v})"),
+            "swap them or raise max_tasks",
+        );
     }
-    let target_v = c.int_at(&loc(target, file), &format!("{key}.target_cpu_percent"), 10, 90, "autoscaling tracks this average CPU").unwrap_or(60);
-    Tasks { cpu: cpu_v, memory_mb: mem_v, min_tasks: min_v, max_tasks: max_v, target_cpu_percent: target_v }
+    let target_v = c
+        .int_at(
+            &loc(target, file),
+            &format!("{key}.target_cpu_percent"),
+            10,
+            90,
+            "autoscaling tracks this average CPU",
+        )
+        .unwrap_or(60);
+    Tasks {
+        cpu: cpu_v,
+        memory_mb: mem_v,
+        min_tasks: min_v,
+        max_tasks: max_v,
+        target_cpu_percent: target_v,
+    }
 }
 
 /// Every function's reserved concurrency together must leave the account's floor free.
-pub fn check_concurrency(c: &mut Checker, settings: &EnvironmentSettings, raw: &RawEnvironment, env_table: &Place, file: &Arc<SourceFile>, microprocesses: &[Microprocess]) {
-    let reserved: u32 = microprocesses.iter().map(|m| m.delivery.reserved_concurrency + m.split.reserved_concurrency).sum();
-    let available = settings.lambda_concurrency_limit.saturating_sub(UNRESERVED_FLOOR);
+pub fn check_concurrency(
+    c: &mut Checker,
+    settings: &EnvironmentSettings,
+    raw: &RawEnvironment,
+    env_table: &Place,
+    file: &Arc<SourceFile>,
+    microprocesses: &[Microprocess],
+) {
+    let reserved: u32 = microprocesses
+        .iter()
+        .map(|m| m.delivery.reserved_concurrency + m.split.reserved_concurrency)
+        .sum();
+    let available = settings
+        .lambda_concurrency_limit
+        .saturating_sub(UNRESERVED_FLOOR);
     if reserved > available {
-        let place = raw.lambda_concurrency_limit.as_ref().map(|l| Place::new(file, l.span())).unwrap_or_else(|| env_table.clone());
-        let largest = microprocesses.iter().max_by_key(|m| m.delivery.reserved_concurrency).map(|m| format!("`{}` reserves {}", m.name, m.delivery.reserved_concurrency)).unwrap_or_default();
+        let place = raw
+            .lambda_concurrency_limit
+            .as_ref()
+            .map(|l| Place::new(file, l.span()))
+            .unwrap_or_else(|| env_table.clone());
+        let largest = microprocesses
+            .iter()
+            .max_by_key(|m| m.delivery.reserved_concurrency)
+            .map(|m| format!("`{}` reserves {}", m.name, m.delivery.reserved_concurrency))
+            .unwrap_or_default();
         c.error(
             &place,
             format!("the microprocesses reserve {reserved} concurrent executions, but only {available} of the account's {} can be reserved", settings.lambda_concurrency_limit),

@@ -7,7 +7,9 @@ use toml::Spanned;
 
 use super::checks::{is_kebab_name, path_problem, Checker, Located};
 use super::diagnostic::{Place, SourceFile};
-use super::model::{Delivery, Microprocess, Overlap, Process, Reduce, ResultStorage, Results, Schedule, Split};
+use super::model::{
+    Delivery, Microprocess, Overlap, Process, Reduce, ResultStorage, Results, Schedule, Split,
+};
 use super::raw::RawMicroprocess;
 use super::schedule::{check_expression, check_timezone};
 
@@ -25,7 +27,10 @@ pub struct Layers<'a> {
 
 impl Layers<'_> {
     /// The value of one key from the first layer that sets it.
-    fn get<T: Clone>(&self, pick: impl Fn(&RawMicroprocess) -> Option<&Spanned<T>>) -> Option<Located<T>> {
+    fn get<T: Clone>(
+        &self,
+        pick: impl Fn(&RawMicroprocess) -> Option<&Spanned<T>>,
+    ) -> Option<Located<T>> {
         self.layers
             .iter()
             .find_map(|(entry, file)| pick(entry).map(|s| Located::from_spanned(s, file)))
@@ -68,7 +73,10 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
                 c.error(
                     name_place,
                     format!("microprocess `{name}` has no `{k}`"),
-                    format!("add `[{name}.{}]` with `path = \"/...\"`", k.trim_end_matches(".path")),
+                    format!(
+                        "add `[{name}.{}]` with `path = \"/...\"`",
+                        k.trim_end_matches(".path")
+                    ),
                 );
                 String::new()
             }
@@ -82,8 +90,16 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
     };
 
     let split_path = required_path(c, l.get(|m| m.split.as_ref()?.path.as_ref()), "split.path");
-    let process_path = required_path(c, l.get(|m| m.process.as_ref()?.path.as_ref()), "process.path");
-    let reduce_path = required_path(c, l.get(|m| m.reduce.as_ref()?.path.as_ref()), "reduce.path");
+    let process_path = required_path(
+        c,
+        l.get(|m| m.process.as_ref()?.path.as_ref()),
+        "process.path",
+    );
+    let reduce_path = required_path(
+        c,
+        l.get(|m| m.reduce.as_ref()?.path.as_ref()),
+        "reduce.path",
+    );
 
     let schedule = validate_schedule(c, name, name_place, l);
     let overlap = match l.get(|m| m.overlap.as_ref()) {
@@ -114,7 +130,11 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
 
     let storage = match l.get(|m| m.results.as_ref()?.storage.as_ref()) {
         None => ResultStorage::Ledger,
-        Some(v) => match c.choice(&v, &key("results.storage"), &["ledger", "bucket", "discard"]) {
+        Some(v) => match c.choice(
+            &v,
+            &key("results.storage"),
+            &["ledger", "bucket", "discard"],
+        ) {
             Some("bucket") => ResultStorage::Bucket,
             Some("discard") => ResultStorage::Discard,
             _ => ResultStorage::Ledger,
@@ -122,13 +142,30 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
     };
     let results = Results {
         storage,
-        retention_days: c.int(l.get(|m| m.results.as_ref()?.retention_days.as_ref()), &key("results.retention_days"), 90, 1, 3650, "ledger records and stored results expire after this many days"),
-        counter_shards: c.int(l.get(|m| m.results.as_ref()?.counter_shards.as_ref()), &key("results.counter_shards"), 1, 1, 64, "one run item takes about 1,000 writes a second; shards spread a run's completions"),
+        retention_days: c.int(
+            l.get(|m| m.results.as_ref()?.retention_days.as_ref()),
+            &key("results.retention_days"),
+            90,
+            1,
+            3650,
+            "ledger records and stored results expire after this many days",
+        ),
+        counter_shards: c.int(
+            l.get(|m| m.results.as_ref()?.counter_shards.as_ref()),
+            &key("results.counter_shards"),
+            1,
+            1,
+            64,
+            "one run item takes about 1,000 writes a second; shards spread a run's completions",
+        ),
     };
 
     Microprocess {
         name: name.to_string(),
-        description: l.get(|m| m.description.as_ref()).map(|d| d.value).unwrap_or_default(),
+        description: l
+            .get(|m| m.description.as_ref())
+            .map(|d| d.value)
+            .unwrap_or_default(),
         schedule,
         overlap,
         split,
@@ -142,7 +179,11 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
 fn validate_schedule(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>) -> Schedule {
     let expression = match l.get(|m| m.schedule.as_ref()?.expression.as_ref()) {
         None => {
-            c.error(name_place, format!("microprocess `{name}` has no `schedule.expression`"), "add `schedule = { expression = \"cron(0 2 1 * ? *)\", timezone = \"UTC\" }`");
+            c.error(
+                name_place,
+                format!("microprocess `{name}` has no `schedule.expression`"),
+                "add `schedule = { expression = \"cron(0 2 1 * ? *)\", timezone = \"UTC\" }`",
+            );
             String::new()
         }
         Some(e) => {
@@ -161,8 +202,14 @@ fn validate_schedule(c: &mut Checker, name: &str, name_place: &Place, l: &Layers
             tz.value
         }
     };
-    let enabled = l.get(|m| m.schedule.as_ref()?.enabled.as_ref()).is_none_or(|e| e.value);
-    Schedule { expression, timezone, enabled }
+    let enabled = l
+        .get(|m| m.schedule.as_ref()?.enabled.as_ref())
+        .is_none_or(|e| e.value);
+    Schedule {
+        expression,
+        timezone,
+        enabled,
+    }
 }
 
 /// Delivery numbers and the timeout chain:
@@ -178,7 +225,14 @@ fn validate_delivery(
     let key = |k: &str| format!("{name}.{k}");
     let forwarder_default = (process.timeout_seconds + FORWARDER_MARGIN_SECONDS + 2).min(900);
     let forwarder_v = l.get(|m| m.delivery.as_ref()?.forwarder_timeout_seconds.as_ref());
-    let forwarder_timeout = c.int(forwarder_v.clone(), &key("delivery.forwarder_timeout_seconds"), forwarder_default, 3, 900, "a Lambda function runs at most 900 seconds");
+    let forwarder_timeout = c.int(
+        forwarder_v.clone(),
+        &key("delivery.forwarder_timeout_seconds"),
+        forwarder_default,
+        3,
+        900,
+        "a Lambda function runs at most 900 seconds",
+    );
     if process.timeout_seconds + FORWARDER_MARGIN_SECONDS > forwarder_timeout {
         if let Some(place) = l.blame(
             process_timeout.as_ref().map(|p| &p.place),
@@ -202,7 +256,14 @@ fn validate_delivery(
 
     let visibility_min = 6 * forwarder_timeout;
     let visibility_v = l.get(|m| m.delivery.as_ref()?.visibility_timeout_seconds.as_ref());
-    let visibility = c.int(visibility_v.clone(), &key("delivery.visibility_timeout_seconds"), visibility_min.min(43_200), 0, 43_200, "SQS visibility timeouts are 0 to 43200 seconds");
+    let visibility = c.int(
+        visibility_v.clone(),
+        &key("delivery.visibility_timeout_seconds"),
+        visibility_min.min(43_200),
+        0,
+        43_200,
+        "SQS visibility timeouts are 0 to 43200 seconds",
+    );
     if visibility < visibility_min {
         if let Some(place) = l.blame(
             visibility_v.as_ref().map(|v| &v.place),
@@ -220,9 +281,23 @@ fn validate_delivery(
     }
 
     let max_concurrency_v = l.get(|m| m.delivery.as_ref()?.max_concurrency.as_ref());
-    let max_concurrency = c.int(max_concurrency_v.clone(), &key("delivery.max_concurrency"), 10, 2, 1000, "the event source mapping's MaximumConcurrency is 2 to 1000");
+    let max_concurrency = c.int(
+        max_concurrency_v.clone(),
+        &key("delivery.max_concurrency"),
+        10,
+        2,
+        1000,
+        "the event source mapping's MaximumConcurrency is 2 to 1000",
+    );
     let reserved_v = l.get(|m| m.delivery.as_ref()?.reserved_concurrency.as_ref());
-    let reserved = c.int(reserved_v.clone(), &key("delivery.reserved_concurrency"), max_concurrency, 1, 1000, "reserved concurrency of the forwarder function");
+    let reserved = c.int(
+        reserved_v.clone(),
+        &key("delivery.reserved_concurrency"),
+        max_concurrency,
+        1,
+        1000,
+        "reserved concurrency of the forwarder function",
+    );
     if let Some(r) = &reserved_v {
         if reserved < max_concurrency {
             c.error(

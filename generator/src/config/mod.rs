@@ -48,8 +48,10 @@ impl Project {
     pub fn environment_names(&self) -> Result<Vec<String>, Diagnostics> {
         let dir = self.environments_dir();
         let entries = std::fs::read_dir(&dir).map_err(|e| {
-            one(Diagnostic::general(format!("cannot read `{}`: {e}", dir.display()))
-                .hint("run the command from the project root, or pass `--root`"))
+            one(
+                Diagnostic::general(format!("cannot read `{}`: {e}", dir.display()))
+                    .hint("run the command from the project root, or pass `--root`"),
+            )
         })?;
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
@@ -66,8 +68,11 @@ impl Project {
     fn read(&self, file_name: &str) -> Result<Arc<SourceFile>, Diagnostics> {
         let path = self.environments_dir().join(file_name);
         let display_path = format!("environments/{file_name}");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| one(Diagnostic::general(format!("cannot read `{display_path}`: {e}"))))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            one(Diagnostic::general(format!(
+                "cannot read `{display_path}`: {e}"
+            )))
+        })?;
         Ok(Arc::new(SourceFile { display_path, text }))
     }
 
@@ -75,18 +80,34 @@ impl Project {
     pub fn load(&self, env: &str) -> Result<Environment, Diagnostics> {
         let names = self.environment_names()?;
         if !names.iter().any(|n| n == env) {
-            let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            let list = names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let hint = match did_you_mean(env, names.iter().map(String::as_str)) {
                 Some(close) => format!("did you mean `{close}`? (environments: {list})"),
-                None => format!("environments: {list}; add `environments/{env}.toml` to create one"),
+                None => {
+                    format!("environments: {list}; add `environments/{env}.toml` to create one")
+                }
             };
-            return Err(one(Diagnostic::general(format!("unknown environment `{env}`")).hint(hint)));
+            return Err(one(Diagnostic::general(format!(
+                "unknown environment `{env}`"
+            ))
+            .hint(hint)));
         }
         let mp_file = self.read(MICROPROCESSES_FILE)?;
         let env_file = self.read(&format!("{env}.toml"))?;
         let entries: RawMicroprocesses = parse::parse(&mp_file).map_err(one)?;
         let raw_env: RawEnvironmentFile = parse::parse(&env_file).map_err(one)?;
-        validate(env, &entries, &mp_file, &raw_env, &env_file, &self.host_arch)
+        validate(
+            env,
+            &entries,
+            &mp_file,
+            &raw_env,
+            &env_file,
+            &self.host_arch,
+        )
     }
 }
 
@@ -118,30 +139,49 @@ fn validate(
         );
     }
     if entries.is_empty() {
-        c.error(&Place::new(mp_file, 0..0), "no microprocess is defined", "add a `[NAME]` table per microprocess (see the README)");
+        c.error(
+            &Place::new(mp_file, 0..0),
+            "no microprocess is defined",
+            "add a `[NAME]` table per microprocess (see the README)",
+        );
     }
     for name in raw_env.microprocesses.keys() {
         if !entries.keys().any(|k| k.get_ref() == name.get_ref()) {
-            let hint = match did_you_mean(name.get_ref(), entries.keys().map(|k| k.get_ref().as_str())) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None => format!("overrides name microprocesses defined in `environments/{MICROPROCESSES_FILE}`"),
-            };
-            c.error(&Place::new(env_file, name.span()), format!("override for unknown microprocess `{}`", name.get_ref()), hint);
+            let hint =
+                match did_you_mean(name.get_ref(), entries.keys().map(|k| k.get_ref().as_str())) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                    "overrides name microprocesses defined in `environments/{MICROPROCESSES_FILE}`"
+                ),
+                };
+            c.error(
+                &Place::new(env_file, name.span()),
+                format!("override for unknown microprocess `{}`", name.get_ref()),
+                hint,
+            );
         }
     }
 
-    let settings = environment::validate_settings(&mut c, raw_env.environment.get_ref(), env_file, host_arch);
+    let settings =
+        environment::validate_settings(&mut c, raw_env.environment.get_ref(), env_file, host_arch);
     let mut microprocesses = Vec::new();
     for (name, entry) in entries {
         let name_l = Located::from_spanned(name, mp_file);
         microprocess::check_name(&mut c, &name_l);
-        let ovr = raw_env.microprocesses.iter().find(|(k, _)| k.get_ref() == name.get_ref()).map(|(_, v)| v);
+        let ovr = raw_env
+            .microprocesses
+            .iter()
+            .find(|(k, _)| k.get_ref() == name.get_ref())
+            .map(|(_, v)| v);
         let mut layers = Vec::new();
         if let Some(o) = ovr {
             layers.push((o, env_file));
         }
         layers.push((entry, mp_file));
-        let enabled = ovr.and_then(|o| o.enabled.as_ref()).or(entry.enabled.as_ref()).is_none_or(|e| *e.get_ref());
+        let enabled = ovr
+            .and_then(|o| o.enabled.as_ref())
+            .or(entry.enabled.as_ref())
+            .is_none_or(|e| *e.get_ref());
         let layers = microprocess::Layers { layers };
         let m = microprocess::validate(&mut c, name.get_ref(), &name_l.place, &layers);
         if enabled {
@@ -149,9 +189,17 @@ fn validate(
         }
     }
 
-    let service = environment::validate_service(&mut c, &raw_env.service, env_file, &microprocesses);
+    let service =
+        environment::validate_service(&mut c, &raw_env.service, env_file, &microprocesses);
     let env_table = Place::new(env_file, raw_env.environment.span());
-    environment::check_concurrency(&mut c, &settings, raw_env.environment.get_ref(), &env_table, env_file, &microprocesses);
+    environment::check_concurrency(
+        &mut c,
+        &settings,
+        raw_env.environment.get_ref(),
+        &env_table,
+        env_file,
+        &microprocesses,
+    );
 
     if !c.diagnostics.is_empty() {
         return Err(c.diagnostics);

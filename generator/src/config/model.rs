@@ -27,7 +27,10 @@ pub enum Service {
     /// The kit deploys the service's live and queue sides on ECS Fargate.
     Fargate(Box<FargateService>),
     /// The service runs elsewhere; the kit only calls it at `queue_base_url`.
-    External { name: String, queue_base_url: String },
+    External {
+        name: String,
+        queue_base_url: String,
+    },
 }
 
 impl Service {

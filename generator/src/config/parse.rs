@@ -32,7 +32,11 @@ fn explain(message: &str) -> (String, Option<String>) {
             None if expected.is_empty() => "this table takes no keys".to_string(),
             None => format!(
                 "the keys here are {}",
-                expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                expected
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         return (format!("unknown key `{field}`"), Some(hint));
@@ -41,7 +45,9 @@ fn explain(message: &str) -> (String, Option<String>) {
         let field = rest.split('`').next().unwrap_or(rest);
         return (
             format!("missing key `{field}`"),
-            Some(format!("add `{field} = ...` to this table (see the README's config reference)")),
+            Some(format!(
+                "add `{field} = ...` to this table (see the README's config reference)"
+            )),
         );
     }
     if let Some(rest) = message.strip_prefix("invalid type: ") {

@@ -36,17 +36,30 @@ fn check_rate(body: &str) -> Result<(), ExpressionError> {
     let parts: Vec<&str> = body.split_whitespace().collect();
     let hint = "write `rate(1 day)`, `rate(6 hours)` or `rate(30 minutes)`";
     let [value, unit] = parts.as_slice() else {
-        return Err(err(format!("`rate({body})` needs a value and a unit"), hint));
+        return Err(err(
+            format!("`rate({body})` needs a value and a unit"),
+            hint,
+        ));
     };
     let value: u32 = match value.parse() {
         Ok(v) if v > 0 => v,
-        _ => return Err(err(format!("rate value `{value}` is not a positive whole number"), hint)),
+        _ => {
+            return Err(err(
+                format!("rate value `{value}` is not a positive whole number"),
+                hint,
+            ))
+        }
     };
     let (singular, plural) = match *unit {
         "minute" | "minutes" => ("minute", "minutes"),
         "hour" | "hours" => ("hour", "hours"),
         "day" | "days" => ("day", "days"),
-        other => return Err(err(format!("rate unit `{other}` is not minute(s), hour(s) or day(s)"), hint)),
+        other => {
+            return Err(err(
+                format!("rate unit `{other}` is not minute(s), hour(s) or day(s)"),
+                hint,
+            ))
+        }
     };
     let want = if value == 1 { singular } else { plural };
     if *unit != want {
@@ -72,17 +85,54 @@ const MONTHS: &[&str] = &[
 const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 const FIELDS: [Field; 6] = [
-    Field { name: "minutes", min: 0, max: 59, names: &[], extra: &[] },
-    Field { name: "hours", min: 0, max: 23, names: &[], extra: &[] },
-    Field { name: "day-of-month", min: 1, max: 31, names: &[], extra: &['?', 'L', 'W'] },
-    Field { name: "month", min: 1, max: 12, names: MONTHS, extra: &[] },
-    Field { name: "day-of-week", min: 1, max: 7, names: DAYS, extra: &['?', 'L', '#'] },
-    Field { name: "year", min: 1970, max: 2199, names: &[], extra: &[] },
+    Field {
+        name: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+        extra: &[],
+    },
+    Field {
+        name: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+        extra: &[],
+    },
+    Field {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+        extra: &['?', 'L', 'W'],
+    },
+    Field {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: MONTHS,
+        extra: &[],
+    },
+    Field {
+        name: "day-of-week",
+        min: 1,
+        max: 7,
+        names: DAYS,
+        extra: &['?', 'L', '#'],
+    },
+    Field {
+        name: "year",
+        min: 1970,
+        max: 2199,
+        names: &[],
+        extra: &[],
+    },
 ];
 
 fn check_cron(body: &str) -> Result<(), ExpressionError> {
     let parts: Vec<&str> = body.split_whitespace().collect();
-    let shape = "six fields: minutes hours day-of-month month day-of-week year, e.g. `cron(0 2 1 * ? *)`";
+    let shape =
+        "six fields: minutes hours day-of-month month day-of-week year, e.g. `cron(0 2 1 * ? *)`";
     if parts.len() != 6 {
         return Err(err(
             format!("`cron({body})` has {} fields, expected 6", parts.len()),
@@ -111,8 +161,20 @@ fn check_cron_field(value: &str, field: &Field) -> Result<(), ExpressionError> {
                 field.name,
                 field.min,
                 field.max,
-                if field.names.is_empty() { String::new() } else { format!(" or {}-{}", field.names[0], field.names[field.names.len() - 1]) },
-                if field.extra.is_empty() { String::new() } else { format!("; also {:?}", field.extra) },
+                if field.names.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " or {}-{}",
+                        field.names[0],
+                        field.names[field.names.len() - 1]
+                    )
+                },
+                if field.extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("; also {:?}", field.extra)
+                },
             ),
         )
     };
@@ -139,7 +201,10 @@ fn check_cron_field(value: &str, field: &Field) -> Result<(), ExpressionError> {
                 continue;
             }
         }
-        if field.extra.contains(&'W') && range.ends_with('W') && atom(range.trim_end_matches('W'), field).is_some() {
+        if field.extra.contains(&'W')
+            && range.ends_with('W')
+            && atom(range.trim_end_matches('W'), field).is_some()
+        {
             continue;
         }
         if field.extra.contains(&'#') {
@@ -156,14 +221,24 @@ fn check_cron_field(value: &str, field: &Field) -> Result<(), ExpressionError> {
             None => (range, None),
         };
         let Some(lo) = atom(lo, field) else {
-            return Err(bad(format!("has `{lo}`, which is not a {} value", field.name)));
+            let why = if lo == value {
+                format!("is not a {} value", field.name)
+            } else {
+                format!("has `{lo}`, which is not a {} value", field.name)
+            };
+            return Err(bad(why));
         };
         if let Some(hi) = hi {
             let Some(hi) = atom(hi, field) else {
-                return Err(bad(format!("has `{hi}`, which is not a {} value", field.name)));
+                return Err(bad(format!(
+                    "has `{hi}`, which is not a {} value",
+                    field.name
+                )));
             };
             if hi < lo {
-                return Err(bad(format!("has a range that runs backwards ({lo} to {hi})")));
+                return Err(bad(format!(
+                    "has a range that runs backwards ({lo} to {hi})"
+                )));
             }
         }
     }
@@ -191,7 +266,8 @@ pub fn check_timezone(tz: &str) -> Result<(), ExpressionError> {
     let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
     let hint = match super::diagnostic::did_you_mean(tz, names) {
         Some(close) => format!("did you mean `{close}`?"),
-        None => "use an IANA time zone name such as `UTC`, `Europe/London` or `Australia/Sydney`".to_string(),
+        None => "use an IANA time zone name such as `UTC`, `Europe/London` or `Australia/Sydney`"
+            .to_string(),
     };
     Err(err(format!("`{tz}` is not an IANA time zone"), hint))
 }

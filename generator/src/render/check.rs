@@ -43,10 +43,18 @@ pub fn check(template: &Value, plan: &StackPlan, bytes: usize) -> Vec<String> {
     let parameters = keys(template, "Parameters");
     let conditions = keys(template, "Conditions");
 
-    for section in ["Resources", "Parameters", "Outputs", "Conditions", "Mappings"] {
+    for section in [
+        "Resources",
+        "Parameters",
+        "Outputs",
+        "Conditions",
+        "Mappings",
+    ] {
         for id in keys(template, section) {
             if !is_logical_id(&id) {
-                problems.push(format!("{section} id `{id}` is not alphanumeric (1 to 255 characters)"));
+                problems.push(format!(
+                    "{section} id `{id}` is not alphanumeric (1 to 255 characters)"
+                ));
             }
         }
     }
@@ -54,42 +62,64 @@ pub fn check(template: &Value, plan: &StackPlan, bytes: usize) -> Vec<String> {
         problems.push("the template has no resources".into());
     }
     if resources.len() > MAX_RESOURCES {
-        problems.push(format!("{} resources, over CloudFormation's limit of {MAX_RESOURCES}", resources.len()));
+        problems.push(format!(
+            "{} resources, over CloudFormation's limit of {MAX_RESOURCES}",
+            resources.len()
+        ));
     }
     if parameters.len() > MAX_PARAMETERS {
-        problems.push(format!("{} parameters, over the limit of {MAX_PARAMETERS}", parameters.len()));
+        problems.push(format!(
+            "{} parameters, over the limit of {MAX_PARAMETERS}",
+            parameters.len()
+        ));
     }
     let outputs = keys(template, "Outputs").len();
     if outputs > MAX_OUTPUTS {
-        problems.push(format!("{outputs} outputs, over the limit of {MAX_OUTPUTS}"));
+        problems.push(format!(
+            "{outputs} outputs, over the limit of {MAX_OUTPUTS}"
+        ));
     }
     if bytes > MAX_TEMPLATE_BYTES {
-        problems.push(format!("{bytes} bytes, over CloudFormation's limit of {MAX_TEMPLATE_BYTES}"));
+        problems.push(format!(
+            "{bytes} bytes, over CloudFormation's limit of {MAX_TEMPLATE_BYTES}"
+        ));
     }
     let planned: BTreeSet<String> = plan.parameters.iter().map(|(n, _)| n.clone()).collect();
     for p in parameters.difference(&planned) {
-        problems.push(format!("parameter `{p}` has no source in the plan, so a deploy could not fill it"));
+        problems.push(format!(
+            "parameter `{p}` has no source in the plan, so a deploy could not fill it"
+        ));
     }
     for p in planned.difference(&parameters) {
-        problems.push(format!("the plan passes parameter `{p}`, which the template does not declare"));
+        problems.push(format!(
+            "the plan passes parameter `{p}`, which the template does not declare"
+        ));
     }
 
     let mut refs = Refs::default();
     collect(template, &mut refs, &[]);
-    let known = |name: &str| resources.contains(name) || parameters.contains(name) || PSEUDO_PARAMETERS.contains(&name);
+    let known = |name: &str| {
+        resources.contains(name) || parameters.contains(name) || PSEUDO_PARAMETERS.contains(&name)
+    };
     for (name, at) in &refs.refs {
         if !known(name) {
-            problems.push(format!("`Ref: {name}` at {at} names nothing in the template"));
+            problems.push(format!(
+                "`Ref: {name}` at {at} names nothing in the template"
+            ));
         }
     }
     for (name, at) in &refs.get_atts {
         if !resources.contains(name) {
-            problems.push(format!("`Fn::GetAtt` of `{name}` at {at} names no resource"));
+            problems.push(format!(
+                "`Fn::GetAtt` of `{name}` at {at} names no resource"
+            ));
         }
     }
     for (name, at, vars) in &refs.subs {
         if !known(name) && !vars.contains(name) {
-            problems.push(format!("`${{{name}}}` in `Fn::Sub` at {at} names nothing in the template"));
+            problems.push(format!(
+                "`${{{name}}}` in `Fn::Sub` at {at} names nothing in the template"
+            ));
         }
     }
     for (name, at) in &refs.conditions {
@@ -146,7 +176,9 @@ fn collect(v: &Value, out: &mut Refs, path: &[&str]) {
                             out.conditions.push((c.clone(), at()));
                         }
                     }
-                    ("Condition", Value::String(c)) if path.len() == 2 && path[0] == "Resources" => {
+                    ("Condition", Value::String(c))
+                        if path.len() == 2 && path[0] == "Resources" =>
+                    {
                         out.conditions.push((c.clone(), at()));
                     }
                     ("DependsOn", d) if path.len() == 2 && path[0] == "Resources" => {
@@ -205,7 +237,12 @@ mod tests {
             template_file: "core.template.json".into(),
             parameters: params
                 .iter()
-                .map(|p| (p.to_string(), crate::plan::ParameterSource::Asset { asset: "x".into() }))
+                .map(|p| {
+                    (
+                        p.to_string(),
+                        crate::plan::ParameterSource::Asset { asset: "x".into() },
+                    )
+                })
                 .collect(),
         }
     }
@@ -227,7 +264,15 @@ mod tests {
         });
         let problems = check(&t, &plan(&["P"]), 10);
         let text = problems.join("\n");
-        for needle in ["`${Missing}`", "`${V}`", "`Ref: Nope`", "`Fn::GetAtt` of `Ghost`", "condition `NoCond`", "`DependsOn: Gone`", "`bad-id`"] {
+        for needle in [
+            "`${Missing}`",
+            "`${V}`",
+            "`Ref: Nope`",
+            "`Fn::GetAtt` of `Ghost`",
+            "condition `NoCond`",
+            "`DependsOn: Gone`",
+            "`bad-id`",
+        ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
         assert_eq!(problems.len(), 7, "{text}");

@@ -11,11 +11,20 @@ use crate::KIT_VERSION;
 pub fn base_tags(env: &Environment) -> Vec<(String, String)> {
     let mut tags = vec![
         ("microprocess:environment".to_string(), env.name.clone()),
-        ("microprocess:kit-version".to_string(), KIT_VERSION.to_string()),
-        ("microprocess:service".to_string(), env.service.name().to_string()),
+        (
+            "microprocess:kit-version".to_string(),
+            KIT_VERSION.to_string(),
+        ),
+        (
+            "microprocess:service".to_string(),
+            env.service.name().to_string(),
+        ),
     ];
     if let Some(days) = env.expires_after_days {
-        tags.push(("microprocess:expires-after-days".to_string(), days.to_string()));
+        tags.push((
+            "microprocess:expires-after-days".to_string(),
+            days.to_string(),
+        ));
     }
     tags
 }
@@ -60,20 +69,35 @@ pub fn elb_log_account(region: &str) -> Option<&'static str> {
 
 fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value> {
     let mut c = serde_json::Map::new();
-    c.insert("env".into(), serde_json::to_value(env).unwrap_or(Value::Null));
+    c.insert(
+        "env".into(),
+        serde_json::to_value(env).unwrap_or(Value::Null),
+    );
     c.insert("prefix".into(), json!(plan::prefix(env)));
     c.insert("kit_version".into(), json!(KIT_VERSION));
-    c.insert("stack".into(), serde_json::to_value(stack).unwrap_or(Value::Null));
+    c.insert(
+        "stack".into(),
+        serde_json::to_value(stack).unwrap_or(Value::Null),
+    );
     c.insert(
         "deletion_policy".into(),
         json!(if env.protected { "Retain" } else { "Delete" }),
     );
-    c.insert("fargate".into(), json!(matches!(env.service, Service::Fargate(_))));
+    c.insert(
+        "fargate".into(),
+        json!(matches!(env.service, Service::Fargate(_))),
+    );
     c.insert("queue_base_url".into(), json!(env.service.queue_base_url()));
     c.insert("tags".into(), tag_list(&base_tags(env)));
     c.insert(
         "stateful_tags".into(),
-        tag_list(&[base_tags(env), vec![("microprocess:stateful".into(), "true".into())]].concat()),
+        tag_list(
+            &[
+                base_tags(env),
+                vec![("microprocess:stateful".into(), "true".into())],
+            ]
+            .concat(),
+        ),
     );
     c.insert(
         "parameters".into(),
@@ -97,9 +121,18 @@ pub fn results_expiry_step(retention_days: u32) -> u32 {
 pub fn core(env: &Environment, stack: &StackPlan) -> Value {
     let mut c = common(env, stack);
     c.insert("results_expiry_ladder".into(), json!(RESULTS_EXPIRY_LADDER));
-    c.insert("elb_log_account".into(), json!(elb_log_account(&env.region)));
-    c.insert("dashboard_body".into(), json!(dashboard_body(&plan::prefix(env))));
-    c.insert("kms_pending_window_days".into(), json!(if env.protected { 30 } else { 7 }));
+    c.insert(
+        "elb_log_account".into(),
+        json!(elb_log_account(&env.region)),
+    );
+    c.insert(
+        "dashboard_body".into(),
+        json!(dashboard_body(&plan::prefix(env))),
+    );
+    c.insert(
+        "kms_pending_window_days".into(),
+        json!(if env.protected { 30 } else { 7 }),
+    );
     Value::Object(c)
 }
 
@@ -116,7 +149,8 @@ fn dashboard_body(prefix: &str) -> String {
         })
     };
     let sqs = |metric: &str| format!("{{AWS/SQS,QueueName}} MetricName=\"{metric}\" {prefix}");
-    let lambda = |metric: &str| format!("{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" {prefix}");
+    let lambda =
+        |metric: &str| format!("{{AWS/Lambda,FunctionName}} MetricName=\"{metric}\" {prefix}");
     let body = json!({"widgets": [
         widget("Messages waiting (queues and dead-letter queues)", 0, 0, sqs("ApproximateNumberOfMessagesVisible"), "Maximum"),
         widget("Age of oldest message (s)", 0, 12, sqs("ApproximateAgeOfOldestMessage"), "Maximum"),
@@ -135,13 +169,40 @@ pub fn service(env: &Environment, stack: &StackPlan) -> Value {
     if let Service::Fargate(f) = &env.service {
         c.insert("svc".into(), serde_json::to_value(f).unwrap_or(Value::Null));
         let internal = f.layout == AlbLayout::InternalQueue;
-        c.insert("queue_alb".into(), json!(if internal { "QueueAlb" } else { "PublicAlb" }));
-        c.insert("queue_listener".into(), json!(if internal { "QueueHttpsListener" } else { "PublicHttpsListener" }));
+        c.insert(
+            "queue_alb".into(),
+            json!(if internal { "QueueAlb" } else { "PublicAlb" }),
+        );
+        c.insert(
+            "queue_listener".into(),
+            json!(if internal {
+                "QueueHttpsListener"
+            } else {
+                "PublicHttpsListener"
+            }),
+        );
         // On a shared ALB the queue host's long requests set the idle timeout for both.
-        let public_idle = if internal { 60 } else { f.queue_idle_timeout_seconds };
-        c.insert("public_idle_timeout_seconds".into(), json!(public_idle.to_string()));
-        c.insert("queue_deregistration_delay".into(), json!(f.queue_idle_timeout_seconds.min(3600).to_string()));
-        c.insert("cpu_architecture".into(), json!(if env.architecture == "arm64" { "ARM64" } else { "X86_64" }));
+        let public_idle = if internal {
+            60
+        } else {
+            f.queue_idle_timeout_seconds
+        };
+        c.insert(
+            "public_idle_timeout_seconds".into(),
+            json!(public_idle.to_string()),
+        );
+        c.insert(
+            "queue_deregistration_delay".into(),
+            json!(f.queue_idle_timeout_seconds.min(3600).to_string()),
+        );
+        c.insert(
+            "cpu_architecture".into(),
+            json!(if env.architecture == "arm64" {
+                "ARM64"
+            } else {
+                "X86_64"
+            }),
+        );
     }
     Value::Object(c)
 }
@@ -166,9 +227,22 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
             "schedule": format!("{p}-{}", m.name),
         }),
     );
-    c.insert("schedule_state".into(), json!(if m.schedule.enabled { "ENABLED" } else { "DISABLED" }));
-    c.insert("rate_limit_per_second".into(), json!(m.delivery.rate_limit_per_second.unwrap_or(0).to_string()));
-    c.insert("results_expiry_days".into(), json!(results_expiry_step(m.results.retention_days)));
+    c.insert(
+        "schedule_state".into(),
+        json!(if m.schedule.enabled {
+            "ENABLED"
+        } else {
+            "DISABLED"
+        }),
+    );
+    c.insert(
+        "rate_limit_per_second".into(),
+        json!(m.delivery.rate_limit_per_second.unwrap_or(0).to_string()),
+    );
+    c.insert(
+        "results_expiry_days".into(),
+        json!(results_expiry_step(m.results.retention_days)),
+    );
     // Shaped like an EventBridge scheduled event; Scheduler fills the placeholders per tick.
     let input = json!({
         "version": "0",
@@ -181,7 +255,10 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
         "resources": [format!("arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/{p}-{}", m.name)],
         "detail": {"microprocess": m.name},
     });
-    c.insert("schedule_input".into(), json!(serde_json::to_string(&input).unwrap_or_default()));
+    c.insert(
+        "schedule_input".into(),
+        json!(serde_json::to_string(&input).unwrap_or_default()),
+    );
     c.insert(
         "seconds".into(),
         json!({

@@ -35,7 +35,10 @@ pub enum RenderError {
         source: serde_yaml::Error,
     },
     #[error("stack `{stack}` failed its checks:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Check { stack: String, problems: Vec<String> },
+    Check {
+        stack: String,
+        problems: Vec<String>,
+    },
 }
 
 /// One rendered stack: its plan, the template as JSON value and as the bytes written.
@@ -79,7 +82,11 @@ impl Renderer {
             .collect()
     }
 
-    fn render_stack(&self, env: &Environment, stack: StackPlan) -> Result<RenderedStack, RenderError> {
+    fn render_stack(
+        &self,
+        env: &Environment,
+        stack: StackPlan,
+    ) -> Result<RenderedStack, RenderError> {
         let (template, ctx) = match stack.kind {
             StackKind::Core => ("core.yaml", context::core(env, &stack)),
             StackKind::Service => ("service.yaml", context::service(env, &stack)),
