@@ -6,6 +6,7 @@
 //! | record | `pk` | `sk` |
 //! |---|---|---|
 //! | the run | `RUN#<microprocess>#<run>` | `RUN` |
+//! | counter shard `k` (only with more than one shard) | `RUN#<microprocess>#<run>` | `SHARD#<k, zero-padded to 3 digits>` |
 //! | child `seq` | `RUN#<microprocess>#<run>` | `CHILD#<seq, zero-padded to 12 digits>` |
 //!
 //! for example `RUN#credit-scores#2026-11-01T02-00-00Z` / `CHILD#000000000041`. The
@@ -27,6 +28,10 @@ pub const PARTITION_KEY_ATTRIBUTE: &str = "pk";
 pub const SORT_KEY_ATTRIBUTE: &str = "sk";
 /// Sort key of the run record.
 pub const RUN_SORT_KEY: &str = "RUN";
+/// Prefix of every counter shard's sort key.
+pub const SHARD_SORT_KEY_PREFIX: &str = "SHARD#";
+/// The most counter shards a run can have: shard numbers keep 3 digits.
+pub const MAX_COUNTER_SHARDS: u32 = 999;
 /// Prefix of every child's sort key.
 pub const CHILD_SORT_KEY_PREFIX: &str = "CHILD#";
 /// The largest `seq` whose sort key keeps 12 digits, and so its place in `seq` order.
@@ -50,6 +55,12 @@ pub fn child_sort_key(seq: u64) -> Result<String, SeqOutOfRange> {
         return Err(SeqOutOfRange { seq });
     }
     Ok(format!("{CHILD_SORT_KEY_PREFIX}{seq:012}"))
+}
+
+/// `SHARD#<k zero-padded to 3 digits>`, the sort key of counter shard `k`
+/// (`0 <= k < MAX_COUNTER_SHARDS`).
+pub fn shard_sort_key(shard: u32) -> String {
+    format!("{SHARD_SORT_KEY_PREFIX}{shard:03}")
 }
 
 /// The `seq` of a child sort key, or `None` when `sort_key` is not one.
@@ -203,6 +214,15 @@ mod tests {
             child_sort_key(MAX_SEQ + 1),
             Err(SeqOutOfRange { seq: MAX_SEQ + 1 })
         );
+    }
+
+    #[test]
+    fn shard_keys_sort_after_the_run_and_children_before_it() {
+        assert_eq!(shard_sort_key(0), "SHARD#000");
+        assert_eq!(shard_sort_key(MAX_COUNTER_SHARDS - 1), "SHARD#998");
+        // One `sk >= "RUN"` query reads the run and its shards, and no child.
+        assert!(child_sort_key(MAX_SEQ).unwrap().as_str() < RUN_SORT_KEY);
+        assert!(RUN_SORT_KEY < shard_sort_key(0).as_str());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Shared library of the microprocess kit.
 //!
-//! Everything here is pure and synchronous, so the Lambdas (`splitter`, `forwarder`) and
-//! the `microprocess` CLI agree on one definition of each rule:
+//! The Lambdas (`splitter`, `forwarder`) and the `microprocess` CLI share one definition of
+//! each rule. Everything is pure and synchronous except the two modules that talk to AWS:
+//!
+//! - [`ledger`]: the run and child records in DynamoDB, exactly-once accounting
+//!   (async, over `aws-sdk-dynamodb`);
+//! - [`aws`]: the SDK configuration from the standard chain;
 //!
 //! - [`contract`]: the HTTP contract v1 with a service (page, request and reduce bodies,
 //!   header names, item limits, idempotency keys, how a response is classified);
@@ -12,7 +16,9 @@
 //! - [`settings`]: a function's settings from its environment variables;
 //! - [`logging`]: JSON logs for Lambda.
 
+pub mod aws;
 pub mod contract;
+pub mod ledger;
 pub mod ledger_keys;
 pub mod logging;
 pub mod queue_message;

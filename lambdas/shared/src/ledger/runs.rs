@@ -1,0 +1,759 @@
+//! Run-level calls: start, checkpoint, seal, the state transitions, and the reads.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::Error;
+use chrono::{DateTime, Utc};
+
+use super::attrs::{b, expires_at, key, n, names, s, time_text, Item, Reader};
+use super::capacity;
+use super::error::{Context, LedgerError, Step};
+use super::records::{attr, state_pk, Overlap, RunRecord, StartRun};
+use super::retry::{retrying, CallError};
+use super::{Ledger, RunParams, RUNS_BY_STATE_INDEX};
+use crate::ledger_keys::{
+    run_partition_key, RunState, MAX_COUNTER_SHARDS, PARTITION_KEY_ATTRIBUTE, RUN_SORT_KEY,
+    SHARD_SORT_KEY_PREFIX, SORT_KEY_ATTRIBUTE,
+};
+use crate::run_id::RunId;
+
+/// A conditional update of the run record.
+pub(crate) struct RunUpdate {
+    pub update: String,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+impl RunUpdate {
+    /// An update naming `attributes` through `#name` placeholders.
+    pub fn new(
+        update: impl Into<String>,
+        condition: impl Into<String>,
+        attributes: &[&str],
+    ) -> Self {
+        RunUpdate {
+            update: update.into(),
+            condition: condition.into(),
+            names: names(attributes),
+            values: HashMap::new(),
+        }
+    }
+
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+}
+
+/// The update that moves a run to `to` (keeping `state_pk` in step) and refreshes its TTL;
+/// `reason` and `finished_at` are set when given.
+pub(crate) fn transition(
+    microprocess: &str,
+    from: RunState,
+    to: RunState,
+    now: DateTime<Utc>,
+    expires: i64,
+    finished: bool,
+    reason: Option<&str>,
+) -> RunUpdate {
+    let mut sets = vec![
+        "#state = :to",
+        "#state_pk = :state_pk",
+        "#expires_at = :expires_at",
+    ];
+    let mut attributes = vec![attr::STATE, attr::STATE_PK, attr::EXPIRES_AT];
+    if finished {
+        sets.push("#finished_at = :now");
+        attributes.push(attr::FINISHED_AT);
+    }
+    if reason.is_some() {
+        sets.push("#reason = :reason");
+        attributes.push(attr::REASON);
+    }
+    let mut update = RunUpdate::new(
+        format!("SET {}", sets.join(", ")),
+        "#state = :from",
+        &attributes,
+    )
+    .value(":from", s(from.as_str()))
+    .value(":to", s(to.as_str()))
+    .value(":state_pk", s(state_pk(microprocess, to)))
+    .value(":expires_at", n(expires));
+    if finished {
+        update = update.value(":now", s(time_text(now)));
+    }
+    if let Some(reason) = reason {
+        update = update.value(":reason", s(super::records::cut(reason)));
+    }
+    update
+}
+
+impl Ledger {
+    /// Starts run `run` of `microprocess`, `SPLITTING`, unless it exists or (with
+    /// [`Overlap::Skip`]) another run of the microprocess is active. `shards` (1 to 999)
+    /// and `retention_days` (at least 1) are fixed for the run's life.
+    pub async fn start_run(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        overlap: Overlap,
+        retention_days: u32,
+        shards: u32,
+        now: DateTime<Utc>,
+    ) -> Result<StartRun, LedgerError> {
+        let context = self.context(Step::StartRun, microprocess, Some(run));
+        if microprocess.is_empty() || microprocess.contains('#') {
+            return Err(LedgerError::InvalidInput {
+                context,
+                why: format!(
+                    "microprocess name `{microprocess}` must be non-empty and without `#`"
+                ),
+            });
+        }
+        if !(1..MAX_COUNTER_SHARDS).contains(&shards) {
+            return Err(LedgerError::InvalidInput {
+                context,
+                why: format!(
+                    "counter shards must be 1 to {}, not {shards}",
+                    MAX_COUNTER_SHARDS - 1
+                ),
+            });
+        }
+        if retention_days == 0 {
+            return Err(LedgerError::InvalidInput {
+                context,
+                why: "retention must be at least 1 day".into(),
+            });
+        }
+        if let Some(existing) = self.read_run(&context, microprocess, run).await? {
+            return Ok(StartRun::Existing(existing));
+        }
+        if overlap == Overlap::Skip {
+            if let Some(running) = self.find_active(&context, microprocess, run).await? {
+                return Ok(StartRun::Skipped { running });
+            }
+        }
+        let record = RunRecord {
+            microprocess: microprocess.to_owned(),
+            run: run.clone(),
+            state: RunState::Splitting,
+            started_at: DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now),
+            split_done_at: None,
+            finished_at: None,
+            cursor: None,
+            enqueued: 0,
+            pages: 0,
+            split_done: false,
+            total: None,
+            succeeded: 0,
+            failed: 0,
+            done: 0,
+            reason: None,
+            counter_shards: shards,
+            retention_days,
+            expires_at: expires_at(now, retention_days),
+        };
+        let item = record.to_item();
+        let put = retrying(&self.retry, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await;
+        match put {
+            Ok(output) => {
+                self.count_writes(output.consumed_capacity());
+                self.estimate_writes(capacity::units(capacity::item_size(&item)));
+                self.remember(&record);
+                Ok(StartRun::Started(record))
+            }
+            Err(CallError::Service(error))
+                if matches!(*error, Error::ConditionalCheckFailedException(_)) =>
+            {
+                // Another tick started it between the read and the put.
+                match self.read_run(&context, microprocess, run).await? {
+                    Some(existing) => Ok(StartRun::Existing(existing)),
+                    None => Err(LedgerError::Refused {
+                        context,
+                        why: "the run record existed for the write but not for the read back"
+                            .into(),
+                    }),
+                }
+            }
+            Err(error) => Err(error.into_ledger(context)),
+        }
+    }
+
+    /// The run, strongly consistent, with its counters summed over its shards; `None` when
+    /// it does not exist.
+    pub async fn run(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        let context = self.context(Step::ReadRun, microprocess, Some(run));
+        self.read_run(&context, microprocess, run).await
+    }
+
+    /// Records the split's progress: the cursor of the next page (`None`: the first page
+    /// again, or no more pages), children enqueued and pages read so far. Refused when the
+    /// run is not `SPLITTING` or when `enqueued` or `pages` would move back.
+    pub async fn checkpoint(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        next_cursor: Option<&str>,
+        enqueued: u64,
+        pages: u64,
+    ) -> Result<(), LedgerError> {
+        let context = self.context(Step::Checkpoint, microprocess, Some(run));
+        let (set_cursor, update) = match next_cursor {
+            Some(_) => (
+                true,
+                "SET #enqueued = :enqueued, #pages = :pages, #cursor = :cursor",
+            ),
+            None => (
+                false,
+                "SET #enqueued = :enqueued, #pages = :pages REMOVE #cursor",
+            ),
+        };
+        let mut change = RunUpdate::new(
+            update,
+            "#state = :splitting AND #enqueued <= :enqueued AND #pages <= :pages",
+            &[attr::STATE, attr::ENQUEUED, attr::PAGES, attr::CURSOR],
+        )
+        .value(":splitting", s(RunState::Splitting.as_str()))
+        .value(":enqueued", n(enqueued))
+        .value(":pages", n(pages));
+        if set_cursor {
+            change = change.value(":cursor", s(next_cursor.unwrap_or_default()));
+        }
+        if self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let current = self.require_run(&context, microprocess, run).await?;
+        let why = if current.state != RunState::Splitting {
+            format!("the run is {}, not SPLITTING", current.state)
+        } else {
+            format!(
+                "the checkpoint would move back: enqueued {enqueued} and pages {pages}, \
+                 the ledger has enqueued {} and pages {}",
+                current.enqueued, current.pages
+            )
+        };
+        Err(LedgerError::Refused { context, why })
+    }
+
+    /// Seals the split: `total` children, `split_done`, `PROCESSING`. Once: a second call
+    /// returns the sealed record unchanged (its `total` is the first one). Refused when the
+    /// run is not `SPLITTING`.
+    pub async fn seal(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        total: u64,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord, LedgerError> {
+        let context = self.context(Step::Seal, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let change = RunUpdate::new(
+            "SET #split_done = :true, #total = :total, #split_done_at = :now, \
+             #state = :processing, #state_pk = :state_pk, #expires_at = :expires_at",
+            "#state = :splitting AND #split_done = :false",
+            &[
+                attr::SPLIT_DONE,
+                attr::TOTAL,
+                attr::SPLIT_DONE_AT,
+                attr::STATE,
+                attr::STATE_PK,
+                attr::EXPIRES_AT,
+            ],
+        )
+        .value(":true", b(true))
+        .value(":false", b(false))
+        .value(":total", n(total))
+        .value(":now", s(time_text(now)))
+        .value(":splitting", s(RunState::Splitting.as_str()))
+        .value(":processing", s(RunState::Processing.as_str()))
+        .value(":state_pk", s(state_pk(microprocess, RunState::Processing)))
+        .value(":expires_at", n(expires_at(now, params.retention_days)));
+        if let Some(item) = self.update_run(&context, microprocess, run, change).await? {
+            if params.shards > 1 {
+                return self.require_run(&context, microprocess, run).await;
+            }
+            return parse_run(&context, &item);
+        }
+        let current = self.require_run(&context, microprocess, run).await?;
+        if current.split_done {
+            if current.total != Some(total) {
+                tracing::warn!(
+                    microprocess,
+                    run = %run,
+                    sealed_total = ?current.total,
+                    total,
+                    "run already sealed with another total; keeping the first"
+                );
+            }
+            return Ok(current);
+        }
+        Err(LedgerError::Refused {
+            context,
+            why: format!("the run is {}, not SPLITTING", current.state),
+        })
+    }
+
+    /// Ends the run `SPLIT_FAILED` with `reason`. `Ok` when it already is; refused when the
+    /// run is not `SPLITTING`.
+    pub async fn split_failed(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let context = self.context(Step::SplitFailed, microprocess, Some(run));
+        self.end(
+            &context,
+            microprocess,
+            run,
+            RunState::Splitting,
+            RunState::SplitFailed,
+            Some(reason),
+            now,
+        )
+        .await
+    }
+
+    /// Moves the run from `PROCESSING` to `REDUCING` when its split is sealed and every
+    /// child is done. `true` for the one caller that made the move, who then sends the
+    /// reduce message; `false` when the run is not finished yet, is not `PROCESSING`, or
+    /// another caller won.
+    pub async fn try_claim_reduce(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let context = self.context(Step::ClaimReduce, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let condition = if params.shards > 1 {
+            // The shards are summed first; counters only grow, so a sum that reached the
+            // total stays there, and the state condition leaves one winner.
+            let current = self.require_run(&context, microprocess, run).await?;
+            if current.state != RunState::Processing || !current.all_children_done() {
+                return Ok(false);
+            }
+            "#state = :from AND #split_done = :true"
+        } else {
+            "#state = :from AND #split_done = :true AND #done = #total"
+        };
+        let mut change = transition(
+            microprocess,
+            RunState::Processing,
+            RunState::Reducing,
+            now,
+            expires_at(now, params.retention_days),
+            false,
+            None,
+        )
+        .value(":true", b(true));
+        change.condition = condition.to_owned();
+        // DynamoDB rejects a placeholder that no expression uses.
+        let used: &[&str] = if params.shards > 1 {
+            &[attr::SPLIT_DONE]
+        } else {
+            &[attr::SPLIT_DONE, attr::DONE, attr::TOTAL]
+        };
+        change.names.extend(names(used));
+        Ok(self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some())
+    }
+
+    /// `REDUCING → COMPLETED`. `Ok` when already `COMPLETED`; refused otherwise.
+    pub async fn complete(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let context = self.context(Step::Complete, microprocess, Some(run));
+        self.end(
+            &context,
+            microprocess,
+            run,
+            RunState::Reducing,
+            RunState::Completed,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// `REDUCING → REDUCE_FAILED` with `reason`. `Ok` when already `REDUCE_FAILED`;
+    /// refused otherwise.
+    pub async fn reduce_failed(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let context = self.context(Step::ReduceFailed, microprocess, Some(run));
+        self.end(
+            &context,
+            microprocess,
+            run,
+            RunState::Reducing,
+            RunState::ReduceFailed,
+            Some(reason),
+            now,
+        )
+        .await
+    }
+
+    /// The runs of `microprocess` in `state`, oldest first, from the `runs-by-state` index
+    /// (eventually consistent), every page; counters of sharded runs summed with one
+    /// consistent read each.
+    pub async fn runs_in_state(
+        &self,
+        microprocess: &str,
+        state: RunState,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
+        let context = self.context(Step::RunsInState, microprocess, None);
+        let mut runs = Vec::new();
+        for item in self.query_state(&context, microprocess, state).await? {
+            let record = parse_run(&context, &item)?;
+            if record.counter_shards > 1 {
+                // Read the record and its shards again, consistently.
+                if let Some(summed) = self.read_run(&context, microprocess, &record.run).await? {
+                    runs.push(summed);
+                }
+            } else {
+                runs.push(record);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Another active run of `microprocess` than `run`, from the index.
+    async fn find_active(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        for state in [
+            RunState::Splitting,
+            RunState::Processing,
+            RunState::Reducing,
+        ] {
+            for item in self.query_state(context, microprocess, state).await? {
+                let record = parse_run(context, &item)?;
+                if record.run != *run {
+                    return Ok(Some(record));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every item of the index partition `<microprocess>#<state>`.
+    async fn query_state(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        state: RunState,
+    ) -> Result<Vec<Item>, LedgerError> {
+        let partition = s(state_pk(microprocess, state));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = retrying(&self.retry, || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(RUNS_BY_STATE_INDEX)
+                    .key_condition_expression("#state_pk = :state_pk")
+                    .expression_attribute_names("#state_pk", attr::STATE_PK)
+                    .expression_attribute_values(":state_pk", partition.clone())
+                    .set_exclusive_start_key(start.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await
+            .map_err(|e| e.into_ledger(context.clone()))?;
+            self.count_reads(page.consumed_capacity());
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The run record and its shards in one consistent query (`sk >= "RUN"`: children sort
+    /// before `RUN`, shards after it).
+    pub(crate) async fn read_run(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        let pk = s(run_partition_key(microprocess, run));
+        let mut record: Option<RunRecord> = None;
+        let mut shards: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = retrying(&self.retry, || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .key_condition_expression("#pk = :pk AND #sk >= :run")
+                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
+                    .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
+                    .expression_attribute_values(":pk", pk.clone())
+                    .expression_attribute_values(":run", s(RUN_SORT_KEY))
+                    .set_exclusive_start_key(start.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await
+            .map_err(|e| e.into_ledger(context.clone()))?;
+            self.count_reads(page.consumed_capacity());
+            for item in page.items.unwrap_or_default() {
+                match Reader::new(&item).str(SORT_KEY_ATTRIBUTE) {
+                    Ok(RUN_SORT_KEY) => record = Some(parse_run(context, &item)?),
+                    Ok(sk) if sk.starts_with(SHARD_SORT_KEY_PREFIX) => shards.push(item),
+                    _ => {}
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let Some(mut record) = record else {
+            return Ok(None);
+        };
+        for shard in &shards {
+            let r = Reader::new(shard);
+            let malformed = |why| LedgerError::Malformed {
+                context: context.clone(),
+                key: r.key_text(),
+                why,
+            };
+            record.succeeded += r.count(attr::SUCCEEDED).map_err(malformed)?;
+            record.failed += r.count(attr::FAILED).map_err(malformed)?;
+            record.done += r.count(attr::DONE).map_err(malformed)?;
+        }
+        self.remember(&record);
+        Ok(Some(record))
+    }
+
+    pub(crate) async fn require_run(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+    ) -> Result<RunRecord, LedgerError> {
+        self.read_run(context, microprocess, run)
+            .await?
+            .ok_or_else(|| LedgerError::RunNotFound {
+                context: context.clone(),
+            })
+    }
+
+    /// The run's fixed parameters, from memory or its record.
+    pub(crate) async fn params(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+    ) -> Result<RunParams, LedgerError> {
+        if let Some(params) = self.cached_params(&run_partition_key(microprocess, run)) {
+            return Ok(params);
+        }
+        let record = self.require_run(context, microprocess, run).await?;
+        Ok(RunParams {
+            shards: record.counter_shards,
+            retention_days: record.retention_days,
+        })
+    }
+
+    /// A conditional update of the run record: `Some(new item)` when it was written, `None`
+    /// when its condition failed.
+    pub(crate) async fn update_run(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+        change: RunUpdate,
+    ) -> Result<Option<Item>, LedgerError> {
+        let key = key(&run_partition_key(microprocess, run), RUN_SORT_KEY);
+        let result = retrying(&self.retry, || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression(&change.update)
+                .condition_expression(&change.condition)
+                .set_expression_attribute_names(Some(change.names.clone()))
+                .set_expression_attribute_values(
+                    (!change.values.is_empty()).then(|| change.values.clone()),
+                )
+                .return_values(ReturnValue::AllNew)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => {
+                self.count_writes(output.consumed_capacity());
+                let item = output.attributes.unwrap_or_default();
+                self.estimate_writes(capacity::units(capacity::item_size(&item)));
+                Ok(Some(item))
+            }
+            Err(CallError::Service(error))
+                if matches!(*error, Error::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error.into_ledger(context.clone())),
+        }
+    }
+
+    /// `from → to`, ending the run; `Ok` when it is already `to`.
+    #[allow(clippy::too_many_arguments)]
+    async fn end(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+        from: RunState,
+        to: RunState,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let params = self.params(context, microprocess, run).await?;
+        let change = transition(
+            microprocess,
+            from,
+            to,
+            now,
+            expires_at(now, params.retention_days),
+            true,
+            reason,
+        );
+        if self
+            .update_run(context, microprocess, run, change)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let current = self.require_run(context, microprocess, run).await?;
+        if current.state == to {
+            return Ok(());
+        }
+        Err(LedgerError::Refused {
+            context: context.clone(),
+            why: format!("the run is {}, not {from}", current.state),
+        })
+    }
+}
+
+fn parse_run(context: &Context, item: &Item) -> Result<RunRecord, LedgerError> {
+    RunRecord::from_item(item).map_err(|(key, why)| LedgerError::Malformed {
+        context: context.clone(),
+        key,
+        why,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::MAX_STORED_TEXT as MAX_REASON;
+    use chrono::TimeZone;
+
+    #[test]
+    fn transitions_keep_the_index_key_in_step() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 3, 0, 0).unwrap();
+        let change = transition(
+            "credit-scores",
+            RunState::Reducing,
+            RunState::ReduceFailed,
+            now,
+            42,
+            true,
+            Some("service answered 500"),
+        );
+        assert_eq!(
+            change.update,
+            "SET #state = :to, #state_pk = :state_pk, #expires_at = :expires_at, \
+             #finished_at = :now, #reason = :reason"
+        );
+        assert_eq!(change.condition, "#state = :from");
+        assert_eq!(change.values[":from"], s("REDUCING"));
+        assert_eq!(change.values[":to"], s("REDUCE_FAILED"));
+        assert_eq!(change.values[":state_pk"], s("credit-scores#REDUCE_FAILED"));
+        assert_eq!(change.values[":now"], s("2026-11-01T03:00:00Z"));
+        assert_eq!(change.values[":expires_at"], n(42));
+        for placeholder in change.names.keys() {
+            assert!(
+                change.update.contains(placeholder.as_str())
+                    || change.condition.contains(placeholder.as_str()),
+                "{placeholder} unused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_claim_transition_sets_no_end_time() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 3, 0, 0).unwrap();
+        let change = transition(
+            "m",
+            RunState::Processing,
+            RunState::Reducing,
+            now,
+            1,
+            false,
+            None,
+        );
+        assert!(!change.update.contains("finished_at"));
+        assert!(!change.values.contains_key(":now"));
+        assert!(!change.names.contains_key("#reason"));
+    }
+
+    #[test]
+    fn reasons_are_cut() {
+        let long = "x".repeat(MAX_REASON * 2);
+        let change = transition(
+            "m",
+            RunState::Splitting,
+            RunState::SplitFailed,
+            Utc::now(),
+            1,
+            true,
+            Some(&long),
+        );
+        match &change.values[":reason"] {
+            AttributeValue::S(text) => assert_eq!(text.len(), MAX_REASON),
+            other => panic!("{other:?}"),
+        }
+    }
+}
