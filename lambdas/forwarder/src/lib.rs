@@ -1,19 +1,47 @@
-//! The forwarder Lambda: delivers microprocess queue messages to the service.
+//! The forwarder Lambda: delivers microprocess queue messages to the service's queue host
+//! and accounts for every child exactly once.
 //!
-//! It receives SQS batches from the microprocess's queue (event source mapping with
-//! `ReportBatchItemFailures`). In the full kit each message becomes a signed process or
-//! reduce call on the service's queue host and a ledger write; this release parses and
-//! logs each message and reports every one of them as a batch item failure, so SQS keeps
-//! them all (and, after `maxReceiveCount`, moves them to the dead-letter queue) instead
-//! of deleting work that was never delivered.
+//! It receives SQS batches (event source mapping with `ReportBatchItemFailures`) and
+//! answers with an [`SqsBatchResponse`]. For each batch:
+//!
+//! 1. every message is parsed; one that is not a kit message, or names an unknown run,
+//!    is logged with the reason and moved to the dead-letter queue (never a panic);
+//! 2. the process calls of the batch go out concurrently, signed, each with a timeout
+//!    below the function's remaining time, paced by the optional rate cap;
+//! 3. each answer is classified as the contract says: success, retry later (with
+//!    `ChangeMessageVisibility`, exponential with jitter, or `Retry-After`), or failed;
+//! 4. terminal outcomes are written to the ledger in one grouped transaction per run,
+//!    guarded by the child's state, so duplicates change nothing; a child that failed
+//!    for good is recorded `FAILED` before its message goes to the dead-letter queue;
+//! 5. the writer that sees its run complete claims the reduce and sends the reduce
+//!    message through the same queue; a reduce message becomes the reduce call.
 
-use std::collections::HashSet;
+pub mod backoff;
+pub mod rate;
+pub mod results;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use aws_sdk_sqs::types::MessageAttributeValue;
+use chrono::Utc;
+use futures::future::join_all;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use microprocess_shared::contract::{Outcome, ProcessRequest, ReduceRequest, ResultsLocator};
+use microprocess_shared::ledger::{ChildOutcome, ChildResult, Ledger, RunRecord};
+use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
-use microprocess_shared::settings::ForwarderSettings;
+use microprocess_shared::run_id::RunId;
+use microprocess_shared::service_client::{Delivery, ServiceClient};
+use microprocess_shared::settings::{ForwarderSettings, ResultStorage};
 use thiserror::Error;
+
+use rate::RateLimiter;
+use results::Placement;
+
+/// Time kept back from the function's deadline to record outcomes after the last call.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why a whole batch goes back to the queue.
 #[derive(Debug, Error)]
@@ -34,73 +62,559 @@ impl From<ForwarderError> for Diagnostic {
     }
 }
 
-/// Handles one SQS batch. Every message with a `messageId` is reported as a batch item
-/// failure, each id once, in batch order. A message without one cannot be reported (an
-/// empty or unknown `itemIdentifier` fails the batch anyway), and leaving it out would
-/// let SQS delete it, so such a batch is answered with an error, which keeps every
-/// message of it on the queue.
-pub async fn forward_batch(
-    settings: &ForwarderSettings,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, ForwarderError> {
-    let (batch, context) = event.into_parts();
-    let mut response = SqsBatchResponse::default();
-    let mut reported = HashSet::new();
-    let mut without_id = 0;
-    for message in &batch.records {
-        let message_id = message.message_id.as_deref().filter(|id| !id.is_empty());
-        let span = tracing::info_span!(
-            "message",
-            request_id = %context.request_id,
-            microprocess = %settings.common.microprocess_name,
-            message_id = message_id.unwrap_or_default(),
-            receive_count = message
-                .attributes
-                .get("ApproximateReceiveCount")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        );
-        span.in_scope(|| log_message(message));
-        match message_id {
-            Some(id) => {
-                if reported.insert(id) {
-                    response.add_failure(id);
+/// What happens to one message once the batch is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done (or a harmless duplicate): SQS deletes it.
+    Delete,
+    /// Comes back after this wait.
+    Retry(Duration),
+    /// Moves to the dead-letter queue with this reason.
+    DeadLetter(String),
+}
+
+/// A message of the batch, read.
+struct Received<'a> {
+    id: &'a str,
+    attempt: u32,
+}
+
+/// Everything a forwarder invocation needs, built once per process in `main`.
+pub struct Forwarder {
+    pub settings: ForwarderSettings,
+    pub ledger: Ledger,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub service: ServiceClient,
+    pub limiter: RateLimiter,
+}
+
+impl Forwarder {
+    pub fn new(
+        settings: ForwarderSettings,
+        config: &aws_config::SdkConfig,
+        signing_secret: String,
+    ) -> Result<Self, microprocess_shared::service_client::ClientError> {
+        let service = ServiceClient::new(
+            &settings.common.queue_base_url,
+            &settings.common.microprocess_name,
+            signing_secret,
+        )?;
+        Ok(Forwarder {
+            ledger: Ledger::from_config(config, settings.common.ledger_table.clone()),
+            sqs: aws_sdk_sqs::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
+            limiter: RateLimiter::new(settings.rate_limit_per_second, settings.max_concurrency),
+            service,
+            settings,
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.settings.common.microprocess_name
+    }
+
+    /// Handles one SQS batch; see the crate documentation.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, ForwarderError> {
+        let (batch, context) = event.into_parts();
+        let without_id = batch
+            .records
+            .iter()
+            .filter(|m| m.message_id.as_deref().is_none_or(str::is_empty))
+            .count();
+        if without_id > 0 {
+            tracing::error!(
+                without_id,
+                "messages without messageId; the whole batch stays on the queue"
+            );
+            return Err(ForwarderError::MessagesWithoutId { count: without_id });
+        }
+
+        let mut verdicts: BTreeMap<&str, Verdict> = BTreeMap::new();
+        let mut process: BTreeMap<
+            RunId,
+            Vec<(Received<'_>, u64, String, Option<serde_json::Value>)>,
+        > = BTreeMap::new();
+        let mut reduce: Vec<(Received<'_>, RunId)> = Vec::new();
+        for message in &batch.records {
+            let id = message.message_id.as_deref().unwrap_or_default();
+            if verdicts.contains_key(id) {
+                continue; // the same message twice in one batch: handled once
+            }
+            let received = Received {
+                id,
+                attempt: receive_count(message),
+            };
+            match QueueMessage::parse(message.body.as_deref().unwrap_or_default()) {
+                Ok(QueueMessage::Process {
+                    run,
+                    seq,
+                    item,
+                    payload,
+                }) => {
+                    verdicts.insert(id, Verdict::Delete);
+                    process
+                        .entry(run)
+                        .or_default()
+                        .push((received, seq, item, payload));
+                }
+                Ok(QueueMessage::Reduce { run }) => {
+                    verdicts.insert(id, Verdict::Delete);
+                    reduce.push((received, run));
+                }
+                Err(error) => {
+                    tracing::error!(message_id = id, %error, "unreadable message");
+                    verdicts.insert(id, Verdict::DeadLetter(error.to_string()));
                 }
             }
-            None => {
-                without_id += 1;
-                span.in_scope(|| {
-                    tracing::error!("message has no messageId; the whole batch stays on the queue")
-                });
+        }
+
+        let timeout = self.call_timeout(&context);
+        let runs = process
+            .into_iter()
+            .map(|(run, work)| self.process_run(run, work, timeout));
+        let reduces = reduce
+            .into_iter()
+            .map(|(received, run)| self.reduce(received, run, timeout));
+        let (runs, reduces) = futures::join!(join_all(runs), join_all(reduces));
+        for (id, verdict) in runs.into_iter().flatten().chain(reduces) {
+            verdicts.insert(id, verdict);
+        }
+        Ok(self.apply(&batch.records, verdicts).await)
+    }
+
+    /// The per-call timeout: the configured one, but never past the function's deadline.
+    fn call_timeout(&self, context: &Context) -> Duration {
+        let deadline_ms = u64::try_from(context.deadline).unwrap_or(u64::MAX);
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        let budget = remaining
+            .saturating_sub(DEADLINE_MARGIN)
+            .max(Duration::from_secs(1));
+        self.settings.process_timeout.min(budget)
+    }
+
+    /// The process calls of one run, then their grouped ledger write.
+    async fn process_run<'a>(
+        &self,
+        run: RunId,
+        work: Vec<(Received<'a>, u64, String, Option<serde_json::Value>)>,
+        timeout: Duration,
+    ) -> Vec<(&'a str, Verdict)> {
+        match self.ledger.run(self.name(), &run).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let reason = format!("run `{run}` of `{}` is not in the ledger", self.name());
+                tracing::error!(%run, "{reason}; dead-lettering its messages");
+                return work
+                    .into_iter()
+                    .map(|(r, ..)| (r.id, Verdict::DeadLetter(reason.clone())))
+                    .collect();
+            }
+            Err(error) => {
+                tracing::error!(%run, error = %error, "cannot read the run; the batch comes back later");
+                return work
+                    .into_iter()
+                    .map(|(r, ..)| (r.id, self.retry(r.attempt, None)))
+                    .collect();
+            }
+        };
+
+        let calls = work.iter().map(|(received, seq, item, payload)| {
+            let request = ProcessRequest {
+                microprocess: self.name().to_string(),
+                run: run.clone(),
+                seq: *seq,
+                item: item.clone(),
+                payload: payload.clone(),
+                attempt: received.attempt,
+            };
+            async move {
+                self.limiter.acquire().await;
+                self.service
+                    .process(&self.settings.process_path, &request, timeout)
+                    .await
+            }
+        });
+        let deliveries = join_all(calls).await;
+
+        let mut outcomes = Vec::new();
+        let mut pending: Vec<(&'a str, u32, Verdict)> = Vec::new();
+        for ((received, seq, item, _), delivery) in work.iter().zip(deliveries) {
+            let (state, result, reason, verdict) = match self
+                .judge(&run, *seq, received.attempt, &delivery)
+                .await
+            {
+                Judged::Terminal {
+                    state,
+                    result,
+                    reason,
+                    verdict,
+                } => (state, result, reason, verdict),
+                Judged::Again(verdict) => {
+                    tracing::warn!(%run, seq, attempt = received.attempt, reason = %delivery.reason, "retrying later");
+                    pending.push((received.id, received.attempt, verdict));
+                    continue;
+                }
+            };
+            outcomes.push(ChildOutcome {
+                seq: *seq,
+                item: item.clone(),
+                state,
+                attempts: received.attempt,
+                result,
+                reason,
+            });
+            pending.push((received.id, received.attempt, verdict));
+        }
+
+        if !outcomes.is_empty() {
+            match self
+                .ledger
+                .record_children(self.name(), &run, &outcomes, Utc::now())
+                .await
+            {
+                Ok(recorded) => {
+                    if !recorded.duplicates.is_empty() {
+                        tracing::info!(%run, duplicates = ?recorded.duplicates, "already counted; nothing changed");
+                    }
+                    if recorded.complete {
+                        self.claim_and_send_reduce(&recorded.run).await;
+                    }
+                }
+                Err(error) => {
+                    // Nothing was counted: every terminal message comes back and is judged again.
+                    tracing::error!(%run, error = %error, "cannot record outcomes; they come back later");
+                    let terminal: Vec<u64> = outcomes.iter().map(|o| o.seq).collect();
+                    return work
+                        .iter()
+                        .zip(pending)
+                        .map(|((received, seq, ..), (id, attempt, verdict))| {
+                            if terminal.contains(seq) {
+                                (id, self.retry(received.attempt.max(attempt), None))
+                            } else {
+                                (id, verdict)
+                            }
+                        })
+                        .collect();
+                }
+            }
+        }
+        pending.into_iter().map(|(id, _, v)| (id, v)).collect()
+    }
+
+    /// The contract's classification of one process answer, with what to record.
+    async fn judge(&self, run: &RunId, seq: u64, attempt: u32, d: &Delivery) -> Judged {
+        match d.outcome {
+            Outcome::Succeeded => match self.store_result(run, seq, &d.body).await {
+                Ok(result) => Judged::Terminal {
+                    state: ChildState::Succeeded,
+                    result,
+                    reason: None,
+                    verdict: Verdict::Delete,
+                },
+                Err(reason) => {
+                    tracing::error!(%run, seq, %reason, "cannot store the result; the child comes back");
+                    Judged::Again(self.retry(attempt, None))
+                }
+            },
+            Outcome::Retry if attempt < self.settings.max_attempts => {
+                Judged::Again(self.retry(attempt, d.retry_after))
+            }
+            Outcome::Retry => {
+                let reason = format!(
+                    "{} (attempt {attempt} of {})",
+                    d.reason, self.settings.max_attempts
+                );
+                Judged::Terminal {
+                    state: ChildState::Failed,
+                    result: None,
+                    reason: Some(reason.clone()),
+                    verdict: Verdict::DeadLetter(reason),
+                }
+            }
+            Outcome::Failed => Judged::Terminal {
+                state: ChildState::Failed,
+                result: None,
+                reason: Some(d.reason.clone()),
+                verdict: Verdict::DeadLetter(d.reason.clone()),
+            },
+        }
+    }
+
+    async fn store_result(
+        &self,
+        run: &RunId,
+        seq: u64,
+        body: &[u8],
+    ) -> Result<Option<ChildResult>, String> {
+        match results::place(self.settings.result_storage, self.name(), run, seq, body) {
+            Placement::Nowhere => Ok(None),
+            Placement::Inline(text) => Ok(Some(ChildResult::Inline(text))),
+            Placement::Bucket { key, text } => {
+                let bucket =
+                    self.settings.results_bucket.as_deref().ok_or(
+                        "the result needs the results bucket, but RESULTS_BUCKET is not set",
+                    )?;
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .content_type("application/json")
+                    .tagging(results::expiry_tagging(self.settings.results_expiry_days))
+                    .body(text.into_bytes().into())
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot put s3://{bucket}/{key}: {}", aws_error(&e)))?;
+                Ok(Some(results::stored(bucket, &key)))
             }
         }
     }
-    if without_id > 0 {
-        return Err(ForwarderError::MessagesWithoutId { count: without_id });
+
+    /// Claims the reduce of a complete run; the one winner sends the reduce message.
+    pub async fn claim_and_send_reduce(&self, run: &RunRecord) {
+        match self
+            .ledger
+            .try_claim_reduce(self.name(), &run.run, Utc::now())
+            .await
+        {
+            Ok(true) => {
+                let body = QueueMessage::Reduce {
+                    run: run.run.clone(),
+                }
+                .to_body();
+                let sent = self
+                    .sqs
+                    .send_message()
+                    .queue_url(&self.settings.common.queue_url)
+                    .message_body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => {
+                        tracing::info!(run = %run.run, "run complete; reduce claimed and queued")
+                    }
+                    // The run stays REDUCING; the sweep re-sends the reduce of such runs.
+                    Err(e) => {
+                        tracing::error!(run = %run.run, error = %aws_error(&e), "reduce claimed but not queued; the sweep will queue it")
+                    }
+                }
+            }
+            Ok(false) => {
+                tracing::debug!(run = %run.run, "reduce already claimed or run not complete")
+            }
+            Err(error) => {
+                tracing::error!(run = %run.run, error = %error, "cannot claim the reduce; the sweep will")
+            }
+        }
     }
-    Ok(response)
+
+    /// The reduce call of a run whose reduce was claimed.
+    async fn reduce<'a>(
+        &self,
+        received: Received<'a>,
+        run: RunId,
+        timeout: Duration,
+    ) -> (&'a str, Verdict) {
+        let record = match self.ledger.run(self.name(), &run).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return (
+                    received.id,
+                    Verdict::DeadLetter(format!("run `{run}` is not in the ledger")),
+                )
+            }
+            Err(error) => {
+                tracing::error!(%run, error = %error, "cannot read the run for its reduce");
+                return (received.id, self.retry(received.attempt, None));
+            }
+        };
+        if record.state != RunState::Reducing {
+            tracing::info!(%run, state = %record.state, "reduce message for a run not REDUCING; nothing to do");
+            return (received.id, Verdict::Delete);
+        }
+        let request = ReduceRequest {
+            microprocess: self.name().to_string(),
+            run: run.clone(),
+            total: record.total.unwrap_or(record.done),
+            succeeded: record.succeeded,
+            failed: record.failed,
+            started_at: record.started_at,
+            split_done_at: record.split_done_at.unwrap_or(record.started_at),
+            results: ResultsLocator {
+                table: self.settings.common.ledger_table.clone(),
+                partition_key: record.partition_key(),
+                bucket: match self.settings.result_storage {
+                    ResultStorage::Discard => None,
+                    _ => self.settings.results_bucket.clone(),
+                },
+            },
+        };
+        let d = self
+            .service
+            .reduce(&self.settings.reduce_path, &request, timeout)
+            .await;
+        let attempt = received.attempt;
+        let verdict = match d.outcome {
+            Outcome::Succeeded => match self.ledger.complete(self.name(), &run, Utc::now()).await {
+                Ok(()) => {
+                    tracing::info!(%run, total = request.total, failed = request.failed, "run completed");
+                    Verdict::Delete
+                }
+                Err(error) => {
+                    tracing::error!(%run, error = %error, "reduce succeeded but the run could not be completed");
+                    self.retry(attempt, None)
+                }
+            },
+            Outcome::Retry if attempt < self.settings.max_attempts => {
+                self.retry(attempt, d.retry_after)
+            }
+            _ => {
+                let reason = format!(
+                    "reduce: {} (attempt {attempt} of {})",
+                    d.reason, self.settings.max_attempts
+                );
+                match self
+                    .ledger
+                    .reduce_failed(self.name(), &run, &reason, Utc::now())
+                    .await
+                {
+                    Ok(()) => Verdict::DeadLetter(reason),
+                    Err(error) => {
+                        tracing::error!(%run, error = %error, "cannot record REDUCE_FAILED");
+                        self.retry(attempt, None)
+                    }
+                }
+            }
+        };
+        (received.id, verdict)
+    }
+
+    fn retry(&self, attempt: u32, retry_after: Option<Duration>) -> Verdict {
+        Verdict::Retry(backoff::delay(
+            self.settings.backoff_base,
+            attempt,
+            retry_after,
+            fastrand::u64(..),
+        ))
+    }
+
+    /// Carries out the verdicts and builds the batch response: only messages that must
+    /// come back are reported, each id once.
+    async fn apply(
+        &self,
+        records: &[SqsMessage],
+        verdicts: BTreeMap<&str, Verdict>,
+    ) -> SqsBatchResponse {
+        let by_id: BTreeMap<&str, &SqsMessage> = records
+            .iter()
+            .filter_map(|m| m.message_id.as_deref().map(|id| (id, m)))
+            .collect();
+        let actions = verdicts.iter().map(|(id, verdict)| {
+            let message = by_id.get(id).copied();
+            async move {
+                let keep = match (verdict, message) {
+                    (Verdict::Delete, _) => false,
+                    (Verdict::Retry(wait), Some(m)) => {
+                        self.delay_message(m, *wait).await;
+                        true
+                    }
+                    (Verdict::DeadLetter(reason), Some(m)) => !self.dead_letter(m, reason).await,
+                    (_, None) => true,
+                };
+                keep.then(|| id.to_string())
+            }
+        });
+        let mut response = SqsBatchResponse::default();
+        for id in join_all(actions).await.into_iter().flatten() {
+            response.add_failure(id);
+        }
+        response
+    }
+
+    async fn delay_message(&self, message: &SqsMessage, wait: Duration) {
+        let Some(receipt) = message.receipt_handle.as_deref() else {
+            return;
+        };
+        let result = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(&self.settings.common.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(backoff::visibility_seconds(wait))
+            .send()
+            .await;
+        if let Err(e) = result {
+            // The message still comes back, after the queue's own visibility timeout.
+            tracing::warn!(error = %aws_error(&e), "cannot delay the message's next attempt");
+        }
+    }
+
+    /// Sends a copy with the reason to the dead-letter queue; `true` when it is there, so
+    /// the original may be deleted.
+    async fn dead_letter(&self, message: &SqsMessage, reason: &str) -> bool {
+        let attribute = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .ok()
+        };
+        let mut send = self
+            .sqs
+            .send_message()
+            .queue_url(&self.settings.dead_letter_queue_url)
+            .message_body(message.body.clone().unwrap_or_default());
+        let reason_text: String = reason.chars().take(1024).collect();
+        if let Some(a) = attribute(&reason_text) {
+            send = send.message_attributes("microprocess-failure-reason", a);
+        }
+        if let Some(a) = message.message_id.as_deref().and_then(attribute) {
+            send = send.message_attributes("microprocess-source-message-id", a);
+        }
+        match send.send().await {
+            Ok(_) => {
+                tracing::warn!(message_id = ?message.message_id, reason, "moved to the dead-letter queue");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %aws_error(&e), "cannot reach the dead-letter queue; the message comes back");
+                false
+            }
+        }
+    }
 }
 
-/// One log line per message: what it asks for, and that it stays on the queue.
-fn log_message(message: &SqsMessage) {
-    let body = message.body.as_deref().unwrap_or_default();
-    match QueueMessage::parse(body) {
-        Ok(QueueMessage::Process { run, seq, item, .. }) => tracing::warn!(
-            kind = "process",
-            %run,
-            seq,
-            item,
-            "not forwarded: this release does not dispatch yet; the message stays on the queue"
-        ),
-        Ok(QueueMessage::Reduce { run }) => tracing::warn!(
-            kind = "reduce",
-            %run,
-            "not forwarded: this release does not dispatch yet; the message stays on the queue"
-        ),
-        Err(error) => tracing::error!(
-            %error,
-            body_bytes = body.len(),
-            "unreadable message; it stays on the queue until it moves to the dead-letter queue"
-        ),
+enum Judged {
+    Terminal {
+        state: ChildState,
+        result: Option<ChildResult>,
+        reason: Option<String>,
+        verdict: Verdict,
+    },
+    Again(Verdict),
+}
+
+/// The SQS receive count: the 1-based attempt number of this delivery.
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// An SDK error with its service message, which `Display` of `SdkError` leaves out.
+pub fn aws_error<E: std::error::Error + 'static>(e: &E) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
     }
+    parts.join(": ")
 }

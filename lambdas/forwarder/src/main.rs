@@ -1,17 +1,24 @@
-//! Lambda entry point of the forwarder: logging, settings, then the runtime loop.
+//! Lambda entry point of the forwarder: logging, settings, clients, then the runtime loop.
 
 use aws_lambda_events::sqs::SqsEvent;
+use forwarder::Forwarder;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use microprocess_shared::{logging, settings::ForwarderSettings};
+use microprocess_shared::settings::ForwarderSettings;
+use microprocess_shared::{aws, logging, signing_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
     let settings = ForwarderSettings::from_env()
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
-    let settings = &settings;
+    let config = aws::config().await;
+    let secret = signing_secret::fetch(&config, &settings.common.signing_secret_arn)
+        .await
+        .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
+    let forwarder = Forwarder::new(settings, &config, secret)?;
+    let forwarder = &forwarder;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        forwarder::forward_batch(settings, event).await
+        forwarder.handle(event).await
     }))
     .await
 }
