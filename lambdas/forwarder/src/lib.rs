@@ -73,6 +73,9 @@ pub enum Verdict {
     DeadLetter(String),
 }
 
+/// A process message of the batch: the message, its seq, item and payload.
+type ProcessWork<'a> = (Received<'a>, u64, String, Option<serde_json::Value>);
+
 /// A message of the batch, read.
 struct Received<'a> {
     id: &'a str,
@@ -134,10 +137,7 @@ impl Forwarder {
         }
 
         let mut verdicts: BTreeMap<&str, Verdict> = BTreeMap::new();
-        let mut process: BTreeMap<
-            RunId,
-            Vec<(Received<'_>, u64, String, Option<serde_json::Value>)>,
-        > = BTreeMap::new();
+        let mut process: BTreeMap<RunId, Vec<ProcessWork<'_>>> = BTreeMap::new();
         let mut reduce: Vec<(Received<'_>, RunId)> = Vec::new();
         for message in &batch.records {
             let id = message.message_id.as_deref().unwrap_or_default();
@@ -188,7 +188,7 @@ impl Forwarder {
 
     /// The per-call timeout: the configured one, but never past the function's deadline.
     fn call_timeout(&self, context: &Context) -> Duration {
-        let deadline_ms = u64::try_from(context.deadline).unwrap_or(u64::MAX);
+        let deadline_ms = context.deadline;
         let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
         let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
         let budget = remaining
@@ -201,7 +201,7 @@ impl Forwarder {
     async fn process_run<'a>(
         &self,
         run: RunId,
-        work: Vec<(Received<'a>, u64, String, Option<serde_json::Value>)>,
+        work: Vec<ProcessWork<'a>>,
         timeout: Duration,
     ) -> Vec<(&'a str, Verdict)> {
         match self.ledger.run(self.name(), &run).await {

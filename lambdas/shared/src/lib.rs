@@ -13,6 +13,7 @@
 //! - [`run_id`]: run ids, derived from the schedule time or given by hand;
 //! - [`queue_message`]: the kit's own message on a microprocess queue;
 //! - [`ledger_keys`]: the DynamoDB key layout of runs and children, and their states;
+//! - [`service_client`]: signed HTTP calls to the queue host, classified per the contract;
 //! - [`settings`]: a function's settings from its environment variables;
 //! - [`logging`]: JSON logs for Lambda.
 
@@ -23,5 +24,7 @@ pub mod ledger_keys;
 pub mod logging;
 pub mod queue_message;
 pub mod run_id;
+pub mod service_client;
 pub mod settings;
 pub mod signing;
+pub mod signing_secret;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::ledger::Overlap;
+
 /// Microprocess name, as in config.
 pub const MICROPROCESS_NAME: &str = "MICROPROCESS_NAME";
 /// DynamoDB ledger table name.
@@ -26,6 +28,12 @@ pub const SPLIT_PATH: &str = "SPLIT_PATH";
 pub const SPLIT_PAGE_SIZE: &str = "SPLIT_PAGE_SIZE";
 /// Attempts at one split page before the run ends `SPLIT_FAILED` (splitter).
 pub const SPLIT_MAX_ATTEMPTS: &str = "SPLIT_MAX_ATTEMPTS";
+/// `skip` or `allow`: whether a run starts while another one is active (splitter).
+pub const OVERLAP: &str = "OVERLAP";
+/// Days the ledger keeps a run's records, fixed when the run starts (splitter).
+pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
+/// Counter shards of a run, fixed when the run starts (splitter).
+pub const COUNTER_SHARDS: &str = "COUNTER_SHARDS";
 /// Path of the process endpoint (forwarder).
 pub const PROCESS_PATH: &str = "PROCESS_PATH";
 /// Path of the reduce endpoint (forwarder).
@@ -36,6 +44,18 @@ pub const PROCESS_TIMEOUT_SECONDS: &str = "PROCESS_TIMEOUT_SECONDS";
 pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
 /// Bucket for results over 64 KiB; optional (forwarder).
 pub const RESULTS_BUCKET: &str = "RESULTS_BUCKET";
+/// URL of the microprocess's dead-letter queue (forwarder).
+pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
+/// `ledger`, `bucket` or `discard` (forwarder).
+pub const RESULT_STORAGE: &str = "RESULT_STORAGE";
+/// Lifecycle step a stored result object is tagged with (forwarder).
+pub const RESULTS_EXPIRY_DAYS: &str = "RESULTS_EXPIRY_DAYS";
+/// Cap on process calls a second across all forwarders; `0` for none (forwarder).
+pub const RATE_LIMIT_PER_SECOND: &str = "RATE_LIMIT_PER_SECOND";
+/// The event source mapping's MaximumConcurrency (forwarder).
+pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+/// First retry delay in milliseconds; optional, 2000 by default (forwarder).
+pub const BACKOFF_BASE_MILLIS: &str = "BACKOFF_BASE_MILLIS";
 
 /// Settings both functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +75,12 @@ pub struct SplitterSettings {
     pub split_path: String,
     pub split_page_size: u32,
     pub split_max_attempts: u32,
+    /// Whether a run starts while another run of the microprocess is active.
+    pub overlap: Overlap,
+    /// Retention of a new run's ledger records, in days.
+    pub retention_days: u32,
+    /// Counter shards of a new run.
+    pub counter_shards: u32,
 }
 
 /// Settings of the forwarder.
@@ -67,6 +93,25 @@ pub struct ForwarderSettings {
     pub max_attempts: u32,
     /// `None` when `RESULTS_BUCKET` is unset or empty.
     pub results_bucket: Option<String>,
+    pub dead_letter_queue_url: String,
+    pub result_storage: ResultStorage,
+    pub results_expiry_days: u32,
+    /// Process calls a second across all forwarders of the microprocess.
+    pub rate_limit_per_second: Option<u32>,
+    pub max_concurrency: u32,
+    /// First retry delay; later ones double, with jitter.
+    pub backoff_base: Duration,
+}
+
+/// Where a child's 2xx body is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultStorage {
+    /// In the child record up to 64 KiB, larger in the results bucket.
+    Ledger,
+    /// Always in the results bucket.
+    Bucket,
+    /// Not kept.
+    Discard,
 }
 
 /// A missing or bad environment variable, named, with what it should look like.
@@ -99,8 +144,16 @@ const PATH_EXPECTED: &str =
     "a path starting with `/`, without spaces, query or fragment, like `/jobs/credit-scores/split`";
 const PAGE_SIZE_EXPECTED: &str = "a whole number from 1 to 10000, like `1000`";
 const SPLIT_ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 20, like `5`";
+const OVERLAP_EXPECTED: &str = "`skip` or `allow`";
+const RETENTION_EXPECTED: &str = "a whole number of days from 1 to 3650, like `90`";
+const SHARDS_EXPECTED: &str = "a whole number from 1 to 64, like `1`";
 const TIMEOUT_EXPECTED: &str = "a whole number of seconds from 1 to 900, like `25`";
 const ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 1000, like `5`";
+const STORAGE_EXPECTED: &str = "`ledger`, `bucket` or `discard`";
+const EXPIRY_EXPECTED: &str = "a whole number of days from 1 to 3650, like `90`";
+const RATE_EXPECTED: &str = "a whole number of calls a second from 0 (no cap) to 100000";
+const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
+const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
 
@@ -165,6 +218,15 @@ impl SplitterSettings {
             split_path: env.required(SPLIT_PATH, PATH_EXPECTED, is_plain_path)?,
             split_page_size: env.number(SPLIT_PAGE_SIZE, PAGE_SIZE_EXPECTED, 1..=10_000)?,
             split_max_attempts: env.number(SPLIT_MAX_ATTEMPTS, SPLIT_ATTEMPTS_EXPECTED, 1..=20)?,
+            overlap: match env
+                .required(OVERLAP, OVERLAP_EXPECTED, |v| ["skip", "allow"].contains(&v))?
+                .as_str()
+            {
+                "allow" => Overlap::Allow,
+                _ => Overlap::Skip,
+            },
+            retention_days: env.number(RETENTION_DAYS, RETENTION_EXPECTED, 1..=3650)?,
+            counter_shards: env.number(COUNTER_SHARDS, SHARDS_EXPECTED, 1..=64)?,
         })
     }
 }
@@ -196,6 +258,33 @@ impl ForwarderSettings {
                     && v.bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
             })?,
+            dead_letter_queue_url: env.required(
+                DEAD_LETTER_QUEUE_URL,
+                QUEUE_URL_EXPECTED,
+                is_http_url,
+            )?,
+            result_storage: match env
+                .required(RESULT_STORAGE, STORAGE_EXPECTED, |v| {
+                    ["ledger", "bucket", "discard"].contains(&v)
+                })?
+                .as_str()
+            {
+                "bucket" => ResultStorage::Bucket,
+                "discard" => ResultStorage::Discard,
+                _ => ResultStorage::Ledger,
+            },
+            results_expiry_days: env.number(RESULTS_EXPIRY_DAYS, EXPIRY_EXPECTED, 1..=3650)?,
+            rate_limit_per_second: Some(env.number(
+                RATE_LIMIT_PER_SECOND,
+                RATE_EXPECTED,
+                0..=100_000,
+            )?)
+            .filter(|r| *r > 0),
+            max_concurrency: env.number(MAX_CONCURRENCY, CONCURRENCY_EXPECTED, 2..=1000)?,
+            backoff_base: Duration::from_millis(match env.get(BACKOFF_BASE_MILLIS) {
+                None => 2000,
+                Some(_) => env.number(BACKOFF_BASE_MILLIS, BACKOFF_EXPECTED, 1..=900_000)?,
+            }),
         })
     }
 }
@@ -314,6 +403,9 @@ mod tests {
             (SPLIT_PATH, "/jobs/credit-scores/split"),
             (SPLIT_PAGE_SIZE, "1000"),
             (SPLIT_MAX_ATTEMPTS, "5"),
+            (OVERLAP, "skip"),
+            (RETENTION_DAYS, "90"),
+            (COUNTER_SHARDS, "1"),
         ]));
         all
     }
@@ -325,6 +417,14 @@ mod tests {
             (REDUCE_PATH, "/jobs/credit-scores/reduce"),
             (PROCESS_TIMEOUT_SECONDS, "25"),
             (MAX_ATTEMPTS, "5"),
+            (
+                DEAD_LETTER_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/credit-scores-dlq",
+            ),
+            (RESULT_STORAGE, "ledger"),
+            (RESULTS_EXPIRY_DAYS, "90"),
+            (RATE_LIMIT_PER_SECOND, "0"),
+            (MAX_CONCURRENCY, "10"),
         ]));
         all
     }
@@ -353,6 +453,12 @@ mod tests {
         );
         assert_eq!(settings.split_page_size, 1000);
         assert_eq!(settings.split_max_attempts, 5);
+        assert_eq!(settings.overlap, Overlap::Skip);
+        assert_eq!(settings.retention_days, 90);
+        assert_eq!(settings.counter_shards, 1);
+        let mut allow = splitter_vars();
+        allow.insert(OVERLAP, "allow".into());
+        assert_eq!(splitter(&allow).unwrap().overlap, Overlap::Allow);
     }
 
     #[test]
@@ -423,6 +529,12 @@ mod tests {
             (SPLIT_PAGE_SIZE, "0"),
             (SPLIT_PAGE_SIZE, "10001"),
             (SPLIT_MAX_ATTEMPTS, "21"),
+            (OVERLAP, "sometimes"),
+            (OVERLAP, "Skip"),
+            (RETENTION_DAYS, "0"),
+            (RETENTION_DAYS, "3651"),
+            (COUNTER_SHARDS, "0"),
+            (COUNTER_SHARDS, "65"),
             (PROCESS_PATH, "/a b"),
             (REDUCE_PATH, "/reduce#x"),
             (PROCESS_TIMEOUT_SECONDS, "0"),
