@@ -1,0 +1,205 @@
+//! What one demo service serves: its secrets, microprocesses, items, ports and chaos.
+
+use std::path::PathBuf;
+
+use microprocess_shared::ledger_keys::MAX_SEQ;
+use microprocess_shared::signing::MAX_SKEW_SECONDS;
+use thiserror::Error;
+
+use crate::chaos::{Chaos, ChaosError};
+
+/// The microprocess served when the config names none.
+pub const DEFAULT_MICROPROCESS: &str = "credit-scores";
+/// Items in each microprocess's split when the config does not say.
+pub const DEFAULT_ITEMS: u64 = 1000;
+
+/// Configuration of a [`crate::DemoService`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Signing secrets; a request signed with any of them is accepted (key rotation).
+    pub secrets: Vec<String>,
+    /// Microprocesses served, each at `/microprocesses/<name>/split|process|reduce`.
+    pub microprocesses: Vec<String>,
+    /// Items in each microprocess's split: `ACN-000000001` to `ACN-<items>`.
+    pub items: u64,
+    /// Where reduce reports are written, as `<dir>/<microprocess>/<run>.json`; `None`
+    /// keeps them in [`crate::Stats`] only.
+    pub report_dir: Option<PathBuf>,
+    /// Port of the queue host on 127.0.0.1; 0 picks a free one.
+    pub queue_port: u16,
+    /// Port of the live host on 127.0.0.1; 0 picks a free one.
+    pub live_port: u16,
+    /// Largest accepted distance between a signature's `t` and this clock, in seconds.
+    pub max_skew_seconds: u64,
+    pub chaos: Chaos,
+}
+
+impl Config {
+    /// One secret, the `credit-scores` microprocess with [`DEFAULT_ITEMS`] items, free
+    /// ports, no report dir, no chaos.
+    pub fn new(secret: impl Into<String>) -> Config {
+        Config {
+            secrets: vec![secret.into()],
+            microprocesses: vec![DEFAULT_MICROPROCESS.to_owned()],
+            items: DEFAULT_ITEMS,
+            report_dir: None,
+            queue_port: 0,
+            live_port: 0,
+            max_skew_seconds: MAX_SKEW_SECONDS,
+            chaos: Chaos::default(),
+        }
+    }
+
+    pub fn with_items(mut self, items: u64) -> Config {
+        self.items = items;
+        self
+    }
+
+    pub fn with_chaos(mut self, chaos: Chaos) -> Config {
+        self.chaos = chaos;
+        self
+    }
+
+    pub fn with_report_dir(mut self, dir: impl Into<PathBuf>) -> Config {
+        self.report_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_microprocesses<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Config {
+        self.microprocesses = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Checks what the types let through.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        if self.secrets.iter().any(String::is_empty) {
+            return Err(ConfigError::EmptySecret);
+        }
+        if self.microprocesses.is_empty() {
+            return Err(ConfigError::NoMicroprocess);
+        }
+        for (index, name) in self.microprocesses.iter().enumerate() {
+            if !is_valid_name(name) {
+                return Err(ConfigError::BadMicroprocessName { name: name.clone() });
+            }
+            if self.microprocesses[..index].contains(name) {
+                return Err(ConfigError::DuplicateMicroprocess { name: name.clone() });
+            }
+        }
+        if self.items > MAX_SEQ + 1 {
+            return Err(ConfigError::TooManyItems { items: self.items });
+        }
+        self.chaos.validate()?;
+        Ok(())
+    }
+}
+
+/// The keys in one secret value: the value itself, or, in the rotation form the kit
+/// stores during a roll, `{"current": "...", "previous": "..."}`, both keys.
+pub fn secrets_in(value: &str) -> Vec<String> {
+    match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(serde_json::Value::Object(rotation)) => ["current", "previous"]
+            .iter()
+            .filter_map(|key| rotation.get(*key)?.as_str())
+            .filter(|key| !key.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => vec![value.to_owned()],
+    }
+}
+
+/// A name that is safe in a URL path, a ledger key and a file name.
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A configuration the service cannot start with.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ConfigError {
+    #[error("no signing secret; pass one with `--secret` or `MICROPROCESS_SIGNING_SECRET`")]
+    NoSecret,
+    #[error("a signing secret is empty; pass the environment's secret with `--secret`")]
+    EmptySecret,
+    #[error("no microprocess to serve; name one with `--microprocess`")]
+    NoMicroprocess,
+    #[error(
+        "microprocess name `{name}` cannot be served; use 1 to 64 letters, digits, `-` or \
+         `_`, starting with a letter or a digit"
+    )]
+    BadMicroprocessName { name: String },
+    #[error("microprocess `{name}` is named twice; name each once")]
+    DuplicateMicroprocess { name: String },
+    #[error("{items} items do not fit the ledger's 12-digit seq; use at most 1000000000000")]
+    TooManyItems { items: u64 },
+    #[error(transparent)]
+    Chaos(#[from] ChaosError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_value_is_the_key_or_the_rotation_form() {
+        assert_eq!(secrets_in("abc"), ["abc"]);
+        assert_eq!(
+            secrets_in(r#"{"current": "new", "previous": "old"}"#),
+            ["new", "old"]
+        );
+        assert_eq!(secrets_in(r#"{"current": "new"}"#), ["new"]);
+        // JSON that is not an object is a key like any other.
+        assert_eq!(secrets_in("12345"), ["12345"]);
+    }
+
+    #[test]
+    fn the_default_config_is_valid() {
+        assert_eq!(Config::new("s").validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejections_name_the_fix() {
+        let cases = [
+            (
+                Config {
+                    secrets: vec![],
+                    ..Config::new("s")
+                },
+                "no signing secret; pass one with `--secret` or `MICROPROCESS_SIGNING_SECRET`",
+            ),
+            (
+                Config::new(""),
+                "a signing secret is empty; pass the environment's secret with `--secret`",
+            ),
+            (
+                Config::new("s").with_microprocesses(["a/b"]),
+                "microprocess name `a/b` cannot be served; use 1 to 64 letters, digits, `-` or \
+                 `_`, starting with a letter or a digit",
+            ),
+            (
+                Config::new("s").with_microprocesses(["a", "a"]),
+                "microprocess `a` is named twice; name each once",
+            ),
+            (
+                Config::new("s").with_microprocesses(Vec::<String>::new()),
+                "no microprocess to serve; name one with `--microprocess`",
+            ),
+            (
+                Config::new("s").with_items(MAX_SEQ + 2),
+                "1000000000001 items do not fit the ledger's 12-digit seq; use at most \
+                 1000000000000",
+            ),
+        ];
+        for (config, message) in cases {
+            assert_eq!(config.validate().unwrap_err().to_string(), message);
+        }
+    }
+}
