@@ -1,0 +1,509 @@
+//! The forwarder against the emulator's real SQS, DynamoDB and S3 and the demo service
+//! (a real HTTP service implementing the contract): the handler function is driven
+//! directly with batches received from the queue, as the event source mapping would.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_lambda_events::sqs::SqsBatchResponse;
+use chrono::Utc;
+use demo_service::{Chaos, Config, RunningService, SeqSelector};
+use forwarder::Forwarder;
+use kit_tests::ledger_table::create_ledger_table;
+use kit_tests::mapping::{depth, receive, settle};
+use kit_tests::moto::{sdk_config, MotoServer};
+use lambda_runtime::{Context, LambdaEvent};
+use microprocess_shared::ledger::{Ledger, Overlap};
+use microprocess_shared::ledger_keys::{ChildState, RunState};
+use microprocess_shared::queue_message::QueueMessage;
+use microprocess_shared::run_id::RunId;
+use microprocess_shared::settings::ForwarderSettings;
+
+const SECRET: &str = "forwarder-test-secret";
+const NAME: &str = "credit-scores";
+
+struct Bench {
+    _moto: MotoServer,
+    config: SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    ledger: Ledger,
+    queue_url: String,
+    dlq_url: String,
+    service: RunningService,
+    forwarder: Forwarder,
+}
+
+struct Options {
+    max_attempts: u32,
+    process_timeout_seconds: u32,
+    storage: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_attempts: 3,
+            process_timeout_seconds: 5,
+            storage: "ledger",
+        }
+    }
+}
+
+async fn bench(chaos: Chaos, options: Options) -> Bench {
+    let moto = MotoServer::start();
+    let config = sdk_config(moto.endpoint()).await;
+    let table = create_ledger_table(&config).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name("credit-scores-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("credit-scores")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "30",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket("results").send().await.unwrap();
+
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(100).with_chaos(chaos))
+            .await
+            .unwrap();
+    let vars: BTreeMap<&str, String> = [
+        ("MICROPROCESS_NAME", NAME.to_string()),
+        ("LEDGER_TABLE", table.clone()),
+        ("QUEUE_URL", queue_url.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dlq_url.clone()),
+        ("QUEUE_BASE_URL", service.queue_url()),
+        (
+            "SIGNING_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
+        ),
+        ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
+        ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
+        (
+            "PROCESS_TIMEOUT_SECONDS",
+            options.process_timeout_seconds.to_string(),
+        ),
+        ("MAX_ATTEMPTS", options.max_attempts.to_string()),
+        ("RESULTS_BUCKET", "results".into()),
+        ("RESULT_STORAGE", options.storage.into()),
+        ("RESULTS_EXPIRY_DAYS", "30".into()),
+        ("RATE_LIMIT_PER_SECOND", "0".into()),
+        ("MAX_CONCURRENCY", "2".into()),
+        ("BACKOFF_BASE_MILLIS", "1".into()),
+    ]
+    .into_iter()
+    .collect();
+    let settings = ForwarderSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let forwarder = Forwarder::new(settings, &config, SECRET.into()).unwrap();
+    Bench {
+        ledger: Ledger::from_config(&config, table),
+        _moto: moto,
+        config,
+        sqs,
+        queue_url,
+        dlq_url,
+        service,
+        forwarder,
+    }
+}
+
+impl Bench {
+    /// A sealed run of `total` children, their messages on the queue (the splitter's part).
+    async fn run_with_children(&self, run: &str, total: u64) -> RunId {
+        let run = RunId::parse(run).unwrap();
+        self.ledger
+            .start_run(NAME, &run, Overlap::Allow, 30, 1, Utc::now())
+            .await
+            .unwrap();
+        for seq in 0..total {
+            self.send_process(&run, seq).await;
+        }
+        self.ledger
+            .seal(NAME, &run, total, Utc::now())
+            .await
+            .unwrap();
+        run
+    }
+
+    async fn send_process(&self, run: &RunId, seq: u64) {
+        let body = QueueMessage::Process {
+            run: run.clone(),
+            seq,
+            item: format!("ACN-{:09}", seq + 1),
+            payload: None,
+        }
+        .to_body();
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// One batch through the forwarder, settled as the event source mapping would.
+    async fn step(&self, max: i32) -> Option<SqsBatchResponse> {
+        let event = receive(&self.sqs, &self.queue_url, max, 0).await;
+        if event.records.is_empty() {
+            return None;
+        }
+        let response = self
+            .forwarder
+            .handle(LambdaEvent::new(event.clone(), context()))
+            .await
+            .unwrap();
+        settle(&self.sqs, &self.queue_url, &event, &response).await;
+        Some(response)
+    }
+
+    /// Batches until the queue stays empty for `idle` (retried messages come back after
+    /// their backoff), bounded by `limit`.
+    async fn drain(&self, idle: Duration, limit: Duration) {
+        let started = std::time::Instant::now();
+        let mut quiet_since = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.step(10).await.is_some() {
+                quiet_since = std::time::Instant::now();
+            } else if quiet_since.elapsed() > idle {
+                return;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        panic!("the queue did not drain within {limit:?}");
+    }
+
+    async fn dead_letters(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.dlq_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap();
+            if got.messages().is_empty() {
+                return out;
+            }
+            for m in got.messages() {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get("microprocess-failure-reason"))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_string();
+                out.push((m.body().unwrap_or_default().to_string(), reason));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.dlq_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn context() -> Context {
+    let mut c = Context::default();
+    c.request_id = "test".into();
+    c.deadline = (Utc::now().timestamp_millis() + 60_000) as u64;
+    c
+}
+
+#[tokio::test]
+async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
+    let b = bench(Chaos::default(), Options::default()).await;
+    let run = b.run_with_children("r-happy", 25).await;
+    b.drain(Duration::from_secs(2), Duration::from_secs(60))
+        .await;
+
+    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(record.state, RunState::Completed);
+    assert_eq!(
+        (record.succeeded, record.failed, record.total),
+        (25, 0, Some(25))
+    );
+    let children = b.ledger.children(NAME, &run).await.unwrap();
+    assert_eq!(children.len(), 25);
+    assert!(children
+        .iter()
+        .all(|c| c.state == ChildState::Succeeded && c.result.is_some()));
+    let stats = b.service.stats();
+    assert_eq!(stats.run(NAME, run.as_str()).unwrap().reduce.calls, 1);
+
+    // Duplicate delivery and redelivery after success: the same seqs again, twice.
+    for seq in [3, 3, 17] {
+        b.send_process(&run, seq).await;
+    }
+    b.drain(Duration::from_secs(2), Duration::from_secs(30))
+        .await;
+    let again = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(
+        (again.succeeded, again.failed, again.done, again.state),
+        (25, 0, 25, RunState::Completed)
+    );
+    assert_eq!(
+        b.service
+            .stats()
+            .run(NAME, run.as_str())
+            .unwrap()
+            .reduce
+            .calls,
+        1
+    );
+    assert!(b.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn responses_are_classified_as_the_contract_says() {
+    let chaos = Chaos {
+        // 4xx: failed at once; 429 with Retry-After and timeouts: retried.
+        fail_seqs_4xx: SeqSelector::Seqs([1].into()),
+        retry_after: 1,
+        retry_after_seqs: SeqSelector::Seqs([2].into()),
+        slow_seqs: SeqSelector::Seqs([3, 4].into()),
+        slow_ms: 3_000,
+        slow_attempts: Some(1),
+        ..Chaos::default()
+    };
+    let b = bench(
+        chaos,
+        Options {
+            max_attempts: 3,
+            process_timeout_seconds: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-classify", 6).await;
+    b.drain(Duration::from_secs(4), Duration::from_secs(90))
+        .await;
+
+    let children: BTreeMap<u64, _> = b
+        .ledger
+        .children(NAME, &run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c))
+        .collect();
+    assert_eq!(children.len(), 6);
+    let one = &children[&1];
+    assert_eq!(one.state, ChildState::Failed);
+    assert_eq!(one.attempts, 1, "a 4xx is not retried");
+    assert!(
+        one.reason.as_deref().unwrap().contains("422"),
+        "{:?}",
+        one.reason
+    );
+    for seq in [2, 3, 4] {
+        assert_eq!(
+            children[&seq].state,
+            ChildState::Succeeded,
+            "seq {seq} retried to success"
+        );
+        assert!(children[&seq].attempts >= 2, "seq {seq} took a retry");
+    }
+    let stats = b.service.stats();
+    let run_stats = stats.run(NAME, run.as_str()).unwrap();
+    assert_eq!(run_stats.child(2).unwrap().attempts.first(), Some(&1));
+    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(
+        (record.succeeded, record.failed, record.state),
+        (5, 1, RunState::Completed)
+    );
+    let dead = b.dead_letters().await;
+    assert_eq!(
+        dead.len(),
+        1,
+        "only the 4xx child is dead-lettered: {dead:?}"
+    );
+    assert!(dead[0].1.contains("422"));
+}
+
+#[tokio::test]
+async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redrive_moves_it() {
+    let chaos = Chaos {
+        fail_seqs_4xx: SeqSelector::None,
+        slow_seqs: SeqSelector::Seqs([0].into()),
+        slow_ms: 3_000,
+        ..Chaos::default()
+    };
+    let b = bench(
+        chaos,
+        Options {
+            max_attempts: 2,
+            process_timeout_seconds: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-redrive", 3).await;
+    b.drain(Duration::from_secs(3), Duration::from_secs(60))
+        .await;
+    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(
+        (record.succeeded, record.failed, record.state),
+        (2, 1, RunState::Completed)
+    );
+    let child = b
+        .ledger
+        .children(NAME, &run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.seq == 0)
+        .unwrap();
+    assert_eq!((child.state, child.attempts), (ChildState::Failed, 2));
+    assert!(
+        child.reason.as_deref().unwrap().contains("attempt 2 of 2"),
+        "{:?}",
+        child.reason
+    );
+    let dead = b.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+
+    // The fix ships; the dead letter goes back to the queue and succeeds.
+    b.service.service.set_chaos(Chaos::default()).unwrap();
+    b.sqs
+        .send_message()
+        .queue_url(&b.queue_url)
+        .message_body(&dead[0].0)
+        .send()
+        .await
+        .unwrap();
+    b.drain(Duration::from_secs(2), Duration::from_secs(30))
+        .await;
+    let after = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!((after.succeeded, after.failed, after.done), (3, 0, 3));
+    let child = b
+        .ledger
+        .children(NAME, &run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.seq == 0)
+        .unwrap();
+    assert_eq!(child.state, ChildState::Succeeded);
+}
+
+#[tokio::test]
+async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
+    let b = bench(Chaos::default(), Options::default()).await;
+    for round in 0..5 {
+        let run = b.run_with_children(&format!("r-race-{round}"), 2).await;
+        let first = receive(&b.sqs, &b.queue_url, 1, 1).await;
+        let second = receive(&b.sqs, &b.queue_url, 1, 1).await;
+        assert_eq!((first.records.len(), second.records.len()), (1, 1));
+        let (r1, r2) = tokio::join!(
+            b.forwarder
+                .handle(LambdaEvent::new(first.clone(), context())),
+            b.forwarder
+                .handle(LambdaEvent::new(second.clone(), context())),
+        );
+        settle(&b.sqs, &b.queue_url, &first, &r1.unwrap()).await;
+        settle(&b.sqs, &b.queue_url, &second, &r2.unwrap()).await;
+        let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+        assert_eq!(record.state, RunState::Reducing, "round {round}");
+        let (visible, in_flight) = depth(&b.sqs, &b.queue_url).await;
+        assert_eq!(
+            visible + in_flight,
+            1,
+            "round {round}: exactly one reduce message"
+        );
+        b.drain(Duration::from_secs(1), Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            b.service
+                .stats()
+                .run(NAME, run.as_str())
+                .unwrap()
+                .reduce
+                .calls,
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_with_the_reason() {
+    let b = bench(Chaos::default(), Options::default()).await;
+    let unknown = QueueMessage::Process {
+        run: RunId::parse("never-started").unwrap(),
+        seq: 0,
+        item: "x".into(),
+        payload: None,
+    }
+    .to_body();
+    for body in ["not json", r#"{"kind":"process"}"#, unknown.as_str()] {
+        b.sqs
+            .send_message()
+            .queue_url(&b.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    b.drain(Duration::from_secs(1), Duration::from_secs(30))
+        .await;
+    let dead = b.dead_letters().await;
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(dead
+        .iter()
+        .any(|(_, r)| r.contains("not a microprocess queue message")));
+    assert!(dead.iter().any(|(_, r)| r.contains("is not in the ledger")));
+    let _ = &b.config;
+}
+
+#[tokio::test]
+async fn reduce_failures_are_retried_until_it_succeeds() {
+    let chaos = Chaos {
+        reduce_failures: 2,
+        ..Chaos::default()
+    };
+    let b = bench(
+        chaos,
+        Options {
+            max_attempts: 4,
+            ..Options::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-reduce", 3).await;
+    b.drain(Duration::from_secs(3), Duration::from_secs(60))
+        .await;
+    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(record.state, RunState::Completed);
+    assert_eq!(
+        b.service
+            .stats()
+            .run(NAME, run.as_str())
+            .unwrap()
+            .reduce
+            .calls,
+        3
+    );
+}
