@@ -82,7 +82,7 @@ pub(crate) async fn check_signature(
             VerifyError::Stale { .. } => "signature_stale",
             VerifyError::Mismatch => "signature_mismatch",
         };
-        tracing::warn!(code, path = path_and_query, %error, "rejected an unsigned request");
+        tracing::warn!(code, path = path_and_query, %error, "refused a request whose signature does not hold");
         return reject(&shared, ApiError::unauthorized(code, error.to_string()));
     }
 

@@ -29,6 +29,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -211,6 +212,10 @@ async fn serve(
     router: Router,
     mut stopped: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    // Small answers go out at once instead of waiting on Nagle's algorithm.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|stop| *stop).await;

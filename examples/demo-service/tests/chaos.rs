@@ -190,13 +190,13 @@ async fn delay_ms_delays_every_answer() {
 async fn slow_seqs_outlast_the_callers_timeout_then_a_retry_succeeds() {
     let service = start(with(Chaos {
         slow_seqs: "4".parse().unwrap(),
-        slow_ms: 3000,
+        slow_ms: 10_000,
         slow_attempts: Some(1),
         ..Chaos::default()
     }))
     .await;
     let base = service.queue_url();
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_millis(1000);
     let error = Call::process(MP, RUN, 4, 1)
         .timeout(timeout)
         .send(&base)
@@ -308,7 +308,8 @@ async fn garbage_rate_answers_2xx_that_is_not_json() {
 #[tokio::test]
 async fn max_in_flight_is_the_most_concurrent_process_calls() {
     let service = start(with(Chaos {
-        delay_ms: 400,
+        // Long enough for all six to overlap on a busy machine.
+        delay_ms: 1500,
         ..Chaos::default()
     }))
     .await;

@@ -101,7 +101,7 @@ async fn a_missing_or_malformed_signature_is_refused() {
     let service = start(Config::new(SECRET)).await;
     let base = service.queue_url();
     // The helper always signs, so this one is sent by hand.
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = common::client();
     let response = client
         .get(format!("{base}/microprocesses/{MP}/split?limit=1"))
         .header(HEADER_CONTRACT, "1")

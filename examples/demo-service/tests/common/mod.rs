@@ -21,6 +21,16 @@ pub async fn start(config: Config) -> RunningService {
         .expect("the demo service starts")
 }
 
+thread_local! {
+    // Building a client costs tens of milliseconds; each test runs on its own thread.
+    static CLIENT: reqwest::Client = reqwest::Client::builder().no_proxy().build().unwrap();
+}
+
+/// The test thread's HTTP client.
+pub fn client() -> reqwest::Client {
+    CLIENT.with(Clone::clone)
+}
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -158,7 +168,7 @@ impl Call {
     }
 
     pub async fn send(self, base: &str) -> Result<Reply, reqwest::Error> {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = client();
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).unwrap();
         let mut request = client
             .request(method, format!("{base}{}", self.path))
@@ -222,7 +232,7 @@ impl Reply {
 
 /// A plain unsigned GET, for the live host and `/_demo`.
 pub async fn get(url: &str) -> Reply {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client();
     let response = client.get(url).send().await.unwrap();
     Reply {
         status: response.status().as_u16(),
@@ -233,7 +243,7 @@ pub async fn get(url: &str) -> Reply {
 
 /// A plain unsigned request with a body, for `/_demo`.
 pub async fn send_unsigned(method: &str, url: &str, body: &str) -> Reply {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client();
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let response = client
         .request(method, url)
