@@ -181,7 +181,7 @@ pub(crate) struct ProcessCall {
 }
 
 impl ProcessCall {
-    /// Milliseconds since this seq's first call.
+    /// Time since this seq's first call.
     pub fn since_first_call(&self) -> Duration {
         let first_ms = self
             .shared

@@ -356,3 +356,33 @@ async fn chaos_can_be_read_and_replaced_over_http() {
     let reply = send_unsigned("PUT", &format!("{base}/_demo/chaos"), r#"{"typo": 1}"#).await;
     assert_eq!(reply.status, 400);
 }
+
+#[tokio::test]
+async fn a_call_the_caller_gave_up_on_is_dropped_not_kept() {
+    // Otherwise the abandoned first attempt would finish later, keep its 200 under the
+    // key, and the next attempt would be a replay instead of slow again.
+    let service = start(with(Chaos {
+        slow_seqs: "4".parse().unwrap(),
+        slow_ms: 1500,
+        ..Chaos::default()
+    }))
+    .await;
+    let base = service.queue_url();
+    let gave_up = Call::process(MP, RUN, 4, 1)
+        .timeout(Duration::from_millis(300))
+        .send(&base)
+        .await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let stats = service.stats();
+    let child = stats.run(MP, RUN).unwrap().child(4).unwrap();
+    assert_eq!(child.history[0].status, None);
+    assert_eq!(child.last_status, None);
+    assert!(!child.succeeded);
+    assert_eq!(stats.in_flight, 0);
+    let again = Call::process(MP, RUN, 4, 2)
+        .timeout(Duration::from_millis(300))
+        .send(&base)
+        .await;
+    assert!(again.is_err(), "still slow: nothing was kept");
+}
