@@ -528,11 +528,8 @@ impl Forwarder {
                 keep.then(|| id.to_string())
             }
         });
-        let mut response = SqsBatchResponse::default();
-        for id in join_all(actions).await.into_iter().flatten() {
-            response.add_failure(id);
-        }
-        response
+        let keep: Vec<String> = join_all(actions).await.into_iter().flatten().collect();
+        batch_response(records, keep.iter().map(String::as_str))
     }
 
     async fn delay_message(&self, message: &SqsMessage, wait: Duration) {
@@ -596,6 +593,24 @@ enum Judged {
         verdict: Verdict,
     },
     Again(Verdict),
+}
+
+/// The partial batch response reporting `keep`: only ids of the batch, never an empty
+/// one, each once, in batch order. (An empty or unknown `itemIdentifier` would make
+/// Lambda retry the whole batch.)
+pub fn batch_response<'a>(
+    batch: &[SqsMessage],
+    keep: impl IntoIterator<Item = &'a str>,
+) -> SqsBatchResponse {
+    let keep: std::collections::BTreeSet<&str> = keep.into_iter().collect();
+    let mut response = SqsBatchResponse::default();
+    let mut reported = std::collections::BTreeSet::new();
+    for id in batch.iter().filter_map(|m| m.message_id.as_deref()) {
+        if !id.is_empty() && keep.contains(id) && reported.insert(id) {
+            response.add_failure(id);
+        }
+    }
+    response
 }
 
 /// The SQS receive count: the 1-based attempt number of this delivery.
