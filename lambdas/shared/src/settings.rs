@@ -219,7 +219,9 @@ impl SplitterSettings {
             split_page_size: env.number(SPLIT_PAGE_SIZE, PAGE_SIZE_EXPECTED, 1..=10_000)?,
             split_max_attempts: env.number(SPLIT_MAX_ATTEMPTS, SPLIT_ATTEMPTS_EXPECTED, 1..=20)?,
             overlap: match env
-                .required(OVERLAP, OVERLAP_EXPECTED, |v| ["skip", "allow"].contains(&v))?
+                .required(OVERLAP, OVERLAP_EXPECTED, |v| {
+                    ["skip", "allow"].contains(&v)
+                })?
                 .as_str()
             {
                 "allow" => Overlap::Allow,

@@ -1,199 +1,355 @@
-//! The splitter Lambda: starts one run of a microprocess.
+//! The splitter Lambda: starts and splits the runs of one microprocess, and sweeps.
 //!
-//! It is invoked by the microprocess's schedule (an EventBridge scheduled event, whose
-//! `time` names the run, so a repeated delivery of one tick names the same run) or by
-//! hand with `{"run": "<run id>"}`. In the full kit it pages the service's split endpoint
-//! and puts one queue message per item; this release parses and validates the start
-//! request, derives the run id and logs it, then answers with an error saying that it
-//! does not dispatch yet, so no caller mistakes an invocation for a started run.
+//! One invocation handles one payload ([`event`] lists the shapes):
+//!
+//! - a **schedule tick** or a **manual start** creates the run in the ledger
+//!   ([`Ledger::start_run`], with the `OVERLAP` policy): skipped when another run is
+//!   active and overlap is `skip`, nothing to do when the run exists and has left
+//!   `SPLITTING`, else the split starts or resumes from its checkpoint;
+//! - a **hand-off** (`"resume": true`) resumes a `SPLITTING` run, never creates one;
+//! - a **sweep** claims the reduce of finished runs that missed it ([`sweep`]).
+//!
+//! The split ([`split`]) pages the service's split endpoint from the checkpoint, puts one
+//! `process` message per item on the queue ([`enqueue`]), records items that break the
+//! contract's limits as failed children, checkpoints after each page, hands the rest to a
+//! fresh invocation before the deadline ([`deadline`], [`handoff`]), and seals the run
+//! on the last page; a sealed run that is already complete gets its reduce at once.
+//!
+//! The handler is [`handle`], a plain async function over a [`Splitter`] (the clients
+//! and settings, built once per process) so tests call it directly, with doubles for the
+//! page source, the queue and the hand-off where they need them.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, Utc};
-use lambda_runtime::{Diagnostic, LambdaEvent};
-use microprocess_shared::run_id::{RunId, RunIdError};
+pub mod deadline;
+pub mod enqueue;
+pub mod event;
+pub mod handoff;
+pub mod pages;
+mod reduce;
+pub mod split;
+pub mod sweep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use lambda_runtime::Diagnostic;
+use microprocess_shared::ledger::{Ledger, LedgerError, StartRun};
+use microprocess_shared::ledger_keys::RunState;
+use microprocess_shared::run_id::RunId;
+use microprocess_shared::service_client::{ClientError, ServiceClient};
 use microprocess_shared::settings::SplitterSettings;
-use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
-/// The `detail-type` of the events that EventBridge sends on a schedule.
-pub const SCHEDULED_EVENT_DETAIL_TYPE: &str = "Scheduled Event";
+pub use deadline::{Deadline, HandoffRule};
+pub use enqueue::{EnqueueError, EnqueuePolicy, Queue, SqsQueue};
+pub use event::{EventError, Invocation, StartRequest, SCHEDULED_EVENT_DETAIL_TYPE};
+pub use handoff::{Handoff, LambdaHandoff, RecordingHandoff};
+pub use pages::{PageSource, ServiceSplit};
 
-const EXPECTED_SHAPES: &str =
-    "an EventBridge scheduled event (`\"detail-type\": \"Scheduled Event\"` \
-     with a `time`) or a manual start request like `{\"run\": \"rerun-2026-11-01\"}`";
-
-/// A validated request to start a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartRequest {
-    /// A schedule tick; `run` is derived from `time`. `microprocess` is the
-    /// `detail.microprocess` that the kit's schedules send, when present.
-    Scheduled {
-        run: RunId,
-        time: DateTime<Utc>,
-        event_id: Option<String>,
-        microprocess: Option<String>,
-    },
-    /// A run started by hand under the given id.
-    Manual { run: RunId },
+/// Everything an invocation needs, built once per process.
+#[derive(Clone)]
+pub struct Splitter {
+    pub settings: SplitterSettings,
+    pub ledger: Arc<Ledger>,
+    pub pages: Arc<dyn PageSource>,
+    pub queue: Arc<dyn Queue>,
+    pub handoff: Arc<dyn Handoff>,
+    pub tuning: Tuning,
 }
 
-/// The body of a manual start.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManualStart {
-    run: String,
-}
-
-/// Why an invocation's payload is not a start request.
-#[derive(Debug, Error)]
-pub enum EventError {
-    #[error("the event is not a start request; expected {EXPECTED_SHAPES}")]
-    Unrecognised,
-    #[error("the scheduled event is malformed ({0}); expected {EXPECTED_SHAPES}")]
-    MalformedScheduledEvent(serde_json::Error),
-    #[error(
-        "the event's `detail-type` is `{0}`; the splitter starts runs only from \
-         `Scheduled Event`, check the rule or schedule that targets it"
-    )]
-    NotScheduled(String),
-    #[error("the scheduled event has no `time`, so no run id can be derived from it")]
-    MissingTime,
-    #[error("the scheduled event's `detail.microprocess` is `{0}`; expected the microprocess name as a string")]
-    BadDetailMicroprocess(Value),
-    #[error(
-        "the scheduled event is for microprocess `{event}` but this splitter serves \
-         `{function}`; check the schedule's target"
-    )]
-    OtherMicroprocess { event: String, function: String },
-    #[error("the manual start request is malformed ({0}); expected `{{\"run\": \"<run id>\"}}`")]
-    MalformedManualStart(serde_json::Error),
-    #[error(transparent)]
-    RunId(#[from] RunIdError),
-}
-
-impl StartRequest {
-    /// Parses and validates an invocation payload. An object with `run` is a manual
-    /// start; one with `detail-type` is an EventBridge event.
-    pub fn from_event(payload: Value) -> Result<StartRequest, EventError> {
-        let Some(object) = payload.as_object() else {
-            return Err(EventError::Unrecognised);
-        };
-        if object.contains_key("run") {
-            let manual: ManualStart =
-                serde_json::from_value(payload).map_err(EventError::MalformedManualStart)?;
-            return Ok(StartRequest::Manual {
-                run: RunId::parse(&manual.run)?,
-            });
-        }
-        if !object.contains_key("detail-type") {
-            return Err(EventError::Unrecognised);
-        }
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload).map_err(EventError::MalformedScheduledEvent)?;
-        if event.detail_type != SCHEDULED_EVENT_DETAIL_TYPE {
-            return Err(EventError::NotScheduled(event.detail_type));
-        }
-        let time = event.time.ok_or(EventError::MissingTime)?;
-        let microprocess = match event.detail.get("microprocess") {
-            None => None,
-            Some(Value::String(name)) => Some(name.clone()),
-            Some(other) => return Err(EventError::BadDetailMicroprocess(other.clone())),
-        };
-        Ok(StartRequest::Scheduled {
-            run: RunId::from_schedule_time(time)?,
-            time,
-            event_id: event.id,
-            microprocess,
+impl Splitter {
+    /// The splitter as it runs in Lambda: the ledger, the queue and the hand-off over
+    /// `config`, the split endpoint signed with `signing_secret`, the hand-off to
+    /// `function_name` (the function itself).
+    pub fn new(
+        settings: SplitterSettings,
+        config: &aws_config::SdkConfig,
+        signing_secret: String,
+        function_name: &str,
+    ) -> Result<Splitter, ClientError> {
+        let client = ServiceClient::new(
+            &settings.common.queue_base_url,
+            &settings.common.microprocess_name,
+            signing_secret,
+        )?;
+        Ok(Splitter {
+            ledger: Arc::new(Ledger::from_config(config, &settings.common.ledger_table)),
+            pages: Arc::new(ServiceSplit::new(client, &settings.split_path)),
+            queue: Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(config),
+                &settings.common.queue_url,
+            )),
+            handoff: Arc::new(LambdaHandoff::new(
+                aws_sdk_lambda::Client::new(config),
+                function_name,
+            )),
+            tuning: Tuning::default(),
+            settings,
         })
     }
 
-    pub fn run(&self) -> &RunId {
-        match self {
-            StartRequest::Scheduled { run, .. } | StartRequest::Manual { run } => run,
-        }
+    /// The microprocess this splitter serves.
+    pub fn name(&self) -> &str {
+        &self.settings.common.microprocess_name
     }
+}
 
-    /// `schedule` or `manual`, for logs.
-    pub fn trigger(&self) -> &'static str {
-        match self {
-            StartRequest::Scheduled { .. } => "schedule",
-            StartRequest::Manual { .. } => "manual",
+/// Timing and retry knobs; the defaults are what runs in Lambda, tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    pub handoff: HandoffRule,
+    /// Longest wait for one split page.
+    pub page_timeout: Duration,
+    /// Wait after the first failed attempt at a page; it doubles, with jitter, up to
+    /// `page_backoff_cap`.
+    pub page_backoff_base: Duration,
+    pub page_backoff_cap: Duration,
+    /// Longest `Retry-After` honoured as such (a longer one waits this long).
+    pub max_retry_after: Duration,
+    pub enqueue: EnqueuePolicy,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            handoff: HandoffRule::default(),
+            page_timeout: Duration::from_secs(30),
+            page_backoff_base: Duration::from_secs(1),
+            page_backoff_cap: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
+            enqueue: EnqueuePolicy::default(),
         }
     }
 }
 
-/// What an invocation answers when it starts no run.
+/// What an invocation did; also its response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Another run is active and `OVERLAP` is `skip`: nothing was written.
+    Skipped { run: RunId, running: RunId },
+    /// The run exists and is past its split (or the hand-off found it so).
+    NothingToDo { run: RunId, state: String },
+    /// The split is over and sealed with `total` children.
+    Sealed {
+        run: RunId,
+        total: u64,
+        pages: u64,
+        /// The run was complete at the seal (no children, or all invalid or already
+        /// done) and this invocation queued its reduce.
+        reduce_queued: bool,
+    },
+    /// The rest of the split went to a fresh invocation.
+    HandedOff {
+        run: RunId,
+        enqueued: u64,
+        pages: u64,
+        failed_attempts: u32,
+    },
+    /// A page kept failing: the run is `SPLIT_FAILED`.
+    SplitFailed { run: RunId, reason: String },
+    /// Another invocation got ahead of this one, or ended the run: this one stopped.
+    Stopped { run: RunId, why: String },
+    /// A sweep: runs found `PROCESSING`, reduces claimed, runs still `SPLITTING`.
+    Swept {
+        processing: usize,
+        claimed: Vec<RunId>,
+        splitting: Vec<RunId>,
+    },
+}
+
+/// Why an invocation failed. Lambda retries a failed asynchronous invocation, and a
+/// retry resumes from the checkpoint, so every error leaves the run resumable.
 #[derive(Debug, Error)]
 pub enum SplitterError {
     #[error("no run started: {0}")]
     BadEvent(#[from] EventError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     #[error(
-        "run `{run}` of microprocess `{microprocess}` was not started: this release packages \
-         the splitter but does not dispatch yet (no split call, no ledger record, no queue \
-         message); deploy a release with dispatch to run it"
+        "run `{run}`: page {page} (seqs {first_seq} to {next_seq} exclusive) was not fully \
+         queued: {source}; the page is read and queued again when the split resumes"
     )]
-    NotDispatching { microprocess: String, run: RunId },
+    Enqueue {
+        run: RunId,
+        page: u64,
+        first_seq: u64,
+        next_seq: u64,
+        #[source]
+        source: EnqueueError,
+    },
+    #[error(
+        "run `{run}`: the reduce was claimed but its message could not be queued: {source}; \
+         the run stays REDUCING without a reduce message"
+    )]
+    ReduceNotQueued {
+        run: RunId,
+        #[source]
+        source: EnqueueError,
+    },
+    #[error(
+        "run `{run}`: cannot hand the rest of the split to a new invocation ({reason}); \
+         the retry of this invocation resumes from the checkpoint"
+    )]
+    Handoff { run: RunId, reason: String },
+    #[error(
+        "run `{run}` of `{microprocess}` is not in the ledger, so there is no split to \
+         resume; start it with `{{\"run\": \"{run}\"}}`"
+    )]
+    RunNotFound { microprocess: String, run: RunId },
+    #[error("run `{run}`: {why}")]
+    Inconsistent { run: RunId, why: String },
+    #[error("the sweep could not finish {count} run(s): {details}")]
+    Sweep { count: usize, details: String },
+}
+
+impl SplitterError {
+    /// The Lambda error type, such as `Splitter.BadEvent`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            SplitterError::BadEvent(_) => "Splitter.BadEvent",
+            SplitterError::Ledger(_) => "Splitter.Ledger",
+            SplitterError::Enqueue { .. } => "Splitter.Queue",
+            SplitterError::ReduceNotQueued { .. } => "Splitter.ReduceNotQueued",
+            SplitterError::Handoff { .. } => "Splitter.Handoff",
+            SplitterError::RunNotFound { .. } => "Splitter.RunNotFound",
+            SplitterError::Inconsistent { .. } => "Splitter.Inconsistent",
+            SplitterError::Sweep { .. } => "Splitter.Sweep",
+        }
+    }
 }
 
 impl From<SplitterError> for Diagnostic {
     fn from(error: SplitterError) -> Diagnostic {
-        let error_type = match error {
-            SplitterError::BadEvent(_) => "Splitter.BadEvent",
-            SplitterError::NotDispatching { .. } => "Splitter.NotDispatching",
-        };
         Diagnostic {
-            error_type: error_type.to_owned(),
+            error_type: error.error_type().to_owned(),
             error_message: error.to_string(),
         }
     }
 }
 
-/// Handles one invocation: validates the start request, derives the run id and logs
-/// it. Until dispatch lands, it always ends in a [`SplitterError`].
-pub async fn start_run(
-    settings: &SplitterSettings,
-    event: LambdaEvent<Value>,
-) -> Result<(), SplitterError> {
-    let (payload, context) = event.into_parts();
-    let microprocess = &settings.common.microprocess_name;
-    let request = StartRequest::from_event(payload)
-        .and_then(|request| match &request {
-            StartRequest::Scheduled {
-                microprocess: Some(event),
-                ..
-            } if event != microprocess => Err(EventError::OtherMicroprocess {
-                event: event.clone(),
-                function: microprocess.clone(),
-            }),
-            _ => Ok(request),
+/// Handles one invocation; see the crate documentation.
+pub async fn handle(
+    splitter: &Splitter,
+    payload: Value,
+    deadline: Deadline,
+) -> Result<Outcome, SplitterError> {
+    let microprocess = splitter.name();
+    let invocation = Invocation::from_event(payload)
+        .and_then(|invocation| match invocation {
+            Invocation::Run(request) => request
+                .check_microprocess(microprocess)
+                .map(Invocation::Run),
+            Invocation::Sweep => Ok(Invocation::Sweep),
         })
-        .inspect_err(|error| {
-            tracing::error!(
-                request_id = %context.request_id,
-                %microprocess,
-                %error,
-                "rejected start request"
-            );
-        })?;
+        .inspect_err(|error| tracing::error!(%microprocess, %error, "rejected invocation"))?;
+    let result = match invocation {
+        Invocation::Sweep => sweep::sweep(splitter).await,
+        Invocation::Run(request) => run(splitter, request, deadline).await,
+    };
+    match &result {
+        Ok(outcome) => tracing::info!(%microprocess, outcome = ?outcome, "invocation done"),
+        Err(error) => tracing::error!(
+            %microprocess,
+            error_type = error.error_type(),
+            %error,
+            "invocation failed"
+        ),
+    }
+    result
+}
+
+/// Starts or resumes the run `request` names, then splits it if it is `SPLITTING`.
+async fn run(
+    splitter: &Splitter,
+    request: StartRequest,
+    deadline: Deadline,
+) -> Result<Outcome, SplitterError> {
+    let microprocess = splitter.name();
+    let settings = &splitter.settings;
+    let run = request.run().clone();
+    let trigger = request.trigger();
     let schedule_time = match &request {
         StartRequest::Scheduled { time, .. } => Some(time.to_rfc3339()),
-        StartRequest::Manual { .. } => None,
+        _ => None,
     };
-    let error = SplitterError::NotDispatching {
-        microprocess: microprocess.clone(),
-        run: request.run().clone(),
+    let (record, failed_attempts) = match &request {
+        StartRequest::Resume {
+            failed_attempts, ..
+        } => match splitter.ledger.run(microprocess, &run).await? {
+            Some(record) => (record, *failed_attempts),
+            None => {
+                return Err(SplitterError::RunNotFound {
+                    microprocess: microprocess.to_owned(),
+                    run,
+                })
+            }
+        },
+        StartRequest::Scheduled { .. } | StartRequest::Manual { .. } => {
+            let started = splitter
+                .ledger
+                .start_run(
+                    microprocess,
+                    &run,
+                    settings.overlap,
+                    settings.retention_days,
+                    settings.counter_shards,
+                    Utc::now(),
+                )
+                .await?;
+            match started {
+                StartRun::Skipped { running } => {
+                    tracing::info!(
+                        %microprocess,
+                        %run,
+                        trigger,
+                        schedule_time,
+                        running = %running.run,
+                        running_state = %running.state,
+                        "not started: another run is active and OVERLAP is skip"
+                    );
+                    return Ok(Outcome::Skipped {
+                        run,
+                        running: running.run,
+                    });
+                }
+                StartRun::Started(record) => {
+                    tracing::info!(
+                        %microprocess,
+                        %run,
+                        trigger,
+                        schedule_time,
+                        "run started"
+                    );
+                    (record, 0)
+                }
+                StartRun::Existing(record) => (record, 0),
+            }
+        }
     };
-    tracing::warn!(
-        request_id = %context.request_id,
+    if record.state != RunState::Splitting {
+        tracing::info!(
+            %microprocess,
+            %run,
+            trigger,
+            state = %record.state,
+            "the run exists and is past its split; nothing to do"
+        );
+        return Ok(Outcome::NothingToDo {
+            run,
+            state: record.state.to_string(),
+        });
+    }
+    tracing::info!(
         %microprocess,
-        run = %request.run(),
-        trigger = request.trigger(),
-        schedule_time,
-        split_url = %settings.common.queue_host_url(&settings.split_path),
-        ledger_table = %settings.common.ledger_table,
-        %error,
-        "start request accepted but not dispatched"
+        %run,
+        trigger,
+        pages = record.pages,
+        enqueued = record.enqueued,
+        resumed = record.pages > 0,
+        "splitting"
     );
-    Err(error)
+    split::split(splitter, record, failed_attempts, deadline).await
 }
