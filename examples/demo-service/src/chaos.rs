@@ -87,7 +87,23 @@ pub struct Chaos {
     /// drawn per run, seq and attempt.
     #[arg(long = "garbage-rate", env = "DEMO_GARBAGE_RATE", default_value_t = 0.0, value_parser = parse_fraction)]
     pub garbage_rate: f64,
+
+    /// Seqs whose result carries `--large-result-bytes` of detail (a list or a fraction),
+    /// to exercise results stored in the bucket rather than the ledger.
+    #[arg(
+        long = "large-result-seqs",
+        env = "DEMO_LARGE_RESULT_SEQS",
+        default_value_t
+    )]
+    pub large_result_seqs: SeqSelector,
+
+    /// Size of the detail a large result carries, in bytes.
+    #[arg(long = "large-result-bytes", env = "DEMO_LARGE_RESULT_BYTES", default_value_t = DEFAULT_LARGE_RESULT_BYTES)]
+    pub large_result_bytes: usize,
 }
+
+/// Default of [`Chaos::large_result_bytes`]: over the 64 KiB a child record keeps inline.
+pub const DEFAULT_LARGE_RESULT_BYTES: usize = 100 * 1024;
 
 /// Default of [`Chaos::slow_ms`]: longer than any sensible process timeout in a test.
 pub const DEFAULT_SLOW_MS: u64 = 30_000;
@@ -107,6 +123,8 @@ impl Default for Chaos {
             reduce_failures: 0,
             split_failures: 0,
             garbage_rate: 0.0,
+            large_result_seqs: SeqSelector::None,
+            large_result_bytes: DEFAULT_LARGE_RESULT_BYTES,
         }
     }
 }
@@ -141,6 +159,13 @@ impl Chaos {
     /// Whether attempt `attempt` of `seq` in `run` is answered with a non-JSON 2xx.
     pub(crate) fn garbage(&self, run: &str, seq: u64, attempt: u32) -> bool {
         self.draw("garbage", run, seq, attempt).unit < self.garbage_rate
+    }
+
+    /// The size of extra detail seq's result carries, when it is a large one.
+    pub(crate) fn large_result(&self, seq: u64) -> Option<usize> {
+        self.large_result_seqs
+            .contains(self.seed, "large", seq)
+            .then_some(self.large_result_bytes)
     }
 
     pub(crate) fn fails_4xx(&self, seq: u64) -> bool {

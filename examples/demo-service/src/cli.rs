@@ -145,6 +145,8 @@ mod tests {
                 reduce_failures: 2,
                 split_failures: 1,
                 garbage_rate: 0.1,
+                large_result_seqs: SeqSelector::None,
+                large_result_bytes: crate::chaos::DEFAULT_LARGE_RESULT_BYTES,
             }
         );
     }

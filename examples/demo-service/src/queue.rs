@@ -198,10 +198,14 @@ async fn process(
             .into_bytes(),
         }
     } else {
+        let mut body = serde_json::to_value(Score::of(&request.item)).unwrap_or_default();
+        if let (Some(bytes), Some(object)) = (chaos.large_result(seq), body.as_object_mut()) {
+            object.insert("detail".into(), "x".repeat(bytes).into());
+        }
         Answer {
             status: 200,
             content_type: CONTENT_TYPE_JSON,
-            body: serde_json::to_vec(&Score::of(&request.item)).unwrap_or_default(),
+            body: serde_json::to_vec(&body).unwrap_or_default(),
         }
     };
     let kept = shared.keep_answer(&name, &key, answer);
