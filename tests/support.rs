@@ -1,5 +1,12 @@
-//! Helpers shared by the cross-crate tests: where the project and its tools are, and the
-//! rendered stacks of every environment written out as a bundle would be.
+//! Helpers shared by the cross-crate tests: where the project and its tools are, the
+//! rendered stacks of every environment written out as a bundle would be, a moto server
+//! per test ([`moto`]) and the ledger table as the core template defines it
+//! ([`ledger_table`]).
+
+#[path = "support/ledger_table.rs"]
+pub mod ledger_table;
+#[path = "support/moto.rs"]
+pub mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
