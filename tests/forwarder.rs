@@ -10,11 +10,12 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use chrono::Utc;
 use demo_service::{Chaos, Config, RunningService, SeqSelector};
 use forwarder::Forwarder;
+use kit_tests::counter::RequestCounter;
 use kit_tests::ledger_table::create_ledger_table;
 use kit_tests::mapping::{depth, receive, settle};
 use kit_tests::moto::{sdk_config, MotoServer};
 use lambda_runtime::{Context, LambdaEvent};
-use microprocess_shared::ledger::{Ledger, Overlap};
+use microprocess_shared::ledger::{ChildResult, Ledger, Overlap};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
@@ -26,7 +27,13 @@ const NAME: &str = "credit-scores";
 struct Bench {
     _moto: MotoServer,
     config: SdkConfig,
+    /// For setting up (the splitter's sends, reading the dead-letter queue): not counted.
     sqs: aws_sdk_sqs::Client,
+    /// The event source mapping's receives and deletes, counted.
+    mapping_sqs: aws_sdk_sqs::Client,
+    mapping_requests: RequestCounter,
+    /// Every request the forwarder itself sends (SQS, DynamoDB, S3).
+    forwarder_requests: RequestCounter,
     ledger: Ledger,
     queue_url: String,
     dlq_url: String,
@@ -51,7 +58,8 @@ impl Default for Options {
 }
 
 async fn bench(chaos: Chaos, options: Options) -> Bench {
-    let moto = MotoServer::start();
+    // Requests one at a time: moto's conditional writes are not atomic under concurrency.
+    let moto = MotoServer::start_serialized();
     let config = sdk_config(moto.endpoint()).await;
     let table = create_ledger_table(&config).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
@@ -111,8 +119,36 @@ async fn bench(chaos: Chaos, options: Options) -> Bench {
     .into_iter()
     .collect();
     let settings = ForwarderSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let forwarder = Forwarder::new(settings, &config, SECRET.into()).unwrap();
+    let mut forwarder = Forwarder::new(settings, &config, SECRET.into()).unwrap();
+    // The same clients, counted at the SDK level.
+    let forwarder_requests = RequestCounter::default();
+    let counted = forwarder_requests.clone();
+    forwarder.sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(counted.clone())
+            .build(),
+    );
+    forwarder.s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .interceptor(counted.clone())
+            .build(),
+    );
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counted)
+            .build(),
+    );
+    forwarder.ledger = Ledger::new(dynamodb, table.clone());
+    let mapping_requests = RequestCounter::default();
+    let mapping_sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(mapping_requests.clone())
+            .build(),
+    );
     Bench {
+        mapping_sqs,
+        mapping_requests,
+        forwarder_requests,
         ledger: Ledger::from_config(&config, table),
         _moto: moto,
         config,
@@ -161,7 +197,7 @@ impl Bench {
 
     /// One batch through the forwarder, settled as the event source mapping would.
     async fn step(&self, max: i32) -> Option<SqsBatchResponse> {
-        let event = receive(&self.sqs, &self.queue_url, max, 0).await;
+        let event = receive(&self.mapping_sqs, &self.queue_url, max, 0).await;
         if event.records.is_empty() {
             return None;
         }
@@ -170,7 +206,7 @@ impl Bench {
             .handle(LambdaEvent::new(event.clone(), context()))
             .await
             .unwrap();
-        settle(&self.sqs, &self.queue_url, &event, &response).await;
+        settle(&self.mapping_sqs, &self.queue_url, &event, &response).await;
         Some(response)
     }
 
@@ -253,6 +289,31 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
         .all(|c| c.state == ChildState::Succeeded && c.result.is_some()));
     let stats = b.service.stats();
     assert_eq!(stats.run(NAME, run.as_str()).unwrap().reduce.calls, 1);
+
+    // What the forwarder cost per child (the reduce included), counted at the SDK level.
+    // moto reports no consumed capacity, so write units follow from the requests: each
+    // TransactWriteItems carries a batch's children plus one run update, at 2 units an item.
+    let per_child = |n: u64| n as f64 / 25.0;
+    let forwarder = b.forwarder_requests.snapshot();
+    let count = |prefix: &str| -> u64 {
+        forwarder
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let transactions = count("DynamoDB.TransactWriteItems");
+    let write_units =
+        2 * (25 + transactions) + count("DynamoDB.UpdateItem") + count("DynamoDB.PutItem");
+    println!(
+        "per child (25 children, batches of 10, reduce included): forwarder SQS requests {:.2}, DynamoDB requests {:.2}, DynamoDB write units {:.2}; event source mapping SQS requests {:.2}; by operation: forwarder {forwarder:?}, mapping {:?}",
+        per_child(count("SQS.")),
+        per_child(count("DynamoDB.")),
+        per_child(write_units),
+        per_child(b.mapping_requests.total()),
+        b.mapping_requests.snapshot(),
+    );
+    assert_eq!(transactions, 3, "one grouped ledger write per batch");
 
     // Duplicate delivery and redelivery after success: the same seqs again, twice.
     for seq in [3, 3, 17] {
@@ -415,8 +476,8 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
     let b = bench(Chaos::default(), Options::default()).await;
     for round in 0..5 {
         let run = b.run_with_children(&format!("r-race-{round}"), 2).await;
-        let first = receive(&b.sqs, &b.queue_url, 1, 1).await;
-        let second = receive(&b.sqs, &b.queue_url, 1, 1).await;
+        let first = receive(&b.mapping_sqs, &b.queue_url, 1, 1).await;
+        let second = receive(&b.mapping_sqs, &b.queue_url, 1, 1).await;
         assert_eq!((first.records.len(), second.records.len()), (1, 1));
         let (r1, r2) = tokio::join!(
             b.forwarder
@@ -424,8 +485,8 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
             b.forwarder
                 .handle(LambdaEvent::new(second.clone(), context())),
         );
-        settle(&b.sqs, &b.queue_url, &first, &r1.unwrap()).await;
-        settle(&b.sqs, &b.queue_url, &second, &r2.unwrap()).await;
+        settle(&b.mapping_sqs, &b.queue_url, &first, &r1.unwrap()).await;
+        settle(&b.mapping_sqs, &b.queue_url, &second, &r2.unwrap()).await;
         let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
         assert_eq!(record.state, RunState::Reducing, "round {round}");
         let (visible, in_flight) = depth(&b.sqs, &b.queue_url).await;
@@ -479,6 +540,46 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
 }
 
 #[tokio::test]
+async fn a_reduce_failing_every_attempt_leaves_reduce_failed() {
+    let chaos = Chaos {
+        reduce_failures: 100,
+        ..Chaos::default()
+    };
+    let b = bench(
+        chaos,
+        Options {
+            max_attempts: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-reduce-failed", 2).await;
+    b.drain(Duration::from_secs(3), Duration::from_secs(60))
+        .await;
+    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(record.state, RunState::ReduceFailed);
+    assert!(
+        record.reason.as_deref().unwrap().contains("503"),
+        "{:?}",
+        record.reason
+    );
+    assert_eq!(
+        b.service
+            .stats()
+            .run(NAME, run.as_str())
+            .unwrap()
+            .reduce
+            .calls,
+        2
+    );
+    assert_eq!(
+        b.dead_letters().await.len(),
+        1,
+        "the reduce message is dead-lettered"
+    );
+}
+
+#[tokio::test]
 async fn reduce_failures_are_retried_until_it_succeeds() {
     let chaos = Chaos {
         reduce_failures: 2,
@@ -506,4 +607,52 @@ async fn reduce_failures_are_retried_until_it_succeeds() {
             .calls,
         3
     );
+}
+
+#[tokio::test]
+async fn a_result_over_64_kib_is_stored_in_the_bucket_by_reference() {
+    let chaos = Chaos {
+        large_result_seqs: SeqSelector::Seqs([1].into()),
+        ..Chaos::default()
+    };
+    let b = bench(chaos, Options::default()).await;
+    let run = b.run_with_children("r-large", 3).await;
+    b.drain(Duration::from_secs(2), Duration::from_secs(60))
+        .await;
+    let children: BTreeMap<u64, _> = b
+        .ledger
+        .children(NAME, &run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.seq, c))
+        .collect();
+    assert!(matches!(children[&0].result, Some(ChildResult::Inline(_))));
+    let Some(ChildResult::Stored { s3_uri }) = &children[&1].result else {
+        panic!("seq 1: {:?}", children[&1].result);
+    };
+    assert_eq!(s3_uri, "s3://results/results/credit-scores/r-large/1.json");
+    let s3 = aws_sdk_s3::Client::new(&b.config);
+    let object = s3
+        .get_object()
+        .bucket("results")
+        .key("results/credit-scores/r-large/1.json")
+        .send()
+        .await
+        .unwrap();
+    let body = object.body.collect().await.unwrap().into_bytes();
+    assert!(body.len() > 100 * 1024);
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(value["score"].is_number());
+    let tags = s3
+        .get_object_tagging()
+        .bucket("results")
+        .key("results/credit-scores/r-large/1.json")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tag_set()
+        .iter()
+        .any(|t| t.key() == "microprocess:expire-after-days" && t.value() == "30"));
 }

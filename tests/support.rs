@@ -3,8 +3,12 @@
 //! per test ([`moto`]) and the ledger table as the core template defines it
 //! ([`ledger_table`]).
 
+#[path = "support/counter.rs"]
+pub mod counter;
 #[path = "support/ledger_table.rs"]
 pub mod ledger_table;
+#[path = "support/mapping.rs"]
+pub mod mapping;
 #[path = "support/moto.rs"]
 pub mod moto;
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 
 /// Receives up to `max` (1 to 10) messages, waiting at most `wait_seconds` for the first.
@@ -45,27 +45,40 @@ pub async fn receive(sqs: &Client, queue_url: &str, max: i32, wait_seconds: i32)
     event
 }
 
-/// Deletes every message of `event` that `response` does not report as failed, as the
-/// event source mapping does after a partial batch response.
+/// Deletes every message of `event` that `response` does not report as failed, in
+/// batches of ten, as the event source mapping does after a partial batch response.
 pub async fn settle(sqs: &Client, queue_url: &str, event: &SqsEvent, response: &SqsBatchResponse) {
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    for m in &event.records {
-        let id = m.message_id.as_deref().unwrap_or_default();
-        if failed.contains(&id) {
-            continue;
-        }
-        if let Some(receipt) = &m.receipt_handle {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(receipt)
-                .send()
-                .await
-                .expect("delete a handled message");
-        }
+    let done: Vec<DeleteMessageBatchRequestEntry> = event
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !failed.contains(&m.message_id.as_deref().unwrap_or_default()))
+        .filter_map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle.clone()?)
+                .build()
+                .ok()
+        })
+        .collect();
+    for chunk in done.chunks(10) {
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("delete handled messages");
+        assert!(
+            out.failed().is_empty(),
+            "deletes failed: {:?}",
+            out.failed()
+        );
     }
 }
 
