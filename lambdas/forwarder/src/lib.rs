@@ -29,6 +29,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use microprocess_shared::contract::{Outcome, ProcessRequest, ReduceRequest, ResultsLocator};
+use microprocess_shared::errors::error_chain;
 use microprocess_shared::ledger::{ChildOutcome, ChildResult, Ledger, RunRecord};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
@@ -368,7 +369,7 @@ impl Forwarder {
                     .body(text.into_bytes().into())
                     .send()
                     .await
-                    .map_err(|e| format!("cannot put s3://{bucket}/{key}: {}", aws_error(&e)))?;
+                    .map_err(|e| format!("cannot put s3://{bucket}/{key}: {}", error_chain(&e)))?;
                 Ok(Some(results::stored(bucket, &key)))
             }
         }
@@ -399,7 +400,7 @@ impl Forwarder {
                     }
                     // The run stays REDUCING; the sweep re-sends the reduce of such runs.
                     Err(e) => {
-                        tracing::error!(run = %run.run, error = %aws_error(&e), "reduce claimed but not queued; the sweep will queue it")
+                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the sweep will queue it")
                     }
                 }
             }
@@ -546,7 +547,7 @@ impl Forwarder {
             .await;
         if let Err(e) = result {
             // The message still comes back, after the queue's own visibility timeout.
-            tracing::warn!(error = %aws_error(&e), "cannot delay the message's next attempt");
+            tracing::warn!(error = %error_chain(&e), "cannot delay the message's next attempt");
         }
     }
 
@@ -578,7 +579,7 @@ impl Forwarder {
                 true
             }
             Err(e) => {
-                tracing::error!(error = %aws_error(&e), "cannot reach the dead-letter queue; the message comes back");
+                tracing::error!(error = %error_chain(&e), "cannot reach the dead-letter queue; the message comes back");
                 false
             }
         }
@@ -621,15 +622,4 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1)
-}
-
-/// An SDK error with its service message, which `Display` of `SdkError` leaves out.
-pub fn aws_error<E: std::error::Error + 'static>(e: &E) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }

@@ -19,6 +19,7 @@
 
 pub mod aws;
 pub mod contract;
+pub mod errors;
 pub mod ledger;
 pub mod ledger_keys;
 pub mod logging;

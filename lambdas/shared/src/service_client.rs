@@ -14,6 +14,7 @@ use crate::contract::{
     SplitPage, CONTENT_TYPE_JSON, CONTRACT_VERSION, HEADER_ATTEMPT, HEADER_CONTRACT,
     HEADER_IDEMPOTENCY_KEY, HEADER_NAME, HEADER_RUN, HEADER_SEQ, HEADER_SIGNATURE,
 };
+use crate::errors::error_chain;
 use crate::run_id::RunId;
 use crate::signing::{sign, signature_header};
 
@@ -256,16 +257,6 @@ fn failed_call(e: &reqwest::Error, timeout: Duration) -> Delivery {
         retry_after: None,
         reason,
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// `HTTP 503 Service Unavailable: <start of the body>`.

@@ -6,6 +6,8 @@
 
 use thiserror::Error;
 
+use crate::errors::error_chain;
+
 #[derive(Debug, Error)]
 pub enum SecretError {
     #[error("cannot read the signing secret `{arn}`: {detail}")]
@@ -38,16 +40,6 @@ pub fn signing_key(secret: &str) -> Option<String> {
         _ => secret.to_string(),
     };
     (!key.is_empty()).then_some(key)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
