@@ -5,27 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
-/// A temporary project root holding copies of `environments/` and `templates/`.
-fn project_copy() -> tempfile::TempDir {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&root.join("environments"), &tmp.path().join("environments"));
-    copy_dir(&root.join("templates"), &tmp.path().join("templates"));
-    tmp
-}
+mod common;
+use common::project_copy;
 
 fn microprocess(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_microprocess"))

@@ -7,6 +7,9 @@ use std::path::Path;
 use microprocess_kit::config::diagnostic::Diagnostic;
 use microprocess_kit::config::Project;
 
+mod common;
+use common::copy_dir;
+
 const MP: &str = "microprocesses.toml";
 
 /// One textual edit to one file under `environments/`.
@@ -17,19 +20,6 @@ enum Edit {
     Append(String),
 }
 use Edit::{Append, Replace};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
 
 fn project(root: &Path) -> Project {
     Project {

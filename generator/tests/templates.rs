@@ -7,6 +7,9 @@ use microprocess_kit::config::Project;
 use microprocess_kit::render::{RenderedStack, Renderer};
 use serde_json::Value;
 
+mod common;
+use common::copy_dir;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -58,19 +61,6 @@ fn rendering_is_deterministic() {
         let a: Vec<String> = render(&root, &env).into_iter().map(|s| s.json).collect();
         let b: Vec<String> = render(&root, &env).into_iter().map(|s| s.json).collect();
         assert_eq!(a, b, "{env}");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
     }
 }
 
