@@ -1,11 +1,13 @@
-//! The Microprocesses kit's generator: validates per-environment TOML and renders the
-//! CloudFormation stacks of the pattern (core, service, one per microprocess), with a
-//! manifest a pipeline can deploy from.
+//! The Microprocesses kit's generator: validates per-environment TOML, renders the
+//! CloudFormation stacks of the pattern (core, service, one per microprocess) with a
+//! manifest a pipeline can deploy from, deploys them and tears them down.
 //!
 //! The `microprocess` binary is a thin shell over [`commands`].
 
+pub mod aws;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod manifest;
 pub mod package;
 pub mod plan;

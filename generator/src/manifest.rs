@@ -1,7 +1,7 @@
 //! `dist/ENV/manifest.json`: what a pipeline needs to deploy the bundle without the source
 //! tree: stacks in deploy order, each parameter's source, and the assets with their hashes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Environment;
@@ -11,7 +11,7 @@ use crate::render::context::base_tags;
 use crate::render::RenderedStack;
 use crate::KIT_VERSION;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
     pub manifest_version: u32,
     pub kit_version: String,
@@ -25,11 +25,11 @@ pub struct Manifest {
     pub assets: Vec<Asset>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ManifestStack {
     pub name: String,
     pub kind: StackKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microprocess: Option<String>,
     pub template: String,
     pub template_sha256: String,

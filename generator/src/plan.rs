@@ -1,14 +1,14 @@
 //! The stacks of one environment, in deploy order, with the names and parameters that tie
 //! them together. Rendering and the manifest both read this, so they cannot disagree.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::model::{Environment, Microprocess, ResultStorage, Service};
 
 /// The Lambda binaries the kit ships; each becomes one zip asset.
 pub const FUNCTIONS: [&str; 2] = ["splitter", "forwarder"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StackKind {
     Core,
@@ -17,7 +17,7 @@ pub enum StackKind {
 }
 
 /// Where a stack parameter's value comes from at deploy time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum ParameterSource {
     /// An output of a stack deployed earlier.

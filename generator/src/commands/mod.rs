@@ -1,7 +1,10 @@
 //! One module per subcommand. Each takes its arguments and the output streams, and returns
 //! an [`Exit`] code, so tests can drive them without a process.
 
+mod deploy;
+mod diff;
 mod generate;
+mod teardown;
 mod validate;
 
 use std::io::Write;
@@ -10,7 +13,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use deploy::DeployArgs;
+pub use diff::DiffArgs;
 pub use generate::GenerateArgs;
+pub use teardown::TeardownArgs;
 pub use validate::ValidateArgs;
 
 #[derive(Debug, Parser)]
@@ -40,6 +46,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Render the CloudFormation bundle of an environment into `dist/ENV/`.
     Generate(GenerateArgs),
+    /// Deploy the bundle `dist/ENV/`: a change set per stack, shown, confirmed, executed.
+    Deploy(DeployArgs),
+    /// Show the change sets a deploy would execute, without executing them.
+    Diff(DiffArgs),
+    /// Delete every stack of an unprotected environment and check that nothing is left.
+    Teardown(TeardownArgs),
 }
 
 /// Exit codes, named.
@@ -48,8 +60,17 @@ pub enum Exit {
     Ok = 0,
     /// The config has problems; each was printed with its place.
     InvalidConfig = 1,
-    /// Rendering, packaging or writing failed.
+    /// Rendering, packaging or writing failed, or a call to AWS did.
     Failed = 3,
+    /// Refused on purpose: a protected environment, the wrong account, a non-loopback
+    /// endpoint for `local`, or no terminal to ask on without `--yes`.
+    Refused = 4,
+    /// A stack ended failed or rolled back; its failing resources were printed.
+    StackFailed = 5,
+    /// Teardown finished but resources of the environment are left.
+    Leftovers = 6,
+    /// The user answered no.
+    Cancelled = 7,
 }
 
 impl From<Exit> for ExitCode {
@@ -76,6 +97,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     match cli.command {
         Command::Validate(args) => validate::run(&project, &args, out, err),
         Command::Generate(args) => generate::run(&project, &args, out, err),
+        Command::Deploy(args) => deploy::run(&project, &args, out, err),
+        Command::Diff(args) => diff::run(&project, &args, out, err),
+        Command::Teardown(args) => teardown::run(&project, &args, out, err),
     }
 }
 

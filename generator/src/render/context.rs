@@ -88,6 +88,12 @@ fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value
         json!(matches!(env.service, Service::Fargate(_))),
     );
     c.insert("queue_base_url".into(), json!(env.service.queue_base_url()));
+    // The local environment deploys to the emulator, which crashes on a few properties
+    // AWS takes; templates leave those out there (the README lists them).
+    c.insert(
+        "emulator".into(),
+        json!(env.name == crate::aws::LOCAL_ENVIRONMENT),
+    );
     c.insert("tags".into(), tag_list(&base_tags(env)));
     c.insert(
         "stateful_tags".into(),

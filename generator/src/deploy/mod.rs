@@ -1,0 +1,633 @@
+//! Deploying a bundle and tearing an environment down.
+//!
+//! `deploy` reads `dist/ENV/manifest.json`: the core stack first (inline, since the bucket
+//! that could carry its template is in it), then the assets into the core stack's bucket by
+//! content hash, then every other stack in the manifest's order with its parameters read
+//! from earlier stacks' outputs and the asset keys. Each stack goes through a change set
+//! that is shown, confirmed and executed while its events stream; an empty change set is
+//! deleted and reported as "no change". `diff` computes the same change sets and deletes
+//! them. [`teardown`] removes an unprotected environment and checks that nothing is left.
+
+pub mod assets;
+pub mod bundle;
+pub mod cfn;
+pub mod teardown;
+pub mod ui;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::aws::Aws;
+use crate::manifest::ManifestStack;
+use crate::plan::StackKind;
+use assets::{Bucket, Upload};
+use bundle::{Bundle, BundleError};
+use cfn::{Cfn, ChangeRow, ChangeSetRequest, Failure, Planned, StackInfo, Template};
+use ui::Ui;
+
+/// The largest template CloudFormation takes inline; larger ones go by URL from the bucket.
+pub const MAX_INLINE_TEMPLATE_BYTES: usize = 51_200;
+/// The core stack output naming the bucket that holds assets and large templates.
+pub const BUCKET_OUTPUT: &str = "BucketName";
+/// Stack tag telling when a sandbox may be removed (RFC 3339, UTC).
+pub const EXPIRES_AT_TAG: &str = "microprocess:expires-at";
+/// Manifest tag of unprotected environments that expire.
+pub const EXPIRES_AFTER_DAYS_TAG: &str = "microprocess:expires-after-days";
+/// The tag every stack and resource of an environment carries.
+pub const ENVIRONMENT_TAG: &str = "microprocess:environment";
+
+#[derive(Debug, Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("stack `{stack}`: {action} failed: {detail}")]
+    Aws {
+        stack: String,
+        action: String,
+        detail: String,
+    },
+    #[error("stack `{stack}`: CloudFormation could not compute the change set: {reason}\n  hint: fix the template or parameters it names, then `microprocess generate` and deploy again")]
+    ChangeSetFailed { stack: String, reason: String },
+    #[error("stack `{stack}`: parameter `{parameter}` comes from output `{output}` of stack `{source_stack}`, which {problem}\n  hint: {hint}")]
+    MissingOutput {
+        stack: String,
+        parameter: String,
+        source_stack: String,
+        output: String,
+        problem: String,
+        hint: String,
+    },
+    #[error("stack `{stack}`: parameter `{parameter}` names asset `{asset}`, which the manifest does not list\n  hint: run `microprocess generate` again")]
+    MissingAsset {
+        stack: String,
+        parameter: String,
+        asset: String,
+    },
+    #[error("stack `{stack}`: its template is {bytes} bytes, but the core stack goes inline (at most {MAX_INLINE_TEMPLATE_BYTES} bytes) because the bucket that carries larger templates is in it\n  hint: move resources out of `templates/core.yaml`")]
+    CoreTooLarge { stack: String, bytes: usize },
+    #[error("stack `{stack}` is busy ({status})\n  hint: wait until CloudFormation has finished with it, then run the command again")]
+    Busy { stack: String, status: String },
+    #[error("stack `{stack}`: not executed; the change set was deleted and later stacks were left alone")]
+    Declined { stack: String },
+    #[error(
+        "stack `{stack}` ended {status}{}\n  hint: {hint}",
+        failures_text(failures)
+    )]
+    StackFailed {
+        stack: String,
+        status: String,
+        failures: Vec<Failure>,
+        hint: String,
+    },
+    #[error("cannot upload {what} to `s3://{bucket}/{key}`: {detail}")]
+    Upload {
+        what: String,
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+}
+
+fn failures_text(failures: &[Failure]) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("; failing resources:");
+    for f in failures {
+        text.push_str(&format!(
+            "\n  - {} ({}) {}: {}",
+            f.logical_id,
+            f.resource_type,
+            f.status,
+            if f.reason.is_empty() {
+                "no reason given"
+            } else {
+                &f.reason
+            }
+        ));
+    }
+    text
+}
+
+/// How deploy behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Execute the change sets (`deploy`) or only show them (`diff`).
+    pub execute: bool,
+    /// Execute without asking.
+    pub yes: bool,
+    /// Pause between polls of CloudFormation.
+    pub poll: Duration,
+}
+
+/// What happened to each stack.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+/// Deploys (or diffs) every stack of the bundle, in the manifest's order.
+pub async fn deploy(
+    bundle: &Bundle,
+    aws: &Aws,
+    opts: &Options,
+    ui: &mut Ui<'_>,
+) -> Result<Report, DeployError> {
+    let started = Instant::now();
+    let cfn = Cfn::new(&aws.config, opts.poll);
+    let tags = stack_tags(&bundle.manifest.tags, chrono::Utc::now());
+    let mut report = Report::default();
+    let mut bucket: Option<Bucket> = None;
+    let mut assets_done = false;
+
+    for stack in &bundle.manifest.stacks {
+        let template = bundle.template(stack)?;
+        if stack.kind == StackKind::Core && template.len() > MAX_INLINE_TEMPLATE_BYTES {
+            return Err(DeployError::CoreTooLarge {
+                stack: stack.name.clone(),
+                bytes: template.len(),
+            });
+        }
+        if stack.kind != StackKind::Core && bucket.is_none() {
+            bucket = core_bucket(&cfn, bundle, aws).await?;
+        }
+        if opts.execute && stack.kind != StackKind::Core && !assets_done {
+            if let Some(b) = &bucket {
+                upload_assets(bundle, b, ui).await?;
+                assets_done = true;
+            }
+        }
+
+        let mut existing = cfn.describe(&stack.name).await?;
+        if let Some(s) = &existing {
+            if s.is_busy() {
+                return Err(DeployError::Busy {
+                    stack: s.name.clone(),
+                    status: s.status.clone(),
+                });
+            }
+        }
+        let create = existing
+            .as_ref()
+            .is_none_or(|s| s.is_review() || s.is_failed_creation());
+        if !opts.execute && create {
+            let rows = template_rows(&template);
+            ui.line(format!(
+                "{}: create, {} resources to add",
+                stack.name,
+                rows.len()
+            ));
+            ui.line(ui::change_table(&rows).trim_end_matches('\n'));
+            report.created.push(stack.name.clone());
+            continue;
+        }
+        if let Some(s) = existing.as_ref().filter(|s| s.is_failed_creation()) {
+            ui.line(format!(
+                "{}: removing the stack of a failed first creation ({})",
+                s.name, s.status
+            ));
+            let mut progress = ui.progress(&s.name, 0);
+            let finished = cfn.delete_stack(s, &mut progress).await?;
+            progress.finish();
+            if !finished.succeeded() {
+                return Err(stack_failed(&s.name, finished, "delete it in the console or with `aws cloudformation delete-stack`, then deploy again"));
+            }
+            existing = None;
+        }
+
+        let parameters = resolve_parameters(&cfn, bundle, stack, aws).await?;
+        let template = if template.len() > MAX_INLINE_TEMPLATE_BYTES {
+            let b = bucket.as_ref().ok_or_else(|| missing_core(bundle, stack))?;
+            let key = format!("templates/{}/{}.json", stack.name, stack.template_sha256);
+            b.put_once(
+                &key,
+                template.into_bytes(),
+                &format!("template `{}`", stack.template),
+            )
+            .await?;
+            Template::Url(b.url(&key))
+        } else {
+            Template::Body(template)
+        };
+        let planned = cfn
+            .plan(&ChangeSetRequest {
+                stack: &stack.name,
+                template,
+                parameters: &parameters,
+                tags: &tags,
+                create,
+            })
+            .await?;
+        let change_set = match planned {
+            Planned::NoChange => {
+                ui.line(format!("{}: no change", stack.name));
+                report.unchanged.push(stack.name.clone());
+                continue;
+            }
+            Planned::Changes(cs) => cs,
+        };
+        let changed_parameters = existing
+            .as_ref()
+            .map(|s| changed_parameters(s, &parameters))
+            .unwrap_or_default();
+        show_change_set(
+            ui,
+            &stack.name,
+            &change_set.rows,
+            create,
+            &changed_parameters,
+        );
+
+        if !opts.execute {
+            cfn.delete_change_set(&stack.name, &change_set.id).await?;
+            if create {
+                report.created.push(stack.name.clone());
+            } else {
+                report.updated.push(stack.name.clone());
+            }
+            continue;
+        }
+        if !opts.yes
+            && !ui.confirm(&format!(
+                "execute this change set on `{}`? [y/N] ",
+                stack.name
+            ))
+        {
+            cfn.delete_change_set(&stack.name, &change_set.id).await?;
+            if create {
+                // The stack CloudFormation made to hold the change set holds nothing.
+                if let Some(s) = cfn
+                    .describe(&stack.name)
+                    .await?
+                    .filter(StackInfo::is_review)
+                {
+                    let mut progress = ui.progress(&s.name, 0);
+                    let _ = cfn.delete_stack(&s, &mut progress).await;
+                    progress.finish();
+                }
+            }
+            return Err(DeployError::Declined {
+                stack: stack.name.clone(),
+            });
+        }
+        let stack_started = Instant::now();
+        let mut progress = ui.progress(&stack.name, change_set.rows.len());
+        let finished = cfn.execute(&stack.name, &change_set, &mut progress).await?;
+        progress.finish();
+        if !finished.succeeded() {
+            return Err(stack_failed(
+                &stack.name,
+                finished,
+                "fix what the reasons name, `microprocess generate`, and deploy again; CloudFormation rolled the stack back",
+            ));
+        }
+        ui.line(format!(
+            "{}: {} in {:.1} s",
+            stack.name,
+            finished.status,
+            stack_started.elapsed().as_secs_f64()
+        ));
+        if create {
+            report.created.push(stack.name.clone());
+        } else {
+            report.updated.push(stack.name.clone());
+        }
+    }
+    let verb = if opts.execute { "deployed" } else { "diff of" };
+    let (c, u) = if opts.execute {
+        ("created", "updated")
+    } else {
+        ("to create", "to update")
+    };
+    ui.line(format!(
+        "{verb} `{}` in {:.1} s: {} {c}, {} {u}, {} no change",
+        bundle.env(),
+        started.elapsed().as_secs_f64(),
+        report.created.len(),
+        report.updated.len(),
+        report.unchanged.len()
+    ));
+    Ok(report)
+}
+
+fn stack_failed(stack: &str, finished: cfn::Finished, hint: &str) -> DeployError {
+    DeployError::StackFailed {
+        stack: stack.to_string(),
+        status: finished.status,
+        failures: finished.failures,
+        hint: hint.to_string(),
+    }
+}
+
+fn missing_core(bundle: &Bundle, stack: &ManifestStack) -> DeployError {
+    let core = bundle
+        .manifest
+        .stacks
+        .iter()
+        .find(|s| s.kind == StackKind::Core)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    DeployError::MissingOutput {
+        stack: stack.name.clone(),
+        parameter: "(template URL)".into(),
+        source_stack: core,
+        output: BUCKET_OUTPUT.into(),
+        problem: "does not exist yet".into(),
+        hint: format!(
+            "deploy the core stack first: `microprocess deploy --env {}`",
+            bundle.env()
+        ),
+    }
+}
+
+/// The core stack's bucket, once the core stack exists.
+async fn core_bucket(cfn: &Cfn, bundle: &Bundle, aws: &Aws) -> Result<Option<Bucket>, DeployError> {
+    let Some(core) = bundle
+        .manifest
+        .stacks
+        .iter()
+        .find(|s| s.kind == StackKind::Core)
+    else {
+        return Ok(None);
+    };
+    let Some(info) = cfn.describe(&core.name).await? else {
+        return Ok(None);
+    };
+    if info.is_review() {
+        return Ok(None);
+    }
+    match info.outputs.get(BUCKET_OUTPUT) {
+        Some(name) => Ok(Some(Bucket::new(&aws.config, name, &aws.region))),
+        None => Err(output_missing(
+            &core.name,
+            "(assets)",
+            &core.name,
+            BUCKET_OUTPUT,
+            &info,
+            aws,
+        )),
+    }
+}
+
+fn output_missing(
+    stack: &str,
+    parameter: &str,
+    source: &str,
+    output: &str,
+    info: &StackInfo,
+    aws: &Aws,
+) -> DeployError {
+    let hint = if info.outputs.is_empty() && aws.endpoint.is_some() {
+        "the emulator returned no outputs at all: moto 5.2.5 drops the outputs of stacks made by change sets; run it as `make emulator-start` does (`tools/emulator.py`), which fixes that".to_string()
+    } else {
+        format!("check stack `{source}` in the console; deploy it again if its template changed")
+    };
+    DeployError::MissingOutput {
+        stack: stack.to_string(),
+        parameter: parameter.to_string(),
+        source_stack: source.to_string(),
+        output: output.to_string(),
+        problem: format!("has no such output ({})", info.status),
+        hint,
+    }
+}
+
+/// Parameter values from the manifest's sources.
+async fn resolve_parameters(
+    cfn: &Cfn,
+    bundle: &Bundle,
+    stack: &ManifestStack,
+    aws: &Aws,
+) -> Result<Vec<(String, String)>, DeployError> {
+    let mut outputs: BTreeMap<String, StackInfo> = BTreeMap::new();
+    let mut values = Vec::new();
+    for (name, source) in &stack.parameters {
+        let from = source
+            .get("from")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let value = match from {
+            "output" => {
+                let source_stack = source
+                    .get("stack")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let output = source
+                    .get("output")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                if !outputs.contains_key(&source_stack) {
+                    let Some(info) = cfn.describe(&source_stack).await? else {
+                        return Err(DeployError::MissingOutput {
+                            stack: stack.name.clone(),
+                            parameter: name.clone(),
+                            source_stack: source_stack.clone(),
+                            output: output.to_string(),
+                            problem: "does not exist".into(),
+                            hint: format!(
+                                "deploy the whole environment in order: `microprocess deploy --env {}`",
+                                bundle.env()
+                            ),
+                        });
+                    };
+                    outputs.insert(source_stack.clone(), info);
+                }
+                let info = &outputs[&source_stack];
+                match info.outputs.get(output) {
+                    Some(v) => v.clone(),
+                    None => {
+                        return Err(output_missing(
+                            &stack.name,
+                            name,
+                            &source_stack,
+                            output,
+                            info,
+                            aws,
+                        ))
+                    }
+                }
+            }
+            _ => {
+                let asset = source
+                    .get("asset")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                match bundle.manifest.assets.iter().find(|a| a.name == asset) {
+                    Some(a) => a.key.clone(),
+                    None => {
+                        return Err(DeployError::MissingAsset {
+                            stack: stack.name.clone(),
+                            parameter: name.clone(),
+                            asset: asset.to_string(),
+                        })
+                    }
+                }
+            }
+        };
+        values.push((name.clone(), value));
+    }
+    Ok(values)
+}
+
+async fn upload_assets(
+    bundle: &Bundle,
+    bucket: &Bucket,
+    ui: &mut Ui<'_>,
+) -> Result<(), DeployError> {
+    let mut uploaded = 0;
+    for asset in &bundle.manifest.assets {
+        let bytes = bundle.asset(asset)?;
+        let size = bytes.len();
+        let what = format!("asset `{}`", asset.file);
+        if bucket.put_once(&asset.key, bytes, &what).await? == Upload::Uploaded {
+            ui.line(format!("  uploaded {} ({size} bytes)", asset.key));
+            uploaded += 1;
+        }
+    }
+    ui.line(format!(
+        "assets: {uploaded} uploaded, {} already in `{}`",
+        bundle.manifest.assets.len() - uploaded,
+        bucket.name
+    ));
+    Ok(())
+}
+
+fn show_change_set(
+    ui: &mut Ui<'_>,
+    stack: &str,
+    rows: &[ChangeRow],
+    create: bool,
+    changed_parameters: &[String],
+) {
+    let verb = if create { "create" } else { "update" };
+    let summary = if rows.is_empty() {
+        "parameters only".to_string()
+    } else {
+        ui::change_counts(rows)
+    };
+    ui.line(format!("{stack}: {verb}, {summary}"));
+    if !rows.is_empty() {
+        ui.line(ui::change_table(rows).trim_end_matches('\n'));
+    }
+    if !changed_parameters.is_empty() {
+        ui.line(format!("  parameters: {}", changed_parameters.join(", ")));
+    }
+}
+
+fn changed_parameters(existing: &StackInfo, new: &[(String, String)]) -> Vec<String> {
+    new.iter()
+        .filter(|(k, v)| existing.parameters.get(k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Every resource of a template, as a change table of additions.
+fn template_rows(template: &str) -> Vec<ChangeRow> {
+    let value: serde_json::Value = serde_json::from_str(template).unwrap_or_default();
+    value
+        .get("Resources")
+        .and_then(|r| r.as_object())
+        .map(|r| {
+            r.iter()
+                .map(|(id, res)| ChangeRow {
+                    action: "Add".into(),
+                    logical_id: id.clone(),
+                    resource_type: res
+                        .get("Type")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    replacement: None,
+                    scope: Vec::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The manifest's tags as stack tags; an environment that expires gets
+/// [`EXPIRES_AT_TAG`]: `expires_after_days` from now, rounded up to the next midnight UTC
+/// so that deploys on one day leave it unchanged.
+pub fn stack_tags(
+    manifest_tags: &serde_json::Map<String, serde_json::Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = manifest_tags
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect();
+    let days = manifest_tags
+        .get(EXPIRES_AFTER_DAYS_TAG)
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<i64>().ok());
+    if let Some(days) = days {
+        let expires = (now.date_naive() + chrono::Days::new(days as u64 + 1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc();
+        tags.push((
+            EXPIRES_AT_TAG.to_string(),
+            expires.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ));
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandboxes_expire_at_a_midnight_that_stays_put_for_a_day() {
+        let mut tags = serde_json::Map::new();
+        tags.insert(ENVIRONMENT_TAG.into(), "sandbox".into());
+        tags.insert(EXPIRES_AFTER_DAYS_TAG.into(), "7".into());
+        let morning = "2026-03-01T00:00:01Z".parse().unwrap();
+        let night = "2026-03-01T23:59:59Z".parse().unwrap();
+        let expected = (
+            "microprocess:expires-at".to_string(),
+            "2026-03-09T00:00:00Z".to_string(),
+        );
+        assert!(stack_tags(&tags, morning).contains(&expected));
+        assert_eq!(stack_tags(&tags, morning), stack_tags(&tags, night));
+    }
+
+    #[test]
+    fn other_environments_do_not_expire() {
+        let mut tags = serde_json::Map::new();
+        tags.insert(ENVIRONMENT_TAG.into(), "prod".into());
+        let t = stack_tags(&tags, chrono::Utc::now());
+        assert_eq!(t, vec![(ENVIRONMENT_TAG.to_string(), "prod".to_string())]);
+    }
+
+    #[test]
+    fn a_failure_names_each_resource_and_its_reason() {
+        let e = DeployError::StackFailed {
+            stack: "scores-dev-core".into(),
+            status: "ROLLBACK_COMPLETE".into(),
+            failures: vec![Failure {
+                logical_id: "Bucket".into(),
+                resource_type: "AWS::S3::Bucket".into(),
+                status: "CREATE_FAILED".into(),
+                reason: "Access Denied".into(),
+            }],
+            hint: "fix it".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "stack `scores-dev-core` ended ROLLBACK_COMPLETE; failing resources:\n  - Bucket (AWS::S3::Bucket) CREATE_FAILED: Access Denied\n  hint: fix it"
+        );
+    }
+}
