@@ -57,6 +57,10 @@ enum Flavor {
     Plain,
     /// One request at a time.
     Serialized,
+    /// `tools/emulator.py`: moto with the fixes `microprocess deploy` needs (stack outputs
+    /// after change sets, Secrets Manager secrets from templates), as `make emulator-start`
+    /// runs it.
+    Kit,
 }
 
 /// A running moto server; the process is killed when this is dropped.
@@ -104,6 +108,11 @@ impl MotoServer {
         Err(last)
     }
 
+    /// Starts the kit's emulator (`tools/emulator.py`), which deploys need.
+    pub fn start_kit() -> MotoServer {
+        MotoServer::launch(Flavor::Kit).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -147,6 +156,14 @@ fn start_on_free_port(binary: &Path, flavor: Flavor) -> Result<MotoServer, Strin
             let python = binary.with_file_name("python");
             let mut command = Command::new(python);
             command.args(["-c", SERIALIZED_MOTO, "127.0.0.1", &port_text]);
+            command
+        }
+        Flavor::Kit => {
+            let python = binary.with_file_name("python");
+            let mut command = Command::new(python);
+            command
+                .arg(crate::root().join("tools").join("emulator.py"))
+                .args(["-H", "127.0.0.1", "-p", &port_text]);
             command
         }
     };

@@ -1,0 +1,465 @@
+//! `microprocess deploy`, `diff` and `teardown` end to end: the CLI binary on a temporary
+//! copy of the project, against a fresh emulator per test (`tools/emulator.py`, as
+//! `make emulator-start` runs it), with small fake Lambda zips so no cross-compiler is
+//! needed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use aws_config::SdkConfig;
+use kit_tests::moto::{sdk_config, MotoServer};
+use kit_tests::{root, run};
+
+/// The `microprocess` binary, built once for all tests of this file.
+fn cli() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let (code, _, stderr) = run(Command::new(cargo)
+                .current_dir(root())
+                .args(["build", "--quiet", "-p", "microprocess-kit", "--bin", "microprocess"]));
+            assert_eq!(code, 0, "cannot build the CLI:\n{stderr}");
+            root().join("target").join("debug").join("microprocess")
+        })
+        .clone()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A copy of the project's config and templates, with fake zips for this machine.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&root().join("environments"), &dir.path().join("environments"));
+        copy_dir(&root().join("templates"), &dir.path().join("templates"));
+        let arch = microprocess_kit::config::host_architecture();
+        for f in ["splitter", "forwarder"] {
+            let d = dir.path().join("assets").join(arch).join(f);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("bootstrap.zip"), format!("fake {f} zip")).unwrap();
+        }
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn append(&self, file: &str, text: &str) {
+        let path = self.path().join("environments").join(file);
+        let mut all = std::fs::read_to_string(&path).unwrap();
+        all.push_str(text);
+        std::fs::write(path, all).unwrap();
+    }
+
+    /// Runs the CLI against `endpoint` with no other AWS settings; (code, stdout, stderr).
+    fn cli(&self, endpoint: &str, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = Command::new(cli());
+        cmd.arg("--root").arg(self.path()).args(args);
+        for var in [
+            "AWS_PROFILE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        run(&mut cmd)
+    }
+
+    fn generate(&self) {
+        let assets = self.path().join("assets");
+        let (code, out, err) = self.cli(
+            "http://127.0.0.1:9",
+            &[
+                "generate",
+                "--env",
+                "local",
+                "--assets-dir",
+                assets.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "generate failed:\n{out}{err}");
+    }
+
+    /// `deploy --env local --yes`; panics unless it succeeds; returns stdout.
+    fn deploy(&self, moto: &MotoServer) -> String {
+        let (code, out, err) = self.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"]);
+        assert_eq!(
+            code,
+            0,
+            "deploy failed:\n{out}\n{err}\nemulator:\n{}",
+            moto.log()
+        );
+        out
+    }
+}
+
+const STACKS: [&str; 3] = [
+    "scores-local-core",
+    "scores-local-mp-abn-refresh",
+    "scores-local-mp-credit-scores",
+];
+
+/// Stack name → (status, number of events).
+async fn stacks(config: &SdkConfig) -> Vec<(String, String, usize)> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let mut all = Vec::new();
+    for s in cfn.describe_stacks().send().await.unwrap().stacks() {
+        let name = s.stack_name().unwrap().to_string();
+        let events = cfn
+            .describe_stack_events()
+            .stack_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .stack_events()
+            .len();
+        all.push((
+            name,
+            s.stack_status().unwrap().as_str().to_string(),
+            events,
+        ));
+    }
+    all.sort();
+    all
+}
+
+fn names(stacks: &[(String, String, usize)]) -> Vec<&str> {
+    stacks.iter().map(|s| s.0.as_str()).collect()
+}
+
+async fn queue_names(config: &SdkConfig) -> Vec<String> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut names: Vec<String> = sqs
+        .list_queues()
+        .send()
+        .await
+        .unwrap()
+        .queue_urls()
+        .iter()
+        .map(|u| u.rsplit('/').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn function_names(config: &SdkConfig) -> Vec<String> {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    let mut names: Vec<String> = lambda
+        .list_functions()
+        .send()
+        .await
+        .unwrap()
+        .functions()
+        .iter()
+        .map(|f| f.function_name().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn table_names(config: &SdkConfig) -> Vec<String> {
+    aws_sdk_dynamodb::Client::new(config)
+        .list_tables()
+        .send()
+        .await
+        .unwrap()
+        .table_names()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    project.generate();
+
+    let started = std::time::Instant::now();
+    let out = project.deploy(&moto);
+    eprintln!("deploy of local took {:.1} s", started.elapsed().as_secs_f64());
+    for s in STACKS {
+        assert!(out.contains(&format!("{s}: create, ")), "{out}");
+    }
+    assert!(out.contains("assets: 2 uploaded"), "{out}");
+    let after_first = stacks(&config).await;
+    assert_eq!(names(&after_first), STACKS);
+    for (name, status, _) in &after_first {
+        assert_eq!(status, "CREATE_COMPLETE", "{name}");
+    }
+    let mut expected_queues = Vec::new();
+    let mut expected_functions = Vec::new();
+    for m in ["abn-refresh", "credit-scores"] {
+        for q in ["", "-dlq", "-schedule-dlq"] {
+            expected_queues.push(format!("scores-local-{m}{q}"));
+        }
+        for f in ["forwarder", "splitter"] {
+            expected_functions.push(format!("scores-local-{m}-{f}"));
+        }
+    }
+    expected_queues.sort();
+    assert_eq!(queue_names(&config).await, expected_queues);
+    assert_eq!(function_names(&config).await, expected_functions);
+    assert_eq!(table_names(&config).await, ["scores-local-ledger"]);
+    let secret = aws_sdk_secretsmanager::Client::new(&config)
+        .get_secret_value()
+        .secret_id("scores-local/microprocesses/signing-secret")
+        .send()
+        .await
+        .expect("the signing secret exists");
+    assert_eq!(secret.secret_string().unwrap().len(), 64);
+
+    let out = project.deploy(&moto);
+    for s in STACKS {
+        assert!(out.contains(&format!("{s}: no change")), "{out}");
+    }
+    assert!(out.contains("0 created, 0 updated, 3 no change"), "{out}");
+    assert!(out.contains("assets: 0 uploaded, 2 already"), "{out}");
+    assert_eq!(
+        stacks(&config).await,
+        after_first,
+        "a deploy without changes added stack events"
+    );
+}
+
+const THIRD: &str = r#"
+[invoice-reminders]
+description = "Remind customers of unpaid invoices, weekly"
+schedule = { expression = "cron(0 9 ? * MON *)", timezone = "Europe/London" }
+
+[invoice-reminders.split]
+path = "/microprocesses/invoice-reminders/split"
+
+[invoice-reminders.process]
+path = "/microprocesses/invoice-reminders/process"
+timeout_seconds = 10
+
+[invoice-reminders.reduce]
+path = "/microprocesses/invoice-reminders/reduce"
+
+[invoice-reminders.delivery]
+max_concurrency = 2
+"#;
+
+#[tokio::test]
+async fn adding_a_microprocess_creates_only_its_stack() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    project.generate();
+    project.deploy(&moto);
+    let before = stacks(&config).await;
+
+    project.append("microprocesses.toml", THIRD);
+    let (code, out, err) = project.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"]);
+    assert_eq!(code, 3, "a stale bundle is refused:\n{out}{err}");
+    assert!(err.contains("is stale"), "{err}");
+    assert!(err.contains("run `microprocess generate --env local`"), "{err}");
+
+    project.generate();
+    let out = project.deploy(&moto);
+    for s in STACKS {
+        assert!(out.contains(&format!("{s}: no change")), "{out}");
+    }
+    assert!(
+        out.contains("scores-local-mp-invoice-reminders: create, "),
+        "{out}"
+    );
+    assert!(out.contains("1 created, 0 updated, 3 no change"), "{out}");
+    let after = stacks(&config).await;
+    assert_eq!(
+        after
+            .iter()
+            .filter(|s| s.0 != "scores-local-mp-invoice-reminders")
+            .cloned()
+            .collect::<Vec<_>>(),
+        before,
+        "the other stacks were touched"
+    );
+    assert!(after.contains(&(
+        "scores-local-mp-invoice-reminders".to_string(),
+        "CREATE_COMPLETE".to_string(),
+        3
+    )));
+    assert!(function_names(&config)
+        .await
+        .contains(&"scores-local-invoice-reminders-forwarder".to_string()));
+}
+
+#[tokio::test]
+async fn diff_shows_a_change_and_executes_nothing() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    project.generate();
+    project.deploy(&moto);
+    let before = stacks(&config).await;
+
+    project.append(
+        "local.toml",
+        "\n[microprocesses.abn-refresh.process]\ntimeout_seconds = 12\n",
+    );
+    project.generate();
+    let (code, out, err) = project.cli(moto.endpoint(), &["diff", "--env", "local"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("scores-local-mp-abn-refresh: update, "), "{out}");
+    assert!(out.contains("~ change"), "{out}");
+    assert!(out.contains("Forwarder "), "{out}");
+    assert!(out.contains("scores-local-mp-credit-scores: no change"), "{out}");
+    assert!(out.contains("0 to create, 1 to update, 2 no change"), "{out}");
+    assert_eq!(stacks(&config).await, before, "diff changed a stack");
+
+    let out = project.deploy(&moto);
+    assert!(out.contains("scores-local-mp-abn-refresh: UPDATE_COMPLETE"), "{out}");
+    let timeout = aws_sdk_lambda::Client::new(&config)
+        .get_function_configuration()
+        .function_name("scores-local-abn-refresh-forwarder")
+        .send()
+        .await
+        .unwrap()
+        .timeout();
+    assert_eq!(timeout, Some(17), "the forwarder timeout follows the process timeout");
+}
+
+#[tokio::test]
+async fn teardown_leaves_nothing() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    project.generate();
+    project.deploy(&moto);
+
+    let (code, out, err) =
+        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}\nemulator:\n{}", moto.log());
+    assert!(out.contains("emptied bucket"), "{out}");
+    assert!(out.contains("3 stacks deleted, nothing left"), "{out}");
+    assert!(stacks(&config)
+        .await
+        .iter()
+        .all(|s| s.1 == "DELETE_COMPLETE"));
+    assert_eq!(queue_names(&config).await, Vec::<String>::new());
+    assert_eq!(function_names(&config).await, Vec::<String>::new());
+    assert_eq!(table_names(&config).await, Vec::<String>::new());
+    let buckets = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+    .list_buckets()
+    .send()
+    .await
+    .unwrap();
+    assert!(buckets.buckets().is_empty(), "{:?}", buckets.buckets());
+
+    // A second teardown finds nothing to delete and nothing left.
+    let (code, out, err) =
+        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("`local` has no stacks"), "{out}");
+}
+
+#[tokio::test]
+async fn teardown_names_what_is_left_and_fails() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    project.generate();
+    project.deploy(&moto);
+    // A queue someone made by hand with the environment's tag.
+    aws_sdk_sqs::Client::new(&config)
+        .create_queue()
+        .queue_name("scores-local-by-hand")
+        .tags("microprocess:environment", "local")
+        .send()
+        .await
+        .unwrap();
+
+    let (code, out, err) =
+        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    assert_eq!(code, 6, "{out}\n{err}");
+    assert!(
+        err.contains("error: teardown of `local` left 1 resources behind:\n  - tagged arn:aws:sqs:us-east-1:123456789012:scores-local-by-hand\n"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn teardown_refuses_a_protected_environment() {
+    let moto = MotoServer::start_kit();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = Project::new();
+    let local = project.path().join("environments/local.toml");
+    let text = std::fs::read_to_string(&local)
+        .unwrap()
+        .replace("protected = false", "protected = true");
+    std::fs::write(&local, text).unwrap();
+    project.generate();
+    project.deploy(&moto);
+
+    let (code, out, err) =
+        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(
+            "error: `local` is protected: teardown never removes a protected environment\n"
+        ),
+        "{err}"
+    );
+    let after = stacks(&config).await;
+    assert_eq!(names(&after), STACKS);
+    assert!(after.iter().all(|s| s.1 == "CREATE_COMPLETE"));
+}
+
+#[test]
+fn local_talks_only_to_a_loopback_endpoint_and_deploy_needs_yes_without_a_terminal() {
+    let project = Project::new();
+    project.generate();
+    let (code, _, err) = project.cli(
+        "https://cloudformation.us-east-1.amazonaws.com",
+        &["deploy", "--env", "local", "--yes"],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("the `local` environment only talks to a loopback endpoint"),
+        "{err}"
+    );
+
+    let (code, _, err) = project.cli("http://127.0.0.1:9", &["deploy", "--env", "local"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("pass `--yes`"), "{err}");
+
+    let (code, _, err) = project.cli("http://127.0.0.1:9", &["deploy", "--env", "dev", "--yes"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: no bundle for `dev` at `{}`\n  hint: run `microprocess generate --env dev` first\n",
+            project.path().join("dist/dev").display()
+        )
+    );
+}
