@@ -17,9 +17,14 @@ fn cli() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let (code, _, stderr) = run(Command::new(cargo)
-                .current_dir(root())
-                .args(["build", "--quiet", "-p", "microprocess-kit", "--bin", "microprocess"]));
+            let (code, _, stderr) = run(Command::new(cargo).current_dir(root()).args([
+                "build",
+                "--quiet",
+                "-p",
+                "microprocess-kit",
+                "--bin",
+                "microprocess",
+            ]));
             assert_eq!(code, 0, "cannot build the CLI:\n{stderr}");
             root().join("target").join("debug").join("microprocess")
         })
@@ -47,7 +52,10 @@ struct Project {
 impl Project {
     fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
-        copy_dir(&root().join("environments"), &dir.path().join("environments"));
+        copy_dir(
+            &root().join("environments"),
+            &dir.path().join("environments"),
+        );
         copy_dir(&root().join("templates"), &dir.path().join("templates"));
         let arch = microprocess_kit::config::host_architecture();
         for f in ["splitter", "forwarder"] {
@@ -137,11 +145,7 @@ async fn stacks(config: &SdkConfig) -> Vec<(String, String, usize)> {
             .unwrap()
             .stack_events()
             .len();
-        all.push((
-            name,
-            s.stack_status().unwrap().as_str().to_string(),
-            events,
-        ));
+        all.push((name, s.stack_status().unwrap().as_str().to_string(), events));
     }
     all.sort();
     all
@@ -200,7 +204,10 @@ async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
 
     let started = std::time::Instant::now();
     let out = project.deploy(&moto);
-    eprintln!("deploy of local took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "deploy of local took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     for s in STACKS {
         assert!(out.contains(&format!("{s}: create, ")), "{out}");
     }
@@ -277,7 +284,10 @@ async fn adding_a_microprocess_creates_only_its_stack() {
     let (code, out, err) = project.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"]);
     assert_eq!(code, 3, "a stale bundle is refused:\n{out}{err}");
     assert!(err.contains("is stale"), "{err}");
-    assert!(err.contains("run `microprocess generate --env local`"), "{err}");
+    assert!(
+        err.contains("run `microprocess generate --env local`"),
+        "{err}"
+    );
 
     project.generate();
     let out = project.deploy(&moto);
@@ -325,15 +335,27 @@ async fn diff_shows_a_change_and_executes_nothing() {
     project.generate();
     let (code, out, err) = project.cli(moto.endpoint(), &["diff", "--env", "local"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("scores-local-mp-abn-refresh: update, "), "{out}");
+    assert!(
+        out.contains("scores-local-mp-abn-refresh: update, "),
+        "{out}"
+    );
     assert!(out.contains("~ change"), "{out}");
     assert!(out.contains("Forwarder "), "{out}");
-    assert!(out.contains("scores-local-mp-credit-scores: no change"), "{out}");
-    assert!(out.contains("0 to create, 1 to update, 2 no change"), "{out}");
+    assert!(
+        out.contains("scores-local-mp-credit-scores: no change"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 to create, 1 to update, 2 no change"),
+        "{out}"
+    );
     assert_eq!(stacks(&config).await, before, "diff changed a stack");
 
     let out = project.deploy(&moto);
-    assert!(out.contains("scores-local-mp-abn-refresh: UPDATE_COMPLETE"), "{out}");
+    assert!(
+        out.contains("scores-local-mp-abn-refresh: UPDATE_COMPLETE"),
+        "{out}"
+    );
     let timeout = aws_sdk_lambda::Client::new(&config)
         .get_function_configuration()
         .function_name("scores-local-abn-refresh-forwarder")
@@ -341,7 +363,11 @@ async fn diff_shows_a_change_and_executes_nothing() {
         .await
         .unwrap()
         .timeout();
-    assert_eq!(timeout, Some(17), "the forwarder timeout follows the process timeout");
+    assert_eq!(
+        timeout,
+        Some(17),
+        "the forwarder timeout follows the process timeout"
+    );
 }
 
 #[tokio::test]
@@ -352,8 +378,7 @@ async fn teardown_leaves_nothing() {
     project.generate();
     project.deploy(&moto);
 
-    let (code, out, err) =
-        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    let (code, out, err) = project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}\nemulator:\n{}", moto.log());
     assert!(out.contains("emptied bucket"), "{out}");
     assert!(out.contains("3 stacks deleted, nothing left"), "{out}");
@@ -376,8 +401,7 @@ async fn teardown_leaves_nothing() {
     assert!(buckets.buckets().is_empty(), "{:?}", buckets.buckets());
 
     // A second teardown finds nothing to delete and nothing left.
-    let (code, out, err) =
-        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    let (code, out, err) = project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("`local` has no stacks"), "{out}");
 }
@@ -398,8 +422,7 @@ async fn teardown_names_what_is_left_and_fails() {
         .await
         .unwrap();
 
-    let (code, out, err) =
-        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    let (code, out, err) = project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
     assert_eq!(code, 6, "{out}\n{err}");
     assert!(
         err.contains("error: teardown of `local` left 1 resources behind:\n  - tagged arn:aws:sqs:us-east-1:123456789012:scores-local-by-hand\n"),
@@ -420,8 +443,7 @@ async fn teardown_refuses_a_protected_environment() {
     project.generate();
     project.deploy(&moto);
 
-    let (code, out, err) =
-        project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
+    let (code, out, err) = project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
     assert_eq!(code, 4, "{out}\n{err}");
     assert_eq!(out, "");
     assert!(
