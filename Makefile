@@ -19,7 +19,18 @@ LAMBDA_ARCHS := arm64 $(filter-out arm64,$(HOST_ARCH))
 CLI := target/debug/microprocess
 SETUP_STAMP := $(VENV)/.setup-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
-.PHONY: help setup fmt lint build build-cli build-lambdas generate test clean
+# The local AWS emulator (moto, through tools/emulator.py) that the `local` environment
+# deploys to. Deploy and teardown of `local` start it when it is not running.
+EMULATOR_PORT ?= 5000
+EMULATOR_URL := http://127.0.0.1:$(EMULATOR_PORT)
+EMULATOR_PID := target/emulator.pid
+EMULATOR_LOG := target/emulator.log
+LOCAL := $(filter local,$(ENV))
+# `local` talks to the emulator (unless AWS_ENDPOINT_URL says otherwise) and asks nothing.
+AWS_FOR_ENV := $(if $(LOCAL),AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)})
+YES_FOR_ENV := $(if $(or $(LOCAL),$(YES)),--yes)
+
+.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,11 +66,44 @@ build-lambdas: setup ## Package splitter and forwarder with cargo-lambda into ta
 generate: build ## Render dist/ENV (ENV=local by default; ENV=all for every environment)
 	@if [ "$(ENV)" = all ]; then $(CLI) generate --all-envs; else $(CLI) generate --env $(ENV); fi
 
+deploy: generate $(if $(LOCAL),emulator-start) ## Deploy dist/ENV (asks before each change set; YES=1 does not; ENV=local goes to the emulator)
+	$(AWS_FOR_ENV) $(CLI) deploy --env $(ENV) $(YES_FOR_ENV)
+
+diff: generate $(if $(LOCAL),emulator-start) ## Show what deploy ENV= would change, without changing it
+	$(AWS_FOR_ENV) $(CLI) diff --env $(ENV)
+
+teardown: build-cli $(if $(LOCAL),emulator-start) ## Delete every stack of an unprotected ENV and check nothing is left
+	$(AWS_FOR_ENV) $(CLI) teardown --env $(ENV) $(YES_FOR_ENV)
+
+emulator-start: setup ## Start the local AWS emulator on 127.0.0.1:EMULATOR_PORT (pid in target/emulator.pid)
+	@mkdir -p target
+	@if [ -f $(EMULATOR_PID) ] && kill -0 "$$(cat $(EMULATOR_PID))" 2>/dev/null; then \
+	  echo "emulator running at $(EMULATOR_URL) (pid $$(cat $(EMULATOR_PID)))"; exit 0; \
+	fi; \
+	$(VENV)/bin/python tools/emulator.py -H 127.0.0.1 -p $(EMULATOR_PORT) > $(EMULATOR_LOG) 2>&1 & \
+	echo $$! > $(EMULATOR_PID); \
+	for i in $$(seq 1 150); do \
+	  if (exec 3<>/dev/tcp/127.0.0.1/$(EMULATOR_PORT)) 2>/dev/null; then \
+	    echo "emulator running at $(EMULATOR_URL) (pid $$(cat $(EMULATOR_PID)), log $(EMULATOR_LOG))"; exit 0; \
+	  fi; \
+	  kill -0 "$$(cat $(EMULATOR_PID))" 2>/dev/null || break; \
+	  sleep 0.2; \
+	done; \
+	echo "the emulator did not start; $(EMULATOR_LOG) says:"; tail -20 $(EMULATOR_LOG); rm -f $(EMULATOR_PID); exit 1
+
+emulator-stop: ## Stop the emulator started by emulator-start (everything in it is lost)
+	@if [ -f $(EMULATOR_PID) ] && kill -0 "$$(cat $(EMULATOR_PID))" 2>/dev/null; then \
+	  kill "$$(cat $(EMULATOR_PID))" && echo "emulator stopped"; \
+	else \
+	  echo "no emulator running"; \
+	fi; \
+	rm -f $(EMULATOR_PID)
+
 test: setup build ## Lint, then every test (emulator-free unit, snapshot, config, scanner)
 	$(MAKE) lint
 	cargo test --workspace --all-targets
 	$(CLI) generate --all-envs --out-dir target/test-dist
 
-clean: ## Remove build output and bundles
+clean: emulator-stop ## Remove build output and bundles
 	cargo clean
 	rm -rf dist
