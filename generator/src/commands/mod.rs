@@ -4,6 +4,7 @@
 mod deploy;
 mod diff;
 mod generate;
+mod local;
 mod teardown;
 mod validate;
 
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 pub use deploy::DeployArgs;
 pub use diff::DiffArgs;
 pub use generate::GenerateArgs;
+pub use local::LocalArgs;
 pub use teardown::TeardownArgs;
 pub use validate::ValidateArgs;
 
@@ -46,6 +48,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Render the CloudFormation bundle of an environment into `dist/ENV/`.
     Generate(GenerateArgs),
+    /// Run an environment's deployed Lambda functions on this machine against the emulator.
+    Local(LocalArgs),
     /// Deploy the bundle `dist/ENV/`: a change set per stack, shown, confirmed, executed.
     Deploy(DeployArgs),
     /// Show the change sets a deploy would execute, without executing them.
@@ -97,6 +101,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     match cli.command {
         Command::Validate(args) => validate::run(&project, &args, out, err),
         Command::Generate(args) => generate::run(&project, &args, out, err),
+        Command::Local(args) => local::run(&project, &args, err),
         Command::Deploy(args) => deploy::run(&project, &args, out, err),
         Command::Diff(args) => diff::run(&project, &args, out, err),
         Command::Teardown(args) => teardown::run(&project, &args, out, err),

@@ -1,0 +1,180 @@
+//! The runner's own loopback endpoint, which speaks the part of the Lambda API that
+//! invokes functions, so the SDK's `Invoke` reaches the runner instead of the emulator
+//! (whose `Invoke` would need Docker):
+//!
+//! - `POST /2015-03-31/functions/{name}/invocations` with `X-Amz-Invocation-Type`
+//!   `Event` (queued, `202`), `RequestResponse` (the default: run, `200` with the answer,
+//!   `X-Amz-Function-Error` when it failed) or `DryRun` (`204`); `{name}` may be a name or
+//!   an ARN, with or without a qualifier;
+//! - `GET /local/status`: what the runner runs, with counters, as JSON.
+//!
+//! The functions get this endpoint as `AWS_ENDPOINT_URL_LAMBDA` (the SDK's per-service
+//! endpoint variable), so the splitter's hand-off to itself comes here; the CLI's `start`
+//! invokes through it too ([`super::client`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::function::FunctionRuntime;
+use super::runtime_api::{Outcome, MAX_PAYLOAD_BYTES};
+
+/// The functions the endpoint serves, and the runner's description of itself.
+pub struct Registry {
+    pub functions: BTreeMap<String, Arc<FunctionRuntime>>,
+    /// Served as `GET /local/status`, with each function's counters added.
+    pub description: Value,
+}
+
+impl Registry {
+    /// The function a Lambda `FunctionName` means: a name, a full or partial ARN, with an
+    /// optional `:qualifier`.
+    pub fn resolve(&self, function_name: &str) -> Option<&Arc<FunctionRuntime>> {
+        let name = match function_name.split_once("function:") {
+            Some((_, rest)) => rest,
+            None => function_name,
+        };
+        let name = name.split(':').next().unwrap_or(name);
+        self.functions.get(name)
+    }
+
+    pub fn status(&self) -> Value {
+        let mut status = self.description.clone();
+        let counters: serde_json::Map<String, Value> = self
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                (
+                    name.clone(),
+                    serde_json::to_value(f.stats.snapshot()).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        if let Some(object) = status.as_object_mut() {
+            object.insert("counters".into(), Value::Object(counters));
+        }
+        status
+    }
+}
+
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/local/status", get(status))
+        .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+        .with_state(registry)
+}
+
+async fn status(State(registry): State<Arc<Registry>>) -> Json<Value> {
+    Json(registry.status())
+}
+
+async fn invoke(
+    State(registry): State<Arc<Registry>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Response {
+    let Some(function) = registry.resolve(&name) else {
+        return lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!(
+                "Function not found: {name} (the local runner runs: {})",
+                registry
+                    .functions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    };
+    let payload = if payload.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        payload
+    };
+    if serde_json::from_slice::<Value>(&payload).is_err() {
+        return lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json",
+        );
+    }
+    let invocation_type = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("RequestResponse");
+    let version = [("x-amz-executed-version", "$LATEST")];
+    match invocation_type {
+        "DryRun" => (StatusCode::NO_CONTENT, version).into_response(),
+        "Event" => match function.invoke_event(payload) {
+            Ok(()) => (StatusCode::ACCEPTED, version).into_response(),
+            Err(e) => lambda_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceException",
+                &e.to_string(),
+            ),
+        },
+        "RequestResponse" => match function.invoke_request(payload).await {
+            Ok(Outcome::Response(body)) => (
+                StatusCode::OK,
+                [
+                    ("x-amz-executed-version", "$LATEST"),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            )
+                .into_response(),
+            Ok(Outcome::Error { body, .. }) => (
+                StatusCode::OK,
+                [
+                    ("x-amz-executed-version", "$LATEST"),
+                    ("x-amz-function-error", "Unhandled"),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            )
+                .into_response(),
+            Err(failure) => (
+                StatusCode::OK,
+                [
+                    ("x-amz-executed-version", "$LATEST"),
+                    ("x-amz-function-error", "Unhandled"),
+                    ("content-type", "application/json"),
+                ],
+                json!({"errorType": "Sandbox.Timedout", "errorMessage": failure.to_string()})
+                    .to_string(),
+            )
+                .into_response(),
+        },
+        other => lambda_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!(
+                "unknown invocation type `{other}`; expected Event, RequestResponse or DryRun"
+            ),
+        ),
+    }
+}
+
+/// An error as the Lambda API sends it (the SDK reads the type from the header).
+fn lambda_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            ("x-amzn-errortype", error_type),
+            ("content-type", "application/json"),
+        ],
+        json!({"Type": "User", "message": message}).to_string(),
+    )
+        .into_response()
+}
