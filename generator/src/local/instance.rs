@@ -172,12 +172,13 @@ impl Instance {
                 });
             }
         }
-        let deadline = Instant::now() + timeout + DEADLINE_GRACE;
+        let started = Instant::now();
+        let deadline = started + timeout + DEADLINE_GRACE;
         let mut chaos = kill_after.map(|after| Box::pin(sleep(after)));
-        loop {
+        let result = loop {
             tokio::select! {
                 result = &mut result_rx => {
-                    return result.unwrap_or_else(|_| Err(Failure::Exited {
+                    break result.unwrap_or_else(|_| Err(Failure::Exited {
                         status: "unknown".into(),
                     }));
                 }
@@ -189,7 +190,7 @@ impl Instance {
                         self.label,
                         timeout.as_secs()
                     ));
-                    return Err(Failure::TimedOut { after: timeout });
+                    break Err(Failure::TimedOut { after: timeout });
                 }
                 () = async { chaos.as_mut().expect("guarded by the branch condition").await },
                     if chaos.is_some() =>
@@ -202,7 +203,21 @@ impl Instance {
                     self.kill();
                 }
             }
-        }
+        };
+        // Lambda's own last line of an invocation, so every invocation shows in the log.
+        let status = match &result {
+            Ok(runtime_api::Outcome::Response(_)) => "ok".to_string(),
+            Ok(runtime_api::Outcome::Error { error_type, .. }) => format!("error {error_type}"),
+            Err(failure) => format!("failed: {failure}"),
+        };
+        self.logs.function_line(
+            &self.label,
+            &format!(
+                "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tStatus: {status}",
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+        );
+        result
     }
 
     /// Waits for the process and the Runtime API to stop (after the runner's shutdown).

@@ -153,10 +153,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 async fn next(State(state): State<Arc<ApiState>>) -> Response {
     let mut shutdown = state.shutdown.clone();
-    let stopping = || (StatusCode::GONE, "the runner is stopping").into_response();
+    // When the runner stops, the request is left unanswered: the process is about to be
+    // killed, and the Rust runtime would panic on an answer without a request id.
+    let stopping = || std::future::pending::<Response>();
     let mut pending = tokio::select! {
         pending = state.pending.lock() => pending,
-        () = super::stop_requested(&mut shutdown) => return stopping(),
+        () = super::stop_requested(&mut shutdown) => return stopping().await,
     };
     let event = loop {
         let received = tokio::select! {
@@ -164,8 +166,7 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
             () = super::stop_requested(&mut shutdown) => None,
         };
         let Some(event) = received else {
-            // The runner is stopping; the process is about to be stopped too.
-            return stopping();
+            return stopping().await;
         };
         // An event whose caller gave up waiting (the process was too slow to start) is
         // dropped rather than run late.

@@ -1,0 +1,513 @@
+//! The local runner against a fresh emulator with the shipped zips: the splitter and the
+//! forwarder registered as functions (the real `bootstrap.zip` of this machine's
+//! architecture), a queue with its dead-letter queue, the ledger table, a results bucket
+//! and a signing secret, an SQS event source mapping, and the demo service as the queue
+//! host. A run started through the runner's Lambda endpoint is split (with hand-offs
+//! through the same endpoint), forwarded by warm processes and reduced once.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Environment, FunctionCode, FunctionResponseType, Runtime, ScalingConfig,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use demo_service::{Chaos, Config, SeqSelector};
+use kit_tests::ledger_table::create_ledger_table;
+use kit_tests::mapping::depth;
+use kit_tests::moto::{sdk_config, MotoServer};
+use microprocess_kit::config::host_architecture;
+use microprocess_kit::local::logs::LogSink;
+use microprocess_kit::local::{client, LocalRunner, RunnerConfig};
+use microprocess_shared::ledger::{Ledger, RunRecord};
+use microprocess_shared::ledger_keys::{ChildState, RunState};
+use microprocess_shared::queue_message::QueueMessage;
+use microprocess_shared::run_id::RunId;
+use serde_json::json;
+
+const NAME: &str = "credit-scores";
+const PREFIX: &str = "scores-local-";
+const SPLITTER: &str = "scores-local-credit-scores-splitter";
+const FORWARDER: &str = "scores-local-credit-scores-forwarder";
+const SECRET: &str = "local-runner-test-secret";
+const REGION: &str = "us-east-1";
+
+/// `target/lambda/<this machine's arch>/<function>/bootstrap.zip`, as `make build` leaves it.
+fn shipped_zip(function: &str) -> Vec<u8> {
+    let path = built_zips().join(function).join("bootstrap.zip");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "`{}` cannot be read ({e}): run `make build` first (it packages the Lambda zips the local runner executes)",
+            path.display()
+        )
+    })
+}
+
+fn built_zips() -> PathBuf {
+    kit_tests::root()
+        .join("target")
+        .join("lambda")
+        .join(host_architecture())
+}
+
+struct Emulator {
+    moto: MotoServer,
+    config: SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    lambda: aws_sdk_lambda::Client,
+    ledger: Ledger,
+    table: String,
+    queue_url: String,
+    queue_arn: String,
+    dlq_url: String,
+    secret_arn: String,
+    role_arn: String,
+}
+
+async fn emulator(moto: MotoServer, max_receive_count: u32, visibility_seconds: u32) -> Emulator {
+    let config = sdk_config(moto.endpoint()).await;
+    let table = create_ledger_table(&config).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name("scores-local-credit-scores-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("scores-local-credit-scores")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_seconds.to_string(),
+        )
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let queue_arn = queue_arn(&sqs, &queue_url).await;
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket("scores-local-results")
+        .send()
+        .await
+        .unwrap();
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name("scores-local/microprocesses/signing-secret")
+        .secret_string(SECRET)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    // The emulator only accepts a function whose role exists; a one-role stack makes it.
+    let role = json!({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": "local-runner-test",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"}]}}}}});
+    aws_sdk_cloudformation::Client::new(&config)
+        .create_stack()
+        .stack_name("local-runner-test-role")
+        .template_body(role.to_string())
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .unwrap();
+    Emulator {
+        lambda: aws_sdk_lambda::Client::new(&config),
+        ledger: Ledger::from_config(&config, &table),
+        role_arn: "arn:aws:iam::123456789012:role/local-runner-test".into(),
+        moto,
+        config,
+        sqs,
+        table,
+        queue_url,
+        queue_arn,
+        dlq_url,
+        secret_arn,
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}
+
+impl Emulator {
+    /// The forwarder's variables as `templates/microprocess.yaml` sets them.
+    fn forwarder_environment(&self, queue_base_url: &str) -> BTreeMap<String, String> {
+        [
+            ("MICROPROCESS_NAME", NAME.to_string()),
+            ("MICROPROCESS_ENVIRONMENT", "local".into()),
+            ("LEDGER_TABLE", self.table.clone()),
+            ("QUEUE_URL", self.queue_url.clone()),
+            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
+            ("QUEUE_BASE_URL", queue_base_url.into()),
+            ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
+            ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
+            ("PROCESS_TIMEOUT_SECONDS", "5".into()),
+            ("MAX_ATTEMPTS", "3".into()),
+            ("RATE_LIMIT_PER_SECOND", "0".into()),
+            ("MAX_CONCURRENCY", "4".into()),
+            ("RESULT_STORAGE", "ledger".into()),
+            ("RESULTS_BUCKET", "scores-local-results".into()),
+            ("RESULTS_EXPIRY_DAYS", "30".into()),
+            ("RETENTION_DAYS", "30".into()),
+            ("COUNTER_SHARDS", "1".into()),
+            ("SIGNING_SECRET_ARN", self.secret_arn.clone()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// The splitter's variables as the template sets them.
+    fn splitter_environment(
+        &self,
+        queue_base_url: &str,
+        secret_arn: &str,
+    ) -> BTreeMap<String, String> {
+        [
+            ("MICROPROCESS_NAME", NAME.to_string()),
+            ("MICROPROCESS_ENVIRONMENT", "local".into()),
+            ("LEDGER_TABLE", self.table.clone()),
+            ("QUEUE_URL", self.queue_url.clone()),
+            ("QUEUE_BASE_URL", queue_base_url.into()),
+            ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
+            ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
+            ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
+            ("SPLIT_PAGE_SIZE", "100".into()),
+            ("SPLIT_MAX_ATTEMPTS", "3".into()),
+            ("OVERLAP", "skip".into()),
+            ("RETENTION_DAYS", "30".into()),
+            ("COUNTER_SHARDS", "1".into()),
+            ("SIGNING_SECRET_ARN", secret_arn.into()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    async fn register(
+        &self,
+        name: &str,
+        zip: Vec<u8>,
+        environment: BTreeMap<String, String>,
+        timeout_seconds: i32,
+        reserved_concurrency: i32,
+    ) {
+        self.lambda
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&self.role_arn)
+            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .timeout(timeout_seconds)
+            .memory_size(128)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(environment.into_iter().collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("register `{name}`: {e:?}"));
+        self.lambda
+            .put_function_concurrency()
+            .function_name(name)
+            .reserved_concurrent_executions(reserved_concurrency)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The forwarder behind the queue, as the template's `ForwarderQueueMapping`.
+    async fn map_queue(&self, batch_size: i32, maximum_concurrency: i32) {
+        self.lambda
+            .create_event_source_mapping()
+            .event_source_arn(&self.queue_arn)
+            .function_name(FORWARDER)
+            .batch_size(batch_size)
+            .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+            .scaling_config(
+                ScalingConfig::builder()
+                    .maximum_concurrency(maximum_concurrency)
+                    .build(),
+            )
+            .enabled(true)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn runner_config(&self, work_dir: &std::path::Path, log: &std::path::Path) -> RunnerConfig {
+        let mut config =
+            RunnerConfig::new(self.config.clone(), self.moto.endpoint(), PREFIX, work_dir);
+        config.code_dirs = vec![built_zips()];
+        config.runner_secret_name = "scores-local/runner-signing-secret".into();
+        config.fire_rate_schedules = false;
+        // The emulator is serialized in these tests: a long poll would hold it for all.
+        config.poll.wait_seconds = 0;
+        config.poll.idle_pause = Duration::from_millis(50);
+        config.init_limit = Duration::from_secs(3);
+        config.logs = LogSink::only_file(log).unwrap();
+        config
+    }
+
+    async fn run(&self, run: &RunId) -> Option<RunRecord> {
+        self.ledger.run(NAME, run).await.unwrap()
+    }
+}
+
+/// Waits until `check` holds, polling; panics with `what` and the runner's log after `limit`.
+async fn wait_until<F, Fut>(limit: Duration, what: &str, log: &std::path::Path, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        if started.elapsed() > limit {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{what} did not happen within {} s; the runner's log ends with:\n{}",
+                limit.as_secs(),
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_started_through_the_runner_is_split_forwarded_and_reduced_once() {
+    const ITEMS: u64 = 300;
+    const FAILING_SEQ: u64 = 7;
+    let forwarder_zip = shipped_zip("forwarder");
+    let splitter_zip = shipped_zip("splitter");
+    // Requests one at a time: the emulator's conditional writes are not atomic otherwise,
+    // and four forwarders write the same run item.
+    let emulator = emulator(MotoServer::start_serialized(), 3, 30).await;
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
+            fail_seqs_4xx: SeqSelector::Seqs([FAILING_SEQ].into()),
+            ..Chaos::default()
+        }))
+        .await
+        .unwrap();
+    // The functions' own QUEUE_BASE_URL leads nowhere: the runner's flag points them at
+    // the demo service.
+    let nowhere = "http://127.0.0.1:9";
+    emulator
+        .register(
+            FORWARDER,
+            forwarder_zip,
+            emulator.forwarder_environment(nowhere),
+            15,
+            4,
+        )
+        .await;
+    // The splitter's secret was never created (as in the emulator's CloudFormation): the
+    // runner makes one with the given value. A 30 s timeout is under the splitter's 60 s
+    // hand-off margin, so each invocation reads one page and hands the rest to itself.
+    let missing_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-created";
+    emulator
+        .register(
+            SPLITTER,
+            splitter_zip,
+            emulator.splitter_environment(nowhere, missing_secret),
+            30,
+            2,
+        )
+        .await;
+    emulator.map_queue(10, 4).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runner.log");
+    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
+    config.queue_base_url = Some(service.queue_url());
+    config.signing_secret = Some(SECRET.into());
+    let runner = LocalRunner::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deployment = runner.deployment();
+    assert_eq!(deployment.functions.len(), 2);
+    assert_eq!(deployment.mappings.len(), 1);
+    let mapping = &deployment.mappings[0];
+    assert_eq!(
+        (mapping.batch_size, mapping.maximum_concurrency),
+        (10, Some(4))
+    );
+    assert!(mapping.report_batch_item_failures);
+    // The emulator's own delivery is off, or it would raise receive counts on each send.
+    let states = emulator
+        .lambda
+        .list_event_source_mappings()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(states.event_source_mappings()[0].state(), Some("Disabled"));
+
+    let run = RunId::parse("local-runner-1").unwrap();
+    let started = Instant::now();
+    client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, run.as_str())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(60), "run COMPLETED", &log, || async {
+        emulator
+            .run(&run)
+            .await
+            .is_some_and(|r| r.state == RunState::Completed)
+    })
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "local runner: {ITEMS} items from start to COMPLETED in {:.1} s ({:.0} items/s)",
+        elapsed.as_secs_f64(),
+        ITEMS as f64 / elapsed.as_secs_f64()
+    );
+
+    let record = emulator.run(&run).await.unwrap();
+    assert_eq!(record.total, Some(ITEMS));
+    assert_eq!(record.succeeded, ITEMS - 1);
+    assert_eq!(record.failed, 1);
+    let stats = service.stats();
+    let run_stats = stats
+        .run(NAME, run.as_str())
+        .expect("the service saw the run");
+    assert_eq!(run_stats.succeeded, ITEMS - 1);
+    assert_eq!(run_stats.reduce.calls, 1, "exactly one reduce");
+    assert!(run_stats.reduce.completed);
+    assert_eq!(stats.rejected("signature_mismatch"), 0);
+
+    // The 422 child is FAILED in the ledger and its message on the dead-letter queue.
+    let children = emulator.ledger.children(NAME, &run).await.unwrap();
+    let failed: Vec<u64> = children
+        .iter()
+        .filter(|c| c.state == ChildState::Failed)
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(failed, vec![FAILING_SEQ]);
+    let dead = emulator
+        .sqs
+        .receive_message()
+        .queue_url(&emulator.dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let dead_seqs: Vec<u64> = dead
+        .messages()
+        .iter()
+        .filter_map(|m| match QueueMessage::parse(m.body()?) {
+            Ok(QueueMessage::Process { seq, .. }) => Some(seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dead_seqs, vec![FAILING_SEQ]);
+    assert_eq!(depth(&emulator.sqs, &emulator.queue_url).await, (0, 0));
+
+    // The splitter handed off to itself through the runner: three pages, three invocations.
+    let splitter = runner.stats(SPLITTER).unwrap();
+    assert_eq!(splitter.invocations, 3, "{splitter:?}");
+    assert_eq!(splitter.responses, 3, "{splitter:?}");
+    // Warm forwarders took every batch: 30 of process messages and the reduce, at least.
+    let forwarder = runner.stats(FORWARDER).unwrap();
+    assert!(forwarder.invocations >= 31, "{forwarder:?}");
+    assert_eq!(forwarder.crashes + forwarder.timeouts, 0, "{forwarder:?}");
+    assert_eq!(forwarder.messages_deleted, ITEMS + 1, "{forwarder:?}");
+
+    runner.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    for instance in 1..=4 {
+        assert!(
+            text.contains(&format!("[credit-scores-forwarder#{instance}] ")),
+            "no log line of forwarder instance {instance}:\n{text}"
+        );
+    }
+    assert!(text.contains("[credit-scores-splitter#"), "{text}");
+    assert!(
+        text.contains("scores-local/runner-signing-secret"),
+        "the runner's secret is announced:\n{text}"
+    );
+    // Every process stopped with the runner.
+    let still = emulator.ledger.run(NAME, &run).await.unwrap().unwrap();
+    assert_eq!(still.state, RunState::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_function_leaves_its_batches_to_the_queue_redrive() {
+    let zip = shipped_zip("forwarder");
+    let emulator = emulator(MotoServer::start(), 2, 1).await;
+    // A variable the forwarder refuses: every process fails at its start.
+    let mut environment = emulator.forwarder_environment("http://127.0.0.1:9");
+    environment.insert("MAX_ATTEMPTS".into(), "many".into());
+    emulator.register(FORWARDER, zip, environment, 5, 2).await;
+    emulator.map_queue(10, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runner.log");
+    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
+    config.init_limit = Duration::from_secs(1);
+    let runner = LocalRunner::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for seq in 0..3 {
+        emulator
+            .sqs
+            .send_message()
+            .queue_url(&emulator.queue_url)
+            .message_body(format!(
+                "{{\"kind\":\"process\",\"run\":\"r\",\"seq\":{seq}}}"
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    wait_until(
+        Duration::from_secs(40),
+        "three messages on the dead-letter queue",
+        &log,
+        || async { depth(&emulator.sqs, &emulator.dlq_url).await.0 == 3 },
+    )
+    .await;
+    assert_eq!(depth(&emulator.sqs, &emulator.queue_url).await, (0, 0));
+    let stats = runner.stats(FORWARDER).unwrap();
+    assert_eq!(stats.messages_deleted, 0, "{stats:?}");
+    assert!(stats.crashes >= 2, "{stats:?}");
+    runner.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("MAX_ATTEMPTS"),
+        "the function's own error is in the log:\n{text}"
+    );
+    assert!(text.contains("left on the queue"), "{text}");
+}
