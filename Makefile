@@ -30,7 +30,7 @@ LOCAL := $(filter local,$(ENV))
 AWS_FOR_ENV := $(if $(LOCAL),AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)})
 YES_FOR_ENV := $(if $(or $(LOCAL),$(YES)),--yes)
 
-.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop test clean
+.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ emulator-start: setup ## Start the local AWS emulator on 127.0.0.1:EMULATOR_PORT
 	  sleep 0.2; \
 	done; \
 	echo "the emulator did not start; $(EMULATOR_LOG) says:"; tail -20 $(EMULATOR_LOG); rm -f $(EMULATOR_PID); exit 1
+
+run-local: build-cli emulator-start ## Run the deployed functions of ENV (local) against the emulator until Ctrl-C
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)} $(CLI) local run --env $(ENV)
 
 emulator-stop: ## Stop the emulator started by emulator-start (everything in it is lost)
 	@if [ -f $(EMULATOR_PID) ] && kill -0 "$$(cat $(EMULATOR_PID))" 2>/dev/null; then \

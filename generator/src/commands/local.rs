@@ -14,6 +14,9 @@ use crate::local::logs::LogSink;
 use crate::local::{self, LocalRunner, RunnerConfig};
 use crate::plan;
 
+/// Where the runner's Lambda endpoint listens unless told otherwise.
+pub const DEFAULT_LAMBDA_PORT: u16 = 9070;
+
 #[derive(Debug, Args)]
 pub struct LocalArgs {
     #[command(subcommand)]
@@ -35,6 +38,14 @@ pub struct LocalRunArgs {
     /// The emulator; defaults to `AWS_ENDPOINT_URL`.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// The deployed bundle (its templates hold the schedules, its zips the code);
+    /// defaults to `dist/NAME` under the project root.
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+    /// `WaitTimeSeconds` of each receive from a mapped queue (0 to 20). Use 0 with an
+    /// emulator that serves one request at a time, where a long poll would hold it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub receive_wait_seconds: i32,
     /// Point every function's `QUEUE_BASE_URL` at this implementation of the contract.
     #[arg(long, value_name = "URL", env = "MICROPROCESS_QUEUE_BASE_URL")]
     pub queue_base_url: Option<String>,
@@ -59,7 +70,7 @@ pub struct LocalRunArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = fraction)]
     pub kill_forwarder_rate: f64,
     /// Port of the runner's Lambda endpoint on 127.0.0.1; 0 picks a free one.
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_LAMBDA_PORT)]
     pub lambda_port: u16,
     /// Write the functions' log lines to this file instead of stderr.
     #[arg(long, value_name = "FILE")]
@@ -148,7 +159,10 @@ fn run_local(project: &Project, args: &LocalRunArgs, err: &mut dyn Write) -> Exi
             ));
         }
         let prefix = plan::prefix(&env);
-        let bundle_dir = project.root.join("dist").join(&env.name);
+        let bundle_dir = args
+            .dist
+            .clone()
+            .unwrap_or_else(|| project.root.join("dist").join(&env.name));
         let host_builds = project
             .root
             .join("target")
@@ -180,6 +194,10 @@ fn run_local(project: &Project, args: &LocalRunArgs, err: &mut dyn Write) -> Exi
         config.fire_now = args.fire_now.clone();
         config.kill_forwarder_rate = args.kill_forwarder_rate;
         config.lambda_port = args.lambda_port;
+        config.poll.wait_seconds = args.receive_wait_seconds;
+        if args.receive_wait_seconds == 0 {
+            config.poll.idle_pause = Duration::from_millis(200);
+        }
         config.logs = logs.clone();
         let runner = LocalRunner::start(config)
             .await

@@ -255,7 +255,11 @@ impl LocalRunner {
         let listener = TcpListener::bind(("127.0.0.1", config.lambda_port))
             .await
             .map_err(|source| LocalError::Io {
-                what: format!("listen on 127.0.0.1:{}", config.lambda_port),
+                what: format!(
+                    "listen on 127.0.0.1:{} for the Lambda endpoint (another runner? \
+                     `--lambda-port 0` picks a free port)",
+                    config.lambda_port
+                ),
                 source,
             })?;
         let lambda_endpoint = format!(
@@ -533,6 +537,11 @@ impl LocalRunner {
             ));
         }
         for s in &d.schedules {
+            let now = if config.fire_now.contains(&s.name) {
+                "one tick now (`--fire-now`); then "
+            } else {
+                ""
+            };
             let when = match (s.enabled, s.period(), config.fire_rate_schedules) {
                 (false, _, _) => "disabled".to_string(),
                 (true, Some(p), true) => format!("fires every {} s", p.as_secs()),
@@ -543,7 +552,7 @@ impl LocalRunner {
                 ),
             };
             logs.note(format!(
-                "schedule `{}` {} ({}) → `{}`: {when}",
+                "schedule `{}` {} ({}) → `{}`: {now}{when}",
                 s.name, s.expression, s.timezone, s.function
             ));
         }
