@@ -511,3 +511,63 @@ async fn a_failing_function_leaves_its_batches_to_the_queue_redrive() {
     );
     assert!(text.contains("left on the queue"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once() {
+    const ITEMS: u64 = 100;
+    let forwarder_zip = shipped_zip("forwarder");
+    let splitter_zip = shipped_zip("splitter");
+    // A short visibility timeout, so the batches of killed processes come back soon, and
+    // room for many attempts: half the batches are killed, redeliveries included.
+    let emulator = emulator(MotoServer::start_serialized(), 20, 3).await;
+    let service = demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS))
+        .await
+        .unwrap();
+    let url = service.queue_url();
+    let mut environment = emulator.forwarder_environment(&url);
+    environment.insert("MAX_ATTEMPTS".into(), "20".into());
+    emulator
+        .register(FORWARDER, forwarder_zip, environment, 15, 4)
+        .await;
+    emulator
+        .register(
+            SPLITTER,
+            splitter_zip,
+            emulator.splitter_environment(&url, &emulator.secret_arn),
+            900,
+            2,
+        )
+        .await;
+    emulator.map_queue(10, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runner.log");
+    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
+    config.kill_forwarder_rate = 0.5;
+    let runner = LocalRunner::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = RunId::parse("local-runner-chaos").unwrap();
+    client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, run.as_str())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(90), "run COMPLETED", &log, || async {
+        emulator
+            .run(&run)
+            .await
+            .is_some_and(|r| r.state == RunState::Completed)
+    })
+    .await;
+    let record = emulator.run(&run).await.unwrap();
+    assert_eq!((record.succeeded, record.failed), (ITEMS, 0));
+    let stats = service.stats();
+    let run_stats = stats.run(NAME, run.as_str()).unwrap();
+    assert_eq!(run_stats.succeeded, ITEMS);
+    assert!(run_stats.reduce.completed);
+    let forwarder = runner.stats(FORWARDER).unwrap();
+    eprintln!("local runner under chaos: {forwarder:?}");
+    assert!(forwarder.chaos_kills > 0, "{forwarder:?}");
+    assert!(forwarder.crashes > 0, "{forwarder:?}");
+    runner.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("chaos: killing the process"), "{text}");
+}

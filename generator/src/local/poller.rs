@@ -29,6 +29,9 @@ use super::logs::LogSink;
 use super::runtime_api::{Failure, Outcome};
 use super::stats::FunctionStats;
 
+/// A chaos kill comes this soon at most after the batch is handed out.
+const CHAOS_WINDOW: Duration = Duration::from_millis(100);
+
 /// How a poller receives.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -255,21 +258,22 @@ impl Poller {
             .collect();
         let event = sqs_event(&messages, &self.mapping.queue_arn, &self.region);
         let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+        // A batch takes milliseconds locally: the kill lands early enough to hit it.
         let kill_after = (self.settings.kill_rate > 0.0
             && fastrand::f64() < self.settings.kill_rate)
             .then(|| {
-                let window = self.timeout.min(Duration::from_secs(2)).as_millis().max(1);
+                let window = (self.timeout / 2).min(CHAOS_WINDOW).as_millis().max(1);
                 Duration::from_millis(fastrand::u64(0..u64::try_from(window).unwrap_or(1)))
             });
-        if kill_after.is_some() {
-            self.stats.chaos_kills.fetch_add(1, Ordering::Relaxed);
-        }
         self.stats.invocations.fetch_add(1, Ordering::Relaxed);
         let result = self
             .instance
             .invoke(payload, self.timeout, kill_after)
             .await;
         self.stats.record(&result);
+        if kill_after.is_some() && matches!(result, Err(Failure::Exited { .. })) {
+            self.stats.chaos_kills.fetch_add(1, Ordering::Relaxed);
+        }
         let settlement = settle(&ids, &result, self.mapping.report_batch_item_failures);
         let delete: Vec<&Message> = match &settlement {
             Settlement::DeleteAll => messages.iter().collect(),

@@ -16,7 +16,7 @@ pub struct FunctionStats {
     pub timeouts: AtomicU64,
     /// Processes that ended in the middle of an invocation, or never took it.
     pub crashes: AtomicU64,
-    /// Batches whose process a chaos kill was aimed at.
+    /// Batches whose process a chaos kill ended.
     pub chaos_kills: AtomicU64,
     /// Queue messages deleted after their batch.
     pub messages_deleted: AtomicU64,
