@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::Diagnostic;
-use microprocess_shared::ledger::{Ledger, LedgerError, StartRun};
+use microprocess_shared::ledger::{Ledger, LedgerError, RunRecord, StartRun};
 use microprocess_shared::ledger_keys::RunState;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::{ClientError, ServiceClient};
@@ -109,6 +109,10 @@ pub struct Tuning {
     /// Longest `Retry-After` honoured as such (a longer one waits this long).
     pub max_retry_after: Duration,
     pub enqueue: EnqueuePolicy,
+    /// How long a start that finds its run already `SPLITTING` watches the checkpoint
+    /// before it splits: if the checkpoint moves meanwhile, another invocation is
+    /// splitting the run (a tick delivered twice) and this one stops.
+    pub existing_split_probe: Duration,
 }
 
 impl Default for Tuning {
@@ -120,6 +124,7 @@ impl Default for Tuning {
             page_backoff_cap: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             enqueue: EnqueuePolicy::default(),
+            existing_split_probe: Duration::from_secs(10),
         }
     }
 }
@@ -199,8 +204,6 @@ pub enum SplitterError {
          resume; start it with `{{\"run\": \"{run}\"}}`"
     )]
     RunNotFound { microprocess: String, run: RunId },
-    #[error("run `{run}`: {why}")]
-    Inconsistent { run: RunId, why: String },
     #[error("the sweep could not finish {count} run(s): {details}")]
     Sweep { count: usize, details: String },
 }
@@ -215,7 +218,6 @@ impl SplitterError {
             SplitterError::ReduceNotQueued { .. } => "Splitter.ReduceNotQueued",
             SplitterError::Handoff { .. } => "Splitter.Handoff",
             SplitterError::RunNotFound { .. } => "Splitter.RunNotFound",
-            SplitterError::Inconsistent { .. } => "Splitter.Inconsistent",
             SplitterError::Sweep { .. } => "Splitter.Sweep",
         }
     }
@@ -325,6 +327,12 @@ async fn run(
                     );
                     (record, 0)
                 }
+                StartRun::Existing(record) if record.state == RunState::Splitting => {
+                    match probe_existing(splitter, record).await? {
+                        Ok(record) => (record, 0),
+                        Err(outcome) => return Ok(outcome),
+                    }
+                }
                 StartRun::Existing(record) => (record, 0),
             }
         }
@@ -352,4 +360,58 @@ async fn run(
         "splitting"
     );
     split::split(splitter, record, failed_attempts, deadline).await
+}
+
+/// A start that found its run `SPLITTING`: either the retry of an invocation that failed
+/// (nobody is splitting; resume) or a second delivery of the tick while the first one
+/// splits (leave it alone). Watches the checkpoint for [`Tuning::existing_split_probe`]:
+/// `Ok` with the run read again when nothing moved, `Err` with the outcome when another
+/// invocation moved it.
+async fn probe_existing(
+    splitter: &Splitter,
+    record: RunRecord,
+) -> Result<Result<RunRecord, Outcome>, SplitterError> {
+    let probe = splitter.tuning.existing_split_probe;
+    if probe.is_zero() {
+        return Ok(Ok(record));
+    }
+    tokio::time::sleep(probe).await;
+    let microprocess = splitter.name();
+    let Some(now) = splitter.ledger.run(microprocess, &record.run).await? else {
+        return Err(SplitterError::RunNotFound {
+            microprocess: microprocess.to_owned(),
+            run: record.run,
+        });
+    };
+    if now.state != RunState::Splitting {
+        tracing::info!(
+            %microprocess,
+            run = %now.run,
+            state = %now.state,
+            "another invocation finished the split meanwhile; nothing to do"
+        );
+        return Ok(Err(Outcome::NothingToDo {
+            run: now.run,
+            state: now.state.to_string(),
+        }));
+    }
+    if (now.pages, now.enqueued) != (record.pages, record.enqueued) {
+        let why = format!(
+            "another invocation is splitting the run: its checkpoint moved from page {} to \
+             page {} within {} ms",
+            record.pages,
+            now.pages,
+            probe.as_millis()
+        );
+        tracing::info!(
+            %microprocess,
+            run = %now.run,
+            pages = now.pages,
+            enqueued = now.enqueued,
+            %why,
+            "leaving the split to it"
+        );
+        return Ok(Err(Outcome::Stopped { run: now.run, why }));
+    }
+    Ok(Ok(now))
 }

@@ -10,14 +10,15 @@
 //! 3. numbers the items from `enqueued`; an item that breaks the contract's limits
 //!    becomes a `FAILED` child with the reason (it keeps its seq), the others become
 //!    `process` messages, sent with `SendMessageBatch`;
-//! 4. checkpoints `cursor`, `enqueued` and `pages`, or, on the last page (`next` null),
-//!    seals the run with `total = enqueued`, and claims the reduce if the run is already
-//!    complete (no children, every item invalid, or every child done before the seal).
+//! 4. checkpoints `cursor`, `enqueued` and `pages` (on the last page, `next` null, the
+//!    checkpoint has no cursor), then, after the last page, seals the run with
+//!    `total = enqueued`, and claims the reduce if the run is already complete (no
+//!    children, every item invalid, or every child done before the seal).
 //!
 //! A crash between 3 and 4 re-reads that page on resume and sends its messages again:
-//! the forwarder counts each seq once. The last page is never checkpointed with a null
-//! cursor (that would read as "the first page"); it is sealed directly, and a crash
-//! before the seal re-reads it.
+//! the forwarder counts each seq once. A checkpoint without a cursor means the first
+//! page when no page was read yet, and "no more pages" after one: a crash between the
+//! last checkpoint and the seal resumes straight to the seal.
 
 use std::time::Duration;
 
@@ -54,14 +55,8 @@ pub async fn split(
     let max_attempts = splitter.settings.split_max_attempts;
     let run = record.run;
     if record.cursor.is_none() && record.pages > 0 {
-        return Err(SplitterError::Inconsistent {
-            run,
-            why: format!(
-                "the checkpoint says {} page(s) were read but has no cursor for the next one; \
-                 the split cannot tell where to resume",
-                record.pages
-            ),
-        });
+        // Every page was read and checkpointed; only the seal is left.
+        return seal(splitter, run, record.enqueued, record.pages).await;
     }
     let mut cursor = record.cursor;
     let mut enqueued = record.enqueued;
@@ -151,12 +146,9 @@ pub async fn split(
         enqueued = next_seq;
         pages += 1;
         failed_attempts = 0;
-        let Some(next) = next else {
-            return seal(splitter, run, enqueued, pages).await;
-        };
         match splitter
             .ledger
-            .checkpoint(microprocess, &run, Some(&next), enqueued, pages)
+            .checkpoint(microprocess, &run, next.as_deref(), enqueued, pages)
             .await
         {
             Ok(()) => {}
@@ -165,6 +157,9 @@ pub async fn split(
             }
             Err(error) => return Err(error.into()),
         }
+        let Some(next) = next else {
+            return seal(splitter, run, enqueued, pages).await;
+        };
         cursor = Some(next);
         let took = started.elapsed();
         pace.record(took);

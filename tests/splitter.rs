@@ -1,0 +1,864 @@
+//! The splitter against the emulator's real SQS and DynamoDB and the demo service (a
+//! real HTTP service implementing the contract): the handler is called directly, as the
+//! Lambda runtime would, and its hand-offs are recorded and run by the test instead of
+//! invoking Lambda.
+//!
+//! What reaches the queue is checked twice: the queue's own message count, and the
+//! bodies of the entries each `SendMessageBatch` accepted, recorded on the way (receiving
+//! thousands of messages back from the emulator takes minutes).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+use demo_service::{Chaos, Config, RunningService};
+use kit_tests::ledger_table::create_ledger_table;
+use kit_tests::mapping::depth;
+use kit_tests::moto::{sdk_config, MotoServer};
+use microprocess_shared::contract::{SplitItem, SplitPage};
+use microprocess_shared::ledger::{ChildOutcome, Ledger, Overlap, RunRecord};
+use microprocess_shared::ledger_keys::{ChildState, RunState};
+use microprocess_shared::queue_message::QueueMessage;
+use microprocess_shared::run_id::RunId;
+use microprocess_shared::service_client::SplitPageError;
+use microprocess_shared::settings::SplitterSettings;
+use serde_json::{json, Value};
+use splitter::enqueue::{Entry, FailedEntry};
+use splitter::{
+    handle, Deadline, EnqueuePolicy, HandoffRule, Outcome, PageSource, Queue, RecordingHandoff,
+    Splitter, SplitterError, SqsQueue, Tuning,
+};
+
+const SECRET: &str = "splitter-test-secret";
+const NAME: &str = "credit-scores";
+/// The run a tick at 2026-11-01T02:00:00Z starts.
+const SCHEDULED_RUN: &str = "2026-11-01T02-00-00Z";
+/// Most invocations one test follows through hand-offs.
+const MAX_INVOCATIONS: usize = 500;
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+struct Bench {
+    _moto: MotoServer,
+    config: SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    ledger: Ledger,
+    table: String,
+    queue_url: String,
+    service: RunningService,
+    /// Bodies of every message the queue accepted, in order.
+    sent: Arc<Mutex<Vec<String>>>,
+    /// How many of them [`Bench::drain`] returned already.
+    drained: Mutex<usize>,
+}
+
+/// A queue that records the bodies of the entries its inner queue accepted.
+struct RecordingQueue {
+    inner: Arc<dyn Queue>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl Queue for RecordingQueue {
+    fn send_batch<'a>(
+        &'a self,
+        entries: &'a [Entry],
+    ) -> Boxed<'a, Result<Vec<FailedEntry>, String>> {
+        Box::pin(async move {
+            let failed = self.inner.send_batch(entries).await?;
+            let mut sent = self.sent.lock().unwrap();
+            for entry in entries {
+                if !failed.iter().any(|f| f.id == entry.id) {
+                    sent.push(entry.body.clone());
+                }
+            }
+            Ok(failed)
+        })
+    }
+}
+
+async fn bench(items: u64, chaos: Chaos) -> Bench {
+    bench_on(MotoServer::start(), items, chaos).await
+}
+
+async fn bench_on(moto: MotoServer, items: u64, chaos: Chaos) -> Bench {
+    let config = sdk_config(moto.endpoint()).await;
+    let table = create_ledger_table(&config).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(NAME)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(items).with_chaos(chaos))
+            .await
+            .unwrap();
+    Bench {
+        ledger: Ledger::from_config(&config, &table),
+        _moto: moto,
+        config,
+        sqs,
+        table,
+        queue_url,
+        service,
+        sent: Arc::default(),
+        drained: Mutex::new(0),
+    }
+}
+
+/// Short waits, so retries take milliseconds.
+fn quick() -> Tuning {
+    Tuning {
+        page_backoff_base: Duration::from_millis(10),
+        page_backoff_cap: Duration::from_millis(40),
+        enqueue: EnqueuePolicy {
+            backoff_base: Duration::from_millis(5),
+            backoff_cap: Duration::from_millis(20),
+            ..EnqueuePolicy::default()
+        },
+        existing_split_probe: Duration::from_millis(100),
+        ..Tuning::default()
+    }
+}
+
+impl Bench {
+    fn settings(&self, overrides: &[(&str, &str)]) -> SplitterSettings {
+        let mut vars: BTreeMap<&str, String> = [
+            ("MICROPROCESS_NAME", NAME.to_owned()),
+            ("LEDGER_TABLE", self.table.clone()),
+            ("QUEUE_URL", self.queue_url.clone()),
+            ("QUEUE_BASE_URL", self.service.queue_url()),
+            (
+                "SIGNING_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
+            ),
+            ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
+            ("SPLIT_PAGE_SIZE", "100".into()),
+            ("SPLIT_MAX_ATTEMPTS", "3".into()),
+            ("OVERLAP", "skip".into()),
+            ("RETENTION_DAYS", "30".into()),
+            ("COUNTER_SHARDS", "1".into()),
+        ]
+        .into_iter()
+        .collect();
+        for (name, value) in overrides {
+            vars.insert(name, (*value).to_owned());
+        }
+        SplitterSettings::from_lookup(|k| vars.get(k).cloned()).unwrap()
+    }
+
+    /// A splitter over the emulator and the demo service whose hand-offs are recorded.
+    fn splitter(
+        &self,
+        settings: SplitterSettings,
+        tuning: Tuning,
+    ) -> (Splitter, Arc<RecordingHandoff>) {
+        let mut splitter =
+            Splitter::new(settings, &self.config, SECRET.into(), "splitter").unwrap();
+        let handoff = Arc::new(RecordingHandoff::default());
+        splitter.handoff = handoff.clone();
+        splitter.tuning = tuning;
+        splitter.queue = self.recorded(splitter.queue.clone());
+        (splitter, handoff)
+    }
+
+    /// `queue`, its accepted messages recorded.
+    fn recorded(&self, queue: Arc<dyn Queue>) -> Arc<dyn Queue> {
+        Arc::new(RecordingQueue {
+            inner: queue,
+            sent: self.sent.clone(),
+        })
+    }
+
+    fn default_splitter(&self) -> (Splitter, Arc<RecordingHandoff>) {
+        self.splitter(self.settings(&[]), quick())
+    }
+
+    async fn run(&self, run: &str) -> Option<RunRecord> {
+        self.ledger
+            .run(NAME, &RunId::parse(run).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Every run of the microprocess, whatever its state.
+    async fn all_runs(&self) -> Vec<RunRecord> {
+        let mut runs = Vec::new();
+        for state in RunState::ALL {
+            runs.extend(self.ledger.runs_in_state(NAME, state).await.unwrap());
+        }
+        runs
+    }
+
+    fn split_calls(&self, run: &str) -> u64 {
+        self.service
+            .stats()
+            .run(NAME, run)
+            .map_or(0, |r| r.split_calls)
+    }
+
+    /// The messages queued since the last drain. They stay on the queue: its count must
+    /// be every message ever accepted.
+    async fn drain(&self) -> Vec<QueueMessage> {
+        self.drain_with_unrecorded(0).await.0
+    }
+
+    /// Like [`Bench::drain`] after a crash: calls cut short by it may have reached the
+    /// queue unrecorded, up to `max_unrecorded` messages. Also returns the queue's count.
+    async fn drain_with_unrecorded(&self, max_unrecorded: u64) -> (Vec<QueueMessage>, u64) {
+        let sent = self.sent.lock().unwrap().clone();
+        let (visible, invisible) = depth(&self.sqs, &self.queue_url).await;
+        let recorded = sent.len() as u64;
+        assert_eq!(invisible, 0);
+        assert!(
+            (recorded..=recorded + max_unrecorded).contains(&visible),
+            "the queue holds {visible} messages, {recorded} recorded as accepted"
+        );
+        let mut drained = self.drained.lock().unwrap();
+        let new = sent[*drained..]
+            .iter()
+            .map(|body| QueueMessage::parse(body).unwrap())
+            .collect();
+        *drained = sent.len();
+        (new, visible)
+    }
+}
+
+/// How often each seq was queued, and the reduce messages.
+fn census(messages: &[QueueMessage]) -> (BTreeMap<u64, u32>, Vec<RunId>) {
+    let mut seqs = BTreeMap::new();
+    let mut reduces = Vec::new();
+    for message in messages {
+        match message {
+            QueueMessage::Process { seq, .. } => *seqs.entry(*seq).or_insert(0) += 1,
+            QueueMessage::Reduce { run } => reduces.push(run.clone()),
+        }
+    }
+    (seqs, reduces)
+}
+
+fn scheduled_tick() -> Value {
+    json!({
+        "version": "0",
+        "id": "8e2a1a0c-2f4b-4a51-9a43-3c1d2b6a7e10",
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": "2026-11-01T02:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"microprocess": NAME}
+    })
+}
+
+fn later() -> Deadline {
+    Deadline::after(Duration::from_secs(900))
+}
+
+/// Runs the handler on `payload`, then on every hand-off it records, until an invocation
+/// ends without one; returns every outcome in order.
+async fn follow(
+    splitter: &Splitter,
+    handoff: &RecordingHandoff,
+    payload: Value,
+    deadline: impl Fn() -> Deadline,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    let mut next = Some(payload);
+    while let Some(payload) = next {
+        assert!(
+            outcomes.len() < MAX_INVOCATIONS,
+            "the split never ends: {outcomes:?}"
+        );
+        let outcome = handle(splitter, payload, deadline()).await.unwrap();
+        let handed_off = matches!(outcome, Outcome::HandedOff { .. });
+        outcomes.push(outcome);
+        next = handoff.take_next();
+        assert_eq!(next.is_some(), handed_off, "{outcomes:?}");
+    }
+    outcomes
+}
+
+fn sealed(outcome: &Outcome) -> (u64, u64, bool) {
+    match outcome {
+        Outcome::Sealed {
+            total,
+            pages,
+            reduce_queued,
+            ..
+        } => (*total, *pages, *reduce_queued),
+        other => panic!("not sealed: {other:?}"),
+    }
+}
+
+fn assert_every_seq_once(seqs: &BTreeMap<u64, u32>, total: u64) {
+    assert_eq!(seqs.len() as u64, total, "every seq is queued");
+    assert_eq!(seqs.keys().next().copied(), (total > 0).then_some(0));
+    assert_eq!(seqs.keys().last().copied(), total.checked_sub(1));
+    let repeated: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "queued more than once: {repeated:?}");
+}
+
+#[tokio::test]
+async fn a_split_of_2500_items_seals_with_every_seq_queued_once() {
+    let bench = bench(2500, Chaos::default()).await;
+    let (splitter, handoff) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert_eq!(sealed(&outcome), (2500, 25, false));
+    assert!(handoff.payloads().is_empty());
+
+    let run = bench.run(SCHEDULED_RUN).await.unwrap();
+    assert_eq!(run.state, RunState::Processing);
+    assert!(run.split_done);
+    assert_eq!(run.total, Some(2500));
+    assert_eq!((run.enqueued, run.pages), (2500, 25));
+    assert!(run.split_done_at.is_some());
+    assert_eq!(bench.split_calls(SCHEDULED_RUN), 25);
+
+    assert_eq!(depth(&bench.sqs, &bench.queue_url).await, (2500, 0));
+    let messages = bench.drain().await;
+    let (seqs, reduces) = census(&messages);
+    assert_every_seq_once(&seqs, 2500);
+    assert!(reduces.is_empty());
+    for message in &messages {
+        if let QueueMessage::Process {
+            run,
+            seq,
+            item,
+            payload,
+        } = message
+        {
+            assert_eq!(run.as_str(), SCHEDULED_RUN);
+            assert_eq!(item, &demo_service::paging::item_id(*seq));
+            assert_eq!(
+                payload.as_ref(),
+                Some(&demo_service::paging::item_payload(*seq))
+            );
+        }
+    }
+
+    // The same tick again finds the run past its split.
+    let again = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert!(
+        matches!(&again, Outcome::NothingToDo { state, .. } if state == "PROCESSING"),
+        "{again:?}"
+    );
+    assert!(bench.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_split_handed_off_every_few_pages_resumes_at_its_checkpoint() {
+    let bench = bench(1000, Chaos::default()).await;
+    let tuning = Tuning {
+        handoff: HandoffRule {
+            max_pages_per_invocation: Some(4),
+            ..HandoffRule::default()
+        },
+        ..quick()
+    };
+    let (splitter, handoff) = bench.splitter(bench.settings(&[]), tuning);
+    let outcomes = follow(&splitter, &handoff, scheduled_tick(), later).await;
+    // 10 pages, 4 per invocation.
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    for (i, outcome) in outcomes[..2].iter().enumerate() {
+        let pages = 4 * (i as u64 + 1);
+        assert_eq!(
+            outcome,
+            &Outcome::HandedOff {
+                run: RunId::parse(SCHEDULED_RUN).unwrap(),
+                enqueued: pages * 100,
+                pages,
+                failed_attempts: 0,
+            }
+        );
+    }
+    assert_eq!(sealed(&outcomes[2]), (1000, 10, false));
+    assert_eq!(
+        bench.split_calls(SCHEDULED_RUN),
+        10,
+        "no page is read twice"
+    );
+    let (seqs, _) = census(&bench.drain().await);
+    assert_every_seq_once(&seqs, 1000);
+    assert_eq!(bench.all_runs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_deadline_within_the_margin_hands_off_after_each_page() {
+    let bench = bench(500, Chaos::default()).await;
+    let tuning = Tuning {
+        handoff: HandoffRule {
+            min_margin: Duration::from_secs(600),
+            ..HandoffRule::default()
+        },
+        ..quick()
+    };
+    let (splitter, handoff) = bench.splitter(bench.settings(&[]), tuning);
+    let outcomes = follow(&splitter, &handoff, json!({"run": "manual-1"}), || {
+        Deadline::after(Duration::from_secs(300))
+    })
+    .await;
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    assert_eq!(sealed(&outcomes[4]), (500, 5, false));
+    let (seqs, _) = census(&bench.drain().await);
+    assert_every_seq_once(&seqs, 500);
+}
+
+/// The queue, until `calls` batches went through; then every call fails, as if the
+/// invocation had died there.
+struct CrashingQueue {
+    inner: SqsQueue,
+    calls: AtomicUsize,
+    crash_after: usize,
+}
+
+impl Queue for CrashingQueue {
+    fn send_batch<'a>(
+        &'a self,
+        entries: &'a [Entry],
+    ) -> Boxed<'a, Result<Vec<FailedEntry>, String>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.crash_after {
+            return Box::pin(async { Err("simulated crash".to_owned()) });
+        }
+        self.inner.send_batch(entries)
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_a_random_page_resumes_without_losing_a_seq() {
+    let bench = bench(1000, Chaos::default()).await;
+    // Crash while queueing page `k + 1` (0-based page k), after some of its batches.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as usize;
+    let k = 1 + seed % 8;
+    let partial = 1 + (seed / 8) % 9;
+    eprintln!("crashing on page index {k} after {partial} of its 10 batches");
+    let (mut crashing, _) = bench.default_splitter();
+    crashing.tuning.enqueue.attempts = 2;
+    crashing.queue = bench.recorded(Arc::new(CrashingQueue {
+        inner: SqsQueue::new(bench.sqs.clone(), bench.queue_url.clone()),
+        calls: AtomicUsize::new(0),
+        crash_after: k * 10 + partial,
+    }));
+    let error = handle(&crashing, scheduled_tick(), later())
+        .await
+        .unwrap_err();
+    match &error {
+        SplitterError::Enqueue {
+            page,
+            first_seq,
+            next_seq,
+            ..
+        } => assert_eq!(
+            (*page, *first_seq, *next_seq),
+            (k as u64 + 1, k as u64 * 100, k as u64 * 100 + 100)
+        ),
+        other => panic!("{other:?}"),
+    }
+    let checkpoint = bench.run(SCHEDULED_RUN).await.unwrap();
+    assert_eq!(checkpoint.state, RunState::Splitting);
+    assert_eq!(
+        (checkpoint.pages, checkpoint.enqueued),
+        (k as u64, k as u64 * 100)
+    );
+
+    // Lambda retries the same event; the run resumes from its checkpoint.
+    let (splitter, _) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert_eq!(sealed(&outcome), (1000, 10, false));
+    assert_eq!(
+        bench.split_calls(SCHEDULED_RUN),
+        11,
+        "page {k} was read twice"
+    );
+    let runs = bench.all_runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].total, Some(1000));
+
+    // The calls in flight when the crash came were cut short: what they sent may have
+    // reached the queue unrecorded, all of it from the page that was read again.
+    let (messages, on_queue) = bench.drain_with_unrecorded(100).await;
+    let (seqs, _) = census(&messages);
+    assert_eq!(seqs.len(), 1000, "every seq is queued");
+    assert_eq!(seqs.keys().last(), Some(&999));
+    let page = (k as u64 * 100)..(k as u64 * 100 + 100);
+    for (seq, count) in &seqs {
+        if !page.contains(seq) {
+            assert_eq!(
+                *count, 1,
+                "seq {seq} outside the re-read page was queued {count} times"
+            );
+        }
+        assert!(*count <= 2, "seq {seq} queued {count} times");
+    }
+    assert!(
+        on_queue <= 1100,
+        "at most the re-read page is duplicated: {on_queue}"
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
+    let bench = bench(50, Chaos::default()).await;
+    let run = RunId::parse("crashed-before-seal").unwrap();
+    bench
+        .ledger
+        .start_run(NAME, &run, Overlap::Skip, 30, 1, Utc::now())
+        .await
+        .unwrap();
+    // The last page was queued and checkpointed (no cursor: no more pages), then the
+    // invocation died before the seal.
+    bench
+        .ledger
+        .checkpoint(NAME, &run, None, 50, 1)
+        .await
+        .unwrap();
+    let (splitter, _) = bench.default_splitter();
+    let outcome = handle(
+        &splitter,
+        json!({"run": "crashed-before-seal", "resume": true}),
+        later(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sealed(&outcome), (50, 1, false));
+    assert_eq!(bench.split_calls(run.as_str()), 0, "no page is read again");
+    assert_eq!(bench.run(run.as_str()).await.unwrap().total, Some(50));
+}
+
+#[tokio::test]
+async fn a_tick_delivered_three_times_at_once_starts_one_run() {
+    let bench = bench_on(MotoServer::start_serialized(), 500, Chaos::default()).await;
+    // The deliveries that find the run already started watch its checkpoint this long
+    // (the first one splits 500 items in a few seconds here).
+    let tuning = Tuning {
+        existing_split_probe: Duration::from_secs(15),
+        ..quick()
+    };
+    let (splitter, handoff) = bench.splitter(bench.settings(&[]), tuning);
+    let (a, b, c) = tokio::join!(
+        handle(&splitter, scheduled_tick(), later()),
+        handle(&splitter, scheduled_tick(), later()),
+        handle(&splitter, scheduled_tick(), later()),
+    );
+    let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert!(handoff.payloads().is_empty());
+    let mut sealed_count = 0;
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Sealed { total, .. } => {
+                assert_eq!(*total, 500);
+                sealed_count += 1;
+            }
+            Outcome::Stopped { .. } | Outcome::NothingToDo { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sealed_count, 1, "one delivery splits: {outcomes:?}");
+    let runs = bench.all_runs().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].run.as_str(), SCHEDULED_RUN);
+    assert_eq!(runs[0].state, RunState::Processing);
+    assert_eq!(runs[0].total, Some(500));
+    let (seqs, _) = census(&bench.drain().await);
+    assert_every_seq_once(&seqs, 500);
+    assert_eq!(bench.split_calls(SCHEDULED_RUN), 5);
+}
+
+#[tokio::test]
+async fn overlap_skip_starts_nothing_while_a_run_is_active_and_allow_starts_it() {
+    let bench = bench(50, Chaos::default()).await;
+    let (splitter, _) = bench.default_splitter();
+    let first = handle(&splitter, json!({"run": "first"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&first), (50, 1, false));
+
+    let second = handle(&splitter, json!({"run": "second"}), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        Outcome::Skipped {
+            run: RunId::parse("second").unwrap(),
+            running: RunId::parse("first").unwrap(),
+        }
+    );
+    assert!(bench.run("second").await.is_none(), "nothing written");
+    assert_eq!(bench.split_calls("second"), 0);
+
+    let (allowing, _) = bench.splitter(bench.settings(&[("OVERLAP", "allow")]), quick());
+    let second = handle(&allowing, json!({"run": "second"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&second), (50, 1, false));
+    assert_eq!(bench.all_runs().await.len(), 2);
+}
+
+/// Fixed pages, for items the demo service never sends.
+struct FixedPages(Vec<SplitPage>);
+
+impl PageSource for FixedPages {
+    fn page<'a>(
+        &'a self,
+        _run: &'a RunId,
+        _limit: u32,
+        cursor: Option<&'a str>,
+        _timeout: Duration,
+    ) -> Boxed<'a, Result<SplitPage, SplitPageError>> {
+        let index: usize = cursor.map_or(0, |c| c.parse().unwrap());
+        let page = self.0[index].clone();
+        Box::pin(async move { Ok(page) })
+    }
+}
+
+fn item(id: &str, payload: Option<Value>) -> SplitItem {
+    SplitItem {
+        id: id.to_owned(),
+        payload,
+    }
+}
+
+#[tokio::test]
+async fn items_that_break_the_limits_become_failed_children_and_keep_their_seq() {
+    let bench = bench(0, Chaos::default()).await;
+    let (mut splitter, _) = bench.default_splitter();
+    splitter.pages = Arc::new(FixedPages(vec![
+        SplitPage {
+            items: vec![
+                item("ACN-1", None),
+                item("", None),
+                item("ACN-3", Some(json!({"a": 1}))),
+                item(&"x".repeat(600), None),
+                item("bad\u{7}id", None),
+            ],
+            next: Some("1".into()),
+        },
+        SplitPage {
+            items: vec![
+                item("ACN-6", Some(Value::String("y".repeat(70_000)))),
+                item("ACN-7", None),
+            ],
+            next: None,
+        },
+    ]));
+    let outcome = handle(&splitter, json!({"run": "invalid-items"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&outcome), (7, 2, false));
+
+    let run = bench.run("invalid-items").await.unwrap();
+    assert_eq!((run.total, run.failed, run.done), (Some(7), 4, 4));
+    assert_eq!(run.state, RunState::Processing);
+    let children = bench.ledger.children(NAME, &run.run).await.unwrap();
+    let failed: Vec<(u64, &str)> = children
+        .iter()
+        .map(|c| {
+            assert_eq!(c.state, ChildState::Failed);
+            assert_eq!(c.attempts, 0);
+            (c.seq, c.reason.as_deref().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        failed.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [1, 3, 4, 5]
+    );
+    assert!(failed[0].1.starts_with("item id is empty"), "{failed:?}");
+    assert!(failed[1].1.contains("600 bytes long"), "{failed:?}");
+    assert!(
+        failed[2].1.contains("control character U+0007"),
+        "{failed:?}"
+    );
+    assert!(failed[3].1.contains("payload is 70002 bytes"), "{failed:?}");
+
+    let (seqs, reduces) = census(&bench.drain().await);
+    assert_eq!(seqs.keys().copied().collect::<Vec<_>>(), [0, 2, 6]);
+    assert!(reduces.is_empty());
+}
+
+#[tokio::test]
+async fn a_split_of_only_invalid_items_is_complete_at_the_seal_and_queues_its_reduce() {
+    let bench = bench(0, Chaos::default()).await;
+    let (mut splitter, _) = bench.default_splitter();
+    splitter.pages = Arc::new(FixedPages(vec![SplitPage {
+        items: vec![item("", None), item("a\nb", None)],
+        next: None,
+    }]));
+    let outcome = handle(&splitter, json!({"run": "all-invalid"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&outcome), (2, 1, true));
+    let run = bench.run("all-invalid").await.unwrap();
+    assert_eq!(run.state, RunState::Reducing);
+    assert_eq!((run.total, run.failed), (Some(2), 2));
+    let (seqs, reduces) = census(&bench.drain().await);
+    assert!(seqs.is_empty());
+    assert_eq!(reduces, [run.run]);
+}
+
+#[tokio::test]
+async fn a_split_endpoint_that_keeps_failing_ends_the_run_split_failed() {
+    let chaos = Chaos {
+        split_failures: 1000,
+        ..Chaos::default()
+    };
+    let bench = bench(300, chaos).await;
+    let (splitter, handoff) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    let reason = match &outcome {
+        Outcome::SplitFailed { reason, .. } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reason.contains("failed 3 of 3 attempts"), "{reason}");
+    assert!(reason.contains("HTTP 500"), "{reason}");
+    assert!(handoff.payloads().is_empty());
+    assert_eq!(bench.split_calls(SCHEDULED_RUN), 3);
+
+    let run = bench.run(SCHEDULED_RUN).await.unwrap();
+    assert_eq!(run.state, RunState::SplitFailed);
+    assert_eq!(run.reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(depth(&bench.sqs, &bench.queue_url).await, (0, 0));
+
+    // A retried tick finds the run ended.
+    let again = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert!(
+        matches!(&again, Outcome::NothingToDo { state, .. } if state == "SPLIT_FAILED"),
+        "{again:?}"
+    );
+    assert_eq!(bench.split_calls(SCHEDULED_RUN), 3);
+}
+
+#[tokio::test]
+async fn a_page_that_fails_fewer_times_than_the_attempts_is_retried() {
+    let chaos = Chaos {
+        split_failures: 2,
+        ..Chaos::default()
+    };
+    let bench = bench(300, chaos).await;
+    let (splitter, _) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert_eq!(sealed(&outcome), (300, 3, false));
+    assert_eq!(bench.split_calls(SCHEDULED_RUN), 5);
+    let (seqs, _) = census(&bench.drain().await);
+    assert_every_seq_once(&seqs, 300);
+}
+
+#[tokio::test]
+async fn a_zero_item_split_seals_with_total_zero_and_queues_the_reduce() {
+    let bench = bench(0, Chaos::default()).await;
+    let (splitter, _) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert_eq!(sealed(&outcome), (0, 1, true));
+    let run = bench.run(SCHEDULED_RUN).await.unwrap();
+    assert_eq!(run.state, RunState::Reducing);
+    assert_eq!(run.total, Some(0));
+    assert!(run.split_done);
+    let (seqs, reduces) = census(&bench.drain().await);
+    assert!(seqs.is_empty());
+    assert_eq!(reduces, [RunId::parse(SCHEDULED_RUN).unwrap()]);
+}
+
+#[tokio::test]
+async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
+    let bench = bench(20, Chaos::default()).await;
+    let (splitter, _) = bench.splitter(bench.settings(&[("OVERLAP", "allow")]), quick());
+    let outcome = handle(&splitter, json!({"run": "finished"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&outcome), (20, 1, false));
+    let finished = RunId::parse("finished").unwrap();
+    // Every child done, but the writer that saw it complete died before the claim.
+    let outcomes: Vec<ChildOutcome> = (0..20)
+        .map(|seq| ChildOutcome {
+            seq,
+            item: demo_service::paging::item_id(seq),
+            state: ChildState::Succeeded,
+            attempts: 1,
+            result: None,
+            reason: None,
+        })
+        .collect();
+    let recorded = bench
+        .ledger
+        .record_children(NAME, &finished, &outcomes, Utc::now())
+        .await
+        .unwrap();
+    assert!(recorded.complete);
+    // Another run still processing, and one still splitting.
+    let busy = handle(&splitter, json!({"run": "busy"}), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&busy), (20, 1, false));
+    let splitting = RunId::parse("splitting").unwrap();
+    bench
+        .ledger
+        .start_run(NAME, &splitting, Overlap::Allow, 30, 1, Utc::now())
+        .await
+        .unwrap();
+    bench.drain().await;
+
+    let swept = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Outcome::Swept {
+            processing: 2,
+            claimed: vec![finished.clone()],
+            splitting: vec![splitting.clone()],
+        }
+    );
+    assert_eq!(
+        bench.run("finished").await.unwrap().state,
+        RunState::Reducing
+    );
+    assert_eq!(bench.run("busy").await.unwrap().state, RunState::Processing);
+    let (seqs, reduces) = census(&bench.drain().await);
+    assert!(seqs.is_empty());
+    assert_eq!(reduces, [finished]);
+
+    // Claimed once: the next sweep finds nothing to claim.
+    let again = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::Swept {
+            processing: 1,
+            claimed: vec![],
+            splitting: vec![splitting],
+        }
+    );
+    assert!(bench.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_hand_off_never_creates_a_run() {
+    let bench = bench(10, Chaos::default()).await;
+    let (splitter, _) = bench.default_splitter();
+    let error = handle(
+        &splitter,
+        json!({"run": "unknown", "resume": true}),
+        later(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, SplitterError::RunNotFound { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.error_type(), "Splitter.RunNotFound");
+    assert!(bench.run("unknown").await.is_none());
+    assert_eq!(bench.split_calls("unknown"), 0);
+}
