@@ -485,3 +485,28 @@ fn local_talks_only_to_a_loopback_endpoint_and_deploy_needs_yes_without_a_termin
         )
     );
 }
+
+#[tokio::test]
+async fn a_template_the_emulator_cannot_take_fails_with_the_stack_and_the_next_step() {
+    let moto = MotoServer::start_kit();
+    let project = Project::new();
+    // Put back what the local core leaves out: moto crashes on KMS key tags.
+    let core = project.path().join("templates/core.yaml");
+    let text = std::fs::read_to_string(&core).unwrap();
+    let guard = "{%- if not emulator %}\n";
+    assert!(text.contains(guard), "the local guard moved");
+    std::fs::write(&core, text.replacen(guard, "{%- if true %}\n", 1)).unwrap();
+    project.generate();
+
+    let (code, out, err) = project.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        err.starts_with("error: stack `scores-local-core`: the emulator failed on "),
+        "{err}"
+    );
+    assert!(
+        err.contains("(HTTP 500)\n  hint: its log names the resource"),
+        "{err}"
+    );
+    assert!(moto.log().contains("KeyError: 'TagKey'"), "{}", moto.log());
+}

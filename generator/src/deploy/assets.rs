@@ -1,7 +1,6 @@
 //! Uploads into the core stack's bucket, keyed by content hash: a key that exists already
 //! holds the same bytes, so it is never uploaded twice.
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
@@ -52,7 +51,7 @@ impl Bucket {
         {
             Ok(_) => return Ok(Upload::AlreadyThere),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
-            Err(e) => return Err(failed(DisplayErrorContext(&e).to_string())),
+            Err(e) => return Err(failed(super::sdk_detail(&e))),
         }
         self.client
             .put_object()
@@ -61,7 +60,7 @@ impl Bucket {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| failed(super::sdk_detail(&e)))?;
         Ok(Upload::Uploaded)
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, StackEvent, Tag,
 };
@@ -190,37 +190,65 @@ pub struct Cfn {
     client: Client,
     /// Pause between polls of a change set or a stack.
     poll: Duration,
-}
-
-fn aws_error<E>(
-    stack: &str,
-    action: &str,
-    e: &aws_sdk_cloudformation::error::SdkError<E>,
-) -> DeployError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    DeployError::Aws {
-        stack: stack.to_string(),
-        action: action.to_string(),
-        detail: DisplayErrorContext(e).to_string(),
-    }
+    /// Talking to an emulator (an endpoint is set).
+    emulator: bool,
 }
 
 impl Cfn {
+    /// An error of a call about `stack`. The emulator answers HTTP 500 when its own code
+    /// fails, which no retry mends.
+    fn err<E>(
+        &self,
+        stack: &str,
+        action: &str,
+        e: &aws_sdk_cloudformation::error::SdkError<E>,
+    ) -> DeployError
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        if self.emulator && status.is_some_and(|s| s >= 500) {
+            return DeployError::EmulatorFailed {
+                stack: stack.to_string(),
+                action: action.to_string(),
+            };
+        }
+        DeployError::Aws {
+            stack: stack.to_string(),
+            action: action.to_string(),
+            detail: super::sdk_detail(e),
+        }
+    }
+
     pub fn new(config: &aws_config::SdkConfig, poll: Duration) -> Cfn {
         Cfn {
             client: Client::new(config),
             poll,
+            emulator: config.endpoint_url().is_some(),
         }
     }
 
     /// The stack named `name`, if it exists (deleted stacks do not).
     pub async fn describe(&self, name: &str) -> Result<Option<StackInfo>, DeployError> {
-        match self.client.describe_stacks().stack_name(name).send().await {
+        self.describe_labelled(name, name).await
+    }
+
+    /// [`Cfn::describe`] by name or id; errors name the stack `label`.
+    async fn describe_labelled(
+        &self,
+        name_or_id: &str,
+        label: &str,
+    ) -> Result<Option<StackInfo>, DeployError> {
+        match self
+            .client
+            .describe_stacks()
+            .stack_name(name_or_id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.stacks().first().map(stack_info)),
             Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
-            Err(e) => Err(aws_error(name, "DescribeStacks", &e)),
+            Err(e) => Err(self.err(label, "DescribeStacks", &e)),
         }
     }
 
@@ -235,7 +263,7 @@ impl Cfn {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| aws_error("*", "DescribeStacks", &e))?;
+                .map_err(|e| self.err("*", "DescribeStacks", &e))?;
             stacks.extend(
                 out.stacks()
                     .iter()
@@ -294,7 +322,7 @@ impl Cfn {
             {
                 return Ok(Planned::NoChange)
             }
-            Err(e) => return Err(aws_error(req.stack, "CreateChangeSet", &e)),
+            Err(e) => return Err(self.err(req.stack, "CreateChangeSet", &e)),
         };
         let id = created.id().unwrap_or(&name).to_string();
 
@@ -310,7 +338,7 @@ impl Cfn {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| aws_error(req.stack, "DescribeChangeSet", &e))?;
+                .map_err(|e| self.err(req.stack, "DescribeChangeSet", &e))?;
             match out.status() {
                 Some(ChangeSetStatus::CreateComplete) => {}
                 Some(ChangeSetStatus::Failed) => {
@@ -366,7 +394,7 @@ impl Cfn {
             .stack_name(stack)
             .send()
             .await
-            .map_err(|e| aws_error(stack, "DeleteChangeSet", &e))?;
+            .map_err(|e| self.err(stack, "DeleteChangeSet", &e))?;
         Ok(())
     }
 
@@ -386,7 +414,12 @@ impl Cfn {
             .stack_name(stack)
             .send()
             .await
-            .map_err(|e| aws_error(stack, "ExecuteChangeSet", &e))?;
+            .map_err(|e| match self.err(stack, "ExecuteChangeSet", &e) {
+                DeployError::Aws { stack, detail, .. } => {
+                    DeployError::ExecuteFailed { stack, detail }
+                }
+                other => other,
+            })?;
         self.follow(stack, &stack_id, seen, progress).await
     }
 
@@ -402,7 +435,7 @@ impl Cfn {
             .stack_name(&stack.id)
             .send()
             .await
-            .map_err(|e| aws_error(&stack.name, "DeleteStack", &e))?;
+            .map_err(|e| self.err(&stack.name, "DeleteStack", &e))?;
         self.follow(&stack.name, &stack.id, seen, progress).await
     }
 
@@ -420,7 +453,7 @@ impl Cfn {
                 .and_then(|e| e.event_id())
                 .map(str::to_string)),
             Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
-            Err(e) => Err(aws_error(stack_id, "DescribeStackEvents", &e)),
+            Err(e) => Err(self.err(stack_label(stack_id), "DescribeStackEvents", &e)),
         }
     }
 
@@ -441,7 +474,7 @@ impl Cfn {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| aws_error(stack, "DescribeStackEvents", &e))?;
+                .map_err(|e| self.err(stack, "DescribeStackEvents", &e))?;
             for e in out.stack_events() {
                 if seen.is_some() && e.event_id() == seen {
                     break 'pages;
@@ -466,7 +499,7 @@ impl Cfn {
     ) -> Result<Finished, DeployError> {
         let mut all = Vec::new();
         loop {
-            let status = match self.describe(stack_id).await? {
+            let status = match self.describe_labelled(stack_id, stack).await? {
                 Some(s) => s.status,
                 None => "DELETE_COMPLETE".to_string(),
             };
@@ -507,7 +540,7 @@ impl Cfn {
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| aws_error(&stack.name, "ListStackResources", &e))?;
+                .map_err(|e| self.err(&stack.name, "ListStackResources", &e))?;
             resources.extend(out.stack_resource_summaries().iter().filter_map(|r| {
                 Some(Resource {
                     logical_id: r.logical_resource_id()?.to_string(),
@@ -521,6 +554,11 @@ impl Cfn {
             }
         }
     }
+}
+
+/// `name` of `arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid>`.
+fn stack_label(id: &str) -> &str {
+    id.split('/').nth(1).unwrap_or(id)
 }
 
 fn stack_info(s: &aws_sdk_cloudformation::types::Stack) -> StackInfo {

@@ -48,6 +48,10 @@ pub enum DeployError {
         action: String,
         detail: String,
     },
+    #[error("stack `{stack}`: the change set could not be executed: {detail}\n  hint: fix what the reason names, `microprocess generate`, and deploy again")]
+    ExecuteFailed { stack: String, detail: String },
+    #[error("stack `{stack}`: the emulator failed on {action} (HTTP 500)\n  hint: its log names the resource and the property it cannot take (`make emulator-start` writes target/emulator.log); a failed change set leaves the emulator broken, so restart it (`make emulator-stop emulator-start`) once the template is fixed")]
+    EmulatorFailed { stack: String, action: String },
     #[error("stack `{stack}`: CloudFormation could not compute the change set: {reason}\n  hint: fix the template or parameters it names, then `microprocess generate` and deploy again")]
     ChangeSetFailed { stack: String, reason: String },
     #[error("stack `{stack}`: parameter `{parameter}` comes from output `{output}` of stack `{source_stack}`, which {problem}\n  hint: {hint}")]
@@ -88,6 +92,23 @@ pub enum DeployError {
         key: String,
         detail: String,
     },
+}
+
+/// The useful part of an SDK error: the service's code and message, or the HTTP status, or
+/// the whole chain when the request never got an answer.
+pub fn sdk_detail<E>(e: &aws_sdk_cloudformation::error::SdkError<E>) -> String
+where
+    E: std::error::Error + aws_sdk_cloudformation::error::ProvideErrorMetadata + 'static,
+{
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(text), None) | (None, Some(text)) => text.to_string(),
+        (None, None) => match e.raw_response() {
+            Some(r) => format!("HTTP {} with no error code", r.status().as_u16()),
+            None => aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string(),
+        },
+    }
 }
 
 fn failures_text(failures: &[Failure]) -> String {

@@ -209,12 +209,7 @@ async fn empty_bucket(aws: &Aws, stack: &str, bucket: &str) -> Result<usize, Dep
             {
                 return Ok(removed)
             }
-            Err(e) => {
-                return Err(failed(
-                    "ListObjectVersions",
-                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
+            Err(e) => return Err(failed("ListObjectVersions", super::sdk_detail(&e))),
         };
         let ids: Vec<ObjectIdentifier> = out
             .versions()
@@ -249,12 +244,7 @@ async fn empty_bucket(aws: &Aws, stack: &str, bucket: &str) -> Result<usize, Dep
             .delete(delete)
             .send()
             .await
-            .map_err(|e| {
-                failed(
-                    "DeleteObjects",
-                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| failed("DeleteObjects", super::sdk_detail(&e)))?;
         if let Some(e) = out.errors().first() {
             return Err(failed(
                 "DeleteObjects",
@@ -298,12 +288,7 @@ async fn leftovers(
             .set_pagination_token(token.clone())
             .send()
             .await
-            .map_err(|e| {
-                fail(
-                    "GetResources",
-                    aws_sdk_resourcegroupstagging::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| fail("GetResources", super::sdk_detail(&e)))?;
         for m in out.resource_tag_mapping_list() {
             let Some(arn) = m.resource_arn() else {
                 continue;
@@ -372,12 +357,7 @@ async fn leftovers(
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => {
-                return Err(fail(
-                    "GetFunction",
-                    aws_sdk_lambda::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
+            Err(e) => return Err(fail("GetFunction", super::sdk_detail(&e))),
         }
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws.config);
@@ -389,12 +369,7 @@ async fn leftovers(
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
-            Err(e) => {
-                return Err(fail(
-                    "DescribeTable",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
+            Err(e) => return Err(fail("DescribeTable", super::sdk_detail(&e))),
         }
     }
     let sqs = aws_sdk_sqs::Client::new(&aws.config);
@@ -406,12 +381,7 @@ async fn leftovers(
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_queue_does_not_exist()) => {}
-            Err(e) => {
-                return Err(fail(
-                    "GetQueueUrl",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
+            Err(e) => return Err(fail("GetQueueUrl", super::sdk_detail(&e))),
         }
     }
     let s3 = s3_client(&aws.config);
@@ -422,12 +392,7 @@ async fn leftovers(
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {}
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
-            Err(e) => {
-                return Err(fail(
-                    "HeadBucket",
-                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
+            Err(e) => return Err(fail("HeadBucket", super::sdk_detail(&e))),
         }
     }
     let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.config);
@@ -437,12 +402,7 @@ async fn leftovers(
             .log_group_name_prefix(g)
             .send()
             .await
-            .map_err(|e| {
-                fail(
-                    "DescribeLogGroups",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| fail("DescribeLogGroups", super::sdk_detail(&e)))?;
         if out
             .log_groups()
             .iter()
