@@ -398,9 +398,11 @@ impl Forwarder {
                     Ok(_) => {
                         tracing::info!(run = %run.run, "run complete; reduce claimed and queued")
                     }
-                    // The run stays REDUCING; the sweep re-sends the reduce of such runs.
+                    // The SDK has already retried. The run stays REDUCING with no reduce
+                    // message; the log line is the signal (an automatic re-send needs a
+                    // claim timestamp in the ledger, which is not there yet).
                     Err(e) => {
-                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the sweep will queue it")
+                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the run stays REDUCING until its reduce message is queued again")
                     }
                 }
             }
