@@ -195,6 +195,21 @@ impl Bench {
             .unwrap();
     }
 
+    /// The run as the ledger has it now.
+    async fn record(&self, run: &RunId) -> microprocess_shared::ledger::RunRecord {
+        self.ledger.run(NAME, run).await.unwrap().unwrap()
+    }
+
+    /// Reduce calls the service saw for `run`.
+    fn reduce_calls(&self, run: &RunId) -> u64 {
+        self.service
+            .stats()
+            .run(NAME, run.as_str())
+            .unwrap()
+            .reduce
+            .calls
+    }
+
     /// One batch through the forwarder, settled as the event source mapping would.
     async fn step(&self, max: i32) -> Option<SqsBatchResponse> {
         let event = receive(&self.mapping_sqs, &self.queue_url, max, 0).await;
@@ -276,7 +291,7 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
     b.drain(Duration::from_secs(2), Duration::from_secs(60))
         .await;
 
-    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let record = b.record(&run).await;
     assert_eq!(record.state, RunState::Completed);
     assert_eq!(
         (record.succeeded, record.failed, record.total),
@@ -321,20 +336,12 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
     }
     b.drain(Duration::from_secs(2), Duration::from_secs(30))
         .await;
-    let again = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let again = b.record(&run).await;
     assert_eq!(
         (again.succeeded, again.failed, again.done, again.state),
         (25, 0, 25, RunState::Completed)
     );
-    assert_eq!(
-        b.service
-            .stats()
-            .run(NAME, run.as_str())
-            .unwrap()
-            .reduce
-            .calls,
-        1
-    );
+    assert_eq!(b.reduce_calls(&run), 1);
     assert!(b.dead_letters().await.is_empty());
 }
 
@@ -391,7 +398,7 @@ async fn responses_are_classified_as_the_contract_says() {
     let stats = b.service.stats();
     let run_stats = stats.run(NAME, run.as_str()).unwrap();
     assert_eq!(run_stats.child(2).unwrap().attempts.first(), Some(&1));
-    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let record = b.record(&run).await;
     assert_eq!(
         (record.succeeded, record.failed, record.state),
         (5, 1, RunState::Completed)
@@ -425,7 +432,7 @@ async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redriv
     let run = b.run_with_children("r-redrive", 3).await;
     b.drain(Duration::from_secs(3), Duration::from_secs(60))
         .await;
-    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let record = b.record(&run).await;
     assert_eq!(
         (record.succeeded, record.failed, record.state),
         (2, 1, RunState::Completed)
@@ -458,7 +465,7 @@ async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redriv
         .unwrap();
     b.drain(Duration::from_secs(2), Duration::from_secs(30))
         .await;
-    let after = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let after = b.record(&run).await;
     assert_eq!((after.succeeded, after.failed, after.done), (3, 0, 3));
     let child = b
         .ledger
@@ -487,7 +494,7 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
         );
         settle(&b.mapping_sqs, &b.queue_url, &first, &r1.unwrap()).await;
         settle(&b.mapping_sqs, &b.queue_url, &second, &r2.unwrap()).await;
-        let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+        let record = b.record(&run).await;
         assert_eq!(record.state, RunState::Reducing, "round {round}");
         let (visible, in_flight) = depth(&b.sqs, &b.queue_url).await;
         assert_eq!(
@@ -497,15 +504,7 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
         );
         b.drain(Duration::from_secs(1), Duration::from_secs(30))
             .await;
-        assert_eq!(
-            b.service
-                .stats()
-                .run(NAME, run.as_str())
-                .unwrap()
-                .reduce
-                .calls,
-            1
-        );
+        assert_eq!(b.reduce_calls(&run), 1);
     }
 }
 
@@ -536,7 +535,6 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
         .iter()
         .any(|(_, r)| r.contains("not a microprocess queue message")));
     assert!(dead.iter().any(|(_, r)| r.contains("is not in the ledger")));
-    let _ = &b.config;
 }
 
 #[tokio::test]
@@ -556,22 +554,14 @@ async fn a_reduce_failing_every_attempt_leaves_reduce_failed() {
     let run = b.run_with_children("r-reduce-failed", 2).await;
     b.drain(Duration::from_secs(3), Duration::from_secs(60))
         .await;
-    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let record = b.record(&run).await;
     assert_eq!(record.state, RunState::ReduceFailed);
     assert!(
         record.reason.as_deref().unwrap().contains("503"),
         "{:?}",
         record.reason
     );
-    assert_eq!(
-        b.service
-            .stats()
-            .run(NAME, run.as_str())
-            .unwrap()
-            .reduce
-            .calls,
-        2
-    );
+    assert_eq!(b.reduce_calls(&run), 2);
     assert_eq!(
         b.dead_letters().await.len(),
         1,
@@ -596,17 +586,9 @@ async fn reduce_failures_are_retried_until_it_succeeds() {
     let run = b.run_with_children("r-reduce", 3).await;
     b.drain(Duration::from_secs(3), Duration::from_secs(60))
         .await;
-    let record = b.ledger.run(NAME, &run).await.unwrap().unwrap();
+    let record = b.record(&run).await;
     assert_eq!(record.state, RunState::Completed);
-    assert_eq!(
-        b.service
-            .stats()
-            .run(NAME, run.as_str())
-            .unwrap()
-            .reduce
-            .calls,
-        3
-    );
+    assert_eq!(b.reduce_calls(&run), 3);
 }
 
 #[tokio::test]
