@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod package;
 pub mod plan;
 pub mod render;
+pub mod runs;
 
 /// The kit's version, stamped on every resource as the `microprocess:kit-version` tag.
 pub const KIT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,6 +5,12 @@ mod deploy;
 mod diff;
 mod generate;
 mod local;
+mod operate;
+mod redrive;
+mod results;
+mod runs;
+mod start;
+mod status;
 mod teardown;
 mod validate;
 
@@ -14,10 +20,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{LoadError, Selector};
+
 pub use deploy::DeployArgs;
 pub use diff::DiffArgs;
 pub use generate::GenerateArgs;
 pub use local::LocalArgs;
+pub use redrive::RedriveArgs;
+pub use results::ResultsArgs;
+pub use runs::RunsArgs;
+pub use start::StartArgs;
+pub use status::StatusArgs;
 pub use teardown::TeardownArgs;
 pub use validate::ValidateArgs;
 
@@ -56,6 +69,16 @@ pub enum Command {
     Diff(DiffArgs),
     /// Delete every stack of an unprotected environment and check that nothing is left.
     Teardown(TeardownArgs),
+    /// Start a run of a microprocess by hand (and follow it with `--wait`).
+    Start(StartArgs),
+    /// Every active run and the latest finished ones: counts, rate, ETA, dead letters.
+    Status(StatusArgs),
+    /// Look at one run.
+    Runs(RunsArgs),
+    /// Send a run's dead-lettered children back to its queue; retry a failed reduce.
+    Redrive(RedriveArgs),
+    /// A run's children and their results, as JSON lines.
+    Results(ResultsArgs),
 }
 
 /// Exit codes, named.
@@ -64,6 +87,9 @@ pub enum Exit {
     Ok = 0,
     /// The config has problems; each was printed with its place.
     InvalidConfig = 1,
+    /// A name or id the command does not know, or a malformed one (clap also exits 2 on
+    /// bad arguments).
+    Usage = 2,
     /// Rendering, packaging or writing failed, or a call to AWS did.
     Failed = 3,
     /// Refused on purpose: a protected environment, the wrong account, a non-loopback
@@ -75,6 +101,10 @@ pub enum Exit {
     Leftovers = 6,
     /// The user answered no.
     Cancelled = 7,
+    /// The environment is not deployed, or has no such run.
+    NotFound = 8,
+    /// A followed run ended `SPLIT_FAILED`, `REDUCE_FAILED` or `CANCELLED`.
+    RunFailed = 9,
 }
 
 impl From<Exit> for ExitCode {
@@ -83,16 +113,78 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Either `--env NAME` or `--all-envs`.
+/// Either `--env NAME` or `--all-envs`; `--sandbox NAME` makes a sandbox of the one
+/// environment (of `sandbox` when `--env` is not given).
 #[derive(Debug, Args, Clone)]
-#[group(required = true, multiple = false)]
 pub struct EnvSelection {
     /// The environment: a file `environments/NAME.toml`.
-    #[arg(long = "env", value_name = "NAME")]
+    #[arg(
+        long = "env",
+        value_name = "NAME",
+        required_unless_present_any = ["all", "sandbox"],
+        conflicts_with = "all"
+    )]
     pub env: Option<String>,
     /// Every environment under `environments/`.
     #[arg(long = "all-envs")]
     pub all: bool,
+    /// A sandbox of the environment: its copy named `ENV-NAME`, deployed and torn down on
+    /// its own (see `--help` of `deploy`).
+    #[arg(long, value_name = "NAME", value_parser = sandbox_name, conflicts_with = "all")]
+    pub sandbox: Option<String>,
+}
+
+/// `--env NAME [--sandbox NAME]`: one environment, or a sandbox of it. Commands that act on
+/// one environment flatten this and load it with [`InstanceArgs::load`].
+#[derive(Debug, Args, Clone)]
+pub struct InstanceArgs {
+    /// The environment: a file `environments/NAME.toml` (`sandbox` when only `--sandbox`
+    /// is given).
+    #[arg(long = "env", value_name = "NAME", required_unless_present = "sandbox")]
+    pub env: Option<String>,
+    /// A sandbox of the environment: its copy named `ENV-NAME` (e.g. `sandbox-alice`), with
+    /// its own stacks, resources, tags and `dist/ENV-NAME/`, so several live in one account.
+    /// The environment must be unprotected and set `expires_after_days`.
+    #[arg(long, value_name = "NAME", value_parser = sandbox_name)]
+    pub sandbox: Option<String>,
+}
+
+impl InstanceArgs {
+    pub fn selector(&self) -> Selector {
+        Selector::new(self.env.as_deref(), self.sandbox.as_deref())
+    }
+
+    /// Loads the environment, or its sandbox; prints why not and returns the exit code.
+    pub fn load(
+        &self,
+        project: &crate::config::Project,
+        err: &mut dyn Write,
+    ) -> Result<crate::config::Environment, Exit> {
+        load(project, &self.selector(), err)
+    }
+}
+
+/// Loads what `selector` names; prints why not and returns the exit code.
+pub fn load(
+    project: &crate::config::Project,
+    selector: &Selector,
+    err: &mut dyn Write,
+) -> Result<crate::config::Environment, Exit> {
+    project
+        .load_instance(&selector.file, selector.sandbox.as_deref())
+        .map_err(|e| {
+            let _ = write!(err, "{e}");
+            match e {
+                LoadError::Config(_) => Exit::InvalidConfig,
+                LoadError::Usage(_) => Exit::Usage,
+            }
+        })
+}
+
+/// clap's check of `--sandbox NAME`: the characters; the length depends on the environment
+/// and is checked when it is loaded.
+fn sandbox_name(s: &str) -> Result<String, String> {
+    crate::config::sandbox::check_name(s).map(|()| s.to_string())
 }
 
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
@@ -105,20 +197,28 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Deploy(args) => deploy::run(&project, &args, out, err),
         Command::Diff(args) => diff::run(&project, &args, out, err),
         Command::Teardown(args) => teardown::run(&project, &args, out, err),
+        Command::Start(args) => start::run(&project, &args, out, err),
+        Command::Status(args) => status::run(&project, &args, out, err),
+        Command::Runs(args) => runs::run(&project, &args, out, err),
+        Command::Redrive(args) => redrive::run(&project, &args, out, err),
+        Command::Results(args) => results::run(&project, &args, out, err),
     }
 }
 
-/// The environment names a selection means.
+/// The environments a selection means.
 fn selected(
     project: &crate::config::Project,
     sel: &EnvSelection,
     err: &mut dyn Write,
-) -> Option<Vec<String>> {
-    if let Some(env) = &sel.env {
-        return Some(vec![env.clone()]);
+) -> Option<Vec<Selector>> {
+    if !sel.all {
+        return Some(vec![Selector::new(
+            sel.env.as_deref(),
+            sel.sandbox.as_deref(),
+        )]);
     }
     match project.environment_names() {
-        Ok(names) => Some(names),
+        Ok(names) => Some(names.iter().map(|n| Selector::new(Some(n), None)).collect()),
         Err(d) => {
             let _ = write!(err, "{d}");
             None

@@ -251,42 +251,76 @@ impl Ledger {
         microprocess: &str,
         run: &RunId,
     ) -> Result<Vec<ChildRecord>, LedgerError> {
-        let context = self.context(Step::Children, microprocess, Some(run));
-        let pk = s(run_partition_key(microprocess, run));
         let mut children = Vec::new();
-        let mut start: Option<Item> = None;
+        let mut after = None;
         loop {
-            let page = retrying(&self.retry, || {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .consistent_read(true)
-                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :child)")
-                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
-                    .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
-                    .expression_attribute_values(":pk", pk.clone())
-                    .expression_attribute_values(":child", s(CHILD_SORT_KEY_PREFIX))
-                    .set_exclusive_start_key(start.clone())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
-            .await
-            .map_err(|e| e.into_ledger(context.clone()))?;
-            self.count_reads(page.consumed_capacity());
-            for item in page.items.unwrap_or_default() {
-                children.push(ChildRecord::from_item(&item).map_err(|(key, why)| {
-                    LedgerError::Malformed {
-                        context: context.clone(),
-                        key,
-                        why,
-                    }
-                })?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(children),
+            let (page, next) = self.children_page(microprocess, run, after).await?;
+            children.extend(page);
+            match next {
+                Some(seq) => after = Some(seq),
+                None => return Ok(children),
             }
         }
+    }
+
+    /// One page of the run's child records in seq order (strongly consistent), starting
+    /// after child `after`; with the seq to pass next, `None` after the last page. Lets a
+    /// reader stream millions of children without holding them.
+    pub async fn children_page(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        after: Option<u64>,
+    ) -> Result<(Vec<ChildRecord>, Option<u64>), LedgerError> {
+        let context = self.context(Step::Children, microprocess, Some(run));
+        let pk = s(run_partition_key(microprocess, run));
+        let start = match after {
+            Some(seq) => {
+                let sk = child_sort_key(seq).map_err(|source| LedgerError::Seq {
+                    context: context.clone(),
+                    source,
+                })?;
+                let mut key = Item::new();
+                key.insert(PARTITION_KEY_ATTRIBUTE.to_owned(), pk.clone());
+                key.insert(SORT_KEY_ATTRIBUTE.to_owned(), s(sk));
+                Some(key)
+            }
+            None => None,
+        };
+        let page = retrying(&self.retry, || {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :child)")
+                .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
+                .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
+                .expression_attribute_values(":pk", pk.clone())
+                .expression_attribute_values(":child", s(CHILD_SORT_KEY_PREFIX))
+                .set_exclusive_start_key(start.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_ledger(context.clone()))?;
+        self.count_reads(page.consumed_capacity());
+        let mut children = Vec::new();
+        for item in page.items.unwrap_or_default() {
+            children.push(ChildRecord::from_item(&item).map_err(|(key, why)| {
+                LedgerError::Malformed {
+                    context: context.clone(),
+                    key,
+                    why,
+                }
+            })?);
+        }
+        let more = page.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let next = if more {
+            children.last().map(|c| c.seq)
+        } else {
+            None
+        };
+        Ok((children, next))
     }
 
     /// One child in its own transaction: a new record, or a move to `SUCCEEDED`, or

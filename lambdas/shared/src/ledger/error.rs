@@ -18,6 +18,7 @@ pub enum Step {
     ClaimReduce,
     Complete,
     ReduceFailed,
+    RetryReduce,
     RunsInState,
     Children,
 }
@@ -34,6 +35,7 @@ impl Step {
             Step::ClaimReduce => "claim reduce",
             Step::Complete => "complete run",
             Step::ReduceFailed => "mark reduce failed",
+            Step::RetryReduce => "retry reduce",
             Step::RunsInState => "list runs in state",
             Step::Children => "list children",
         }

@@ -424,6 +424,74 @@ impl Ledger {
         .await
     }
 
+    /// `REDUCE_FAILED → REDUCING`, for a reduce retried by hand (`microprocess redrive`).
+    /// `true` for the caller that made the move, who then sends the reduce message;
+    /// `false` when the run is not `REDUCE_FAILED` (someone else retried it, or it never
+    /// failed).
+    pub async fn retry_reduce(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let context = self.context(Step::RetryReduce, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let change = transition(
+            microprocess,
+            RunState::ReduceFailed,
+            RunState::Reducing,
+            now,
+            expires_at(now, params.retention_days),
+            false,
+            None,
+        );
+        Ok(self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some())
+    }
+
+    /// At most `limit` runs of `microprocess` in `state`, newest first (one index page;
+    /// eventually consistent). For listings such as `status`, where the oldest of
+    /// thousands of completed runs do not matter.
+    pub async fn latest_runs_in_state(
+        &self,
+        microprocess: &str,
+        state: RunState,
+        limit: i32,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
+        let context = self.context(Step::RunsInState, microprocess, None);
+        let partition = s(state_pk(microprocess, state));
+        let page = retrying(&self.retry, || {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(RUNS_BY_STATE_INDEX)
+                .key_condition_expression("#state_pk = :state_pk")
+                .expression_attribute_names("#state_pk", attr::STATE_PK)
+                .expression_attribute_values(":state_pk", partition.clone())
+                .scan_index_forward(false)
+                .limit(limit.max(1))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_ledger(context.clone()))?;
+        self.count_reads(page.consumed_capacity());
+        let mut runs = Vec::new();
+        for item in page.items.unwrap_or_default() {
+            let record = parse_run(&context, &item)?;
+            if record.counter_shards > 1 {
+                if let Some(summed) = self.read_run(&context, microprocess, &record.run).await? {
+                    runs.push(summed);
+                }
+            } else {
+                runs.push(record);
+            }
+        }
+        Ok(runs)
+    }
+
     /// The runs of `microprocess` in `state`, oldest first, from the `runs-by-state` index
     /// (eventually consistent), every page; counters of sharded runs summed with one
     /// consistent read each.

@@ -1,0 +1,65 @@
+//! `microprocess results RUN --env ENV`: a run's children and their results as JSON lines.
+
+use std::io::Write;
+
+use clap::Args;
+
+use super::operate;
+use super::Exit;
+use crate::config::Project;
+use crate::runs::results::{self, Select};
+use crate::runs::RunsError;
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The run id.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The microprocess, when run ids repeat across microprocesses.
+    #[arg(long, value_name = "NAME")]
+    pub microprocess: Option<String>,
+    /// Only the failed children, with their reasons.
+    #[arg(long)]
+    pub failed: bool,
+    /// Print where a result stored in S3 is (`result_s3`) instead of fetching it.
+    #[arg(long)]
+    pub no_fetch: bool,
+}
+
+pub fn run(
+    project: &Project,
+    args: &ResultsArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
+    let runtime = match operate::runtime(err) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let session = match operate::open(project, &args.env, err).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let written: Result<results::Written, RunsError> = async {
+            let (mp, record) =
+                operate::locate_run(&session, &args.run, args.microprocess.as_deref()).await?;
+            let s3 = aws_sdk_s3::Client::new(&session.aws.config);
+            let select = Select {
+                failed_only: args.failed,
+                no_fetch: args.no_fetch,
+            };
+            results::write(&session.ledger, &s3, &mp, &record.run, select, out).await
+        }
+        .await;
+        match written {
+            Ok(w) => {
+                let _ = writeln!(err, "{} succeeded, {} failed", w.succeeded, w.failed);
+                Exit::Ok
+            }
+            Err(e) => operate::failed(err, &e),
+        }
+    })
+}

@@ -1,0 +1,191 @@
+//! `microprocess status --env ENV [--watch]`: every active run and the latest finished ones,
+//! with counts, children in flight, rate, ETA and each microprocess's dead letters.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Args;
+
+use microprocess_shared::ledger_keys::RunState;
+
+use super::operate::{self, Session};
+use super::Exit;
+use crate::config::Project;
+use crate::runs::progress::{self, RateMeter, RunBars, RunProgress};
+use crate::runs::redrive;
+use crate::runs::RunsError;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The environment.
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this microprocess.
+    #[arg(long, value_name = "NAME")]
+    pub microprocess: Option<String>,
+    /// Finished runs to show per microprocess, newest first.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub last: i32,
+    /// Keep looking, with a progress bar per run on a terminal, until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// With `--watch`: seconds between looks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    pub interval: u64,
+    /// With `--watch`: stop once no run is active.
+    #[arg(long)]
+    pub until_idle: bool,
+}
+
+/// What one look found.
+struct Snapshot {
+    runs: Vec<RunProgress>,
+    dead_letters: Vec<(String, u64)>,
+}
+
+impl Snapshot {
+    fn active(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| !r.record.state.is_terminal())
+            .count()
+    }
+
+    fn dead_letters_line(&self) -> String {
+        let parts: Vec<String> = self
+            .dead_letters
+            .iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        format!("dead letters: {}", parts.join(" · "))
+    }
+}
+
+pub fn run(project: &Project, args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+    let runtime = match operate::runtime(err) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let session = match operate::open(project, &args.env, err).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        let result = if args.watch {
+            watch(&session, args, out).await
+        } else {
+            once(&session, args, out).await
+        };
+        match result {
+            Ok(()) => Exit::Ok,
+            Err(e) => operate::failed(err, &e),
+        }
+    })
+}
+
+async fn once(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<(), RunsError> {
+    let snapshot = look(session, args, &mut RateMeter::default()).await?;
+    print(session, &snapshot, out);
+    Ok(())
+}
+
+async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<(), RunsError> {
+    let terminal = std::io::stderr().is_terminal();
+    let mut bars = RunBars::new(terminal);
+    let mut meter = RateMeter::default();
+    let interval = Duration::from_secs(args.interval.max(1));
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let started = Instant::now();
+        let snapshot = look(session, args, &mut meter).await?;
+        if terminal {
+            for run in &snapshot.runs {
+                bars.show(run);
+            }
+        } else {
+            let _ = writeln!(out, "-- {}", Utc::now().format("%H:%M:%S"));
+            print(session, &snapshot, out);
+        }
+        if args.until_idle && snapshot.active() == 0 {
+            if terminal {
+                bars.clear();
+                print(session, &snapshot, out);
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = &mut stop => {
+                bars.clear();
+                print(session, &snapshot, out);
+                return Ok(());
+            }
+            _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
+        }
+    }
+}
+
+fn print(session: &Session, snapshot: &Snapshot, out: &mut dyn Write) {
+    if snapshot.runs.is_empty() {
+        let _ = writeln!(
+            out,
+            "no runs in `{}` yet; start one with `microprocess start NAME --env {}`",
+            session.env.name, session.env.name
+        );
+    } else {
+        let _ = write!(out, "{}", progress::table(&snapshot.runs));
+    }
+    let _ = writeln!(out, "{}", snapshot.dead_letters_line());
+}
+
+/// Reads the active runs, the latest finished ones and the dead-letter depths.
+async fn look(
+    session: &Session,
+    args: &StatusArgs,
+    meter: &mut RateMeter,
+) -> Result<Snapshot, RunsError> {
+    let mut runs = Vec::new();
+    let mut dead_letters = Vec::new();
+    let now = Utc::now();
+    let at = Instant::now();
+    for mp in session.deployed.selected(args.microprocess.as_deref())? {
+        let mut records = Vec::new();
+        for state in [
+            RunState::Splitting,
+            RunState::Processing,
+            RunState::Reducing,
+        ] {
+            records.extend(session.ledger.runs_in_state(&mp.name, state).await?);
+        }
+        let mut finished = Vec::new();
+        for state in [
+            RunState::Completed,
+            RunState::SplitFailed,
+            RunState::ReduceFailed,
+            RunState::Cancelled,
+        ] {
+            finished.extend(
+                session
+                    .ledger
+                    .latest_runs_in_state(&mp.name, state, args.last)
+                    .await?,
+            );
+        }
+        finished.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        finished.truncate(args.last.max(0) as usize);
+        // The index is eventually consistent: a run moving between states can show twice.
+        records.extend(finished);
+        records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        records.dedup_by(|a, b| a.run == b.run);
+        for record in records {
+            let rate = meter.observe(&format!("{}/{}", mp.name, record.run), record.done, at);
+            runs.push(RunProgress::new(&mp.name, record, now, rate));
+        }
+        dead_letters.push((
+            mp.name.clone(),
+            redrive::dead_letters(&session.sqs, &mp.dead_letter_queue_url).await?,
+        ));
+    }
+    Ok(Snapshot { runs, dead_letters })
+}
