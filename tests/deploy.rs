@@ -3,127 +3,9 @@
 //! `make emulator-start` runs it), with small fake Lambda zips so no cross-compiler is
 //! needed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-
 use aws_config::SdkConfig;
+use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::{sdk_config, MotoServer};
-use kit_tests::{root, run};
-
-/// The `microprocess` binary, built once for all tests of this file.
-fn cli() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let (code, _, stderr) = run(Command::new(cargo).current_dir(root()).args([
-                "build",
-                "--quiet",
-                "-p",
-                "microprocess-kit",
-                "--bin",
-                "microprocess",
-            ]));
-            assert_eq!(code, 0, "cannot build the CLI:\n{stderr}");
-            root().join("target").join("debug").join("microprocess")
-        })
-        .clone()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
-/// A copy of the project's config and templates, with fake zips for this machine.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(
-            &root().join("environments"),
-            &dir.path().join("environments"),
-        );
-        copy_dir(&root().join("templates"), &dir.path().join("templates"));
-        let arch = microprocess_kit::config::host_architecture();
-        for f in ["splitter", "forwarder"] {
-            let d = dir.path().join("assets").join(arch).join(f);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("bootstrap.zip"), format!("fake {f} zip")).unwrap();
-        }
-        Project { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn append(&self, file: &str, text: &str) {
-        let path = self.path().join("environments").join(file);
-        let mut all = std::fs::read_to_string(&path).unwrap();
-        all.push_str(text);
-        std::fs::write(path, all).unwrap();
-    }
-
-    /// Runs the CLI against `endpoint` with no other AWS settings; (code, stdout, stderr).
-    fn cli(&self, endpoint: &str, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = Command::new(cli());
-        cmd.arg("--root").arg(self.path()).args(args);
-        for var in [
-            "AWS_PROFILE",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null());
-        run(&mut cmd)
-    }
-
-    fn generate(&self) {
-        let assets = self.path().join("assets");
-        let (code, out, err) = self.cli(
-            "http://127.0.0.1:9",
-            &[
-                "generate",
-                "--env",
-                "local",
-                "--assets-dir",
-                assets.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(code, 0, "generate failed:\n{out}{err}");
-    }
-
-    /// `deploy --env local --yes`; panics unless it succeeds; returns stdout.
-    fn deploy(&self, moto: &MotoServer) -> String {
-        let (code, out, err) = self.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"]);
-        assert_eq!(
-            code,
-            0,
-            "deploy failed:\n{out}\n{err}\nemulator:\n{}",
-            moto.log()
-        );
-        out
-    }
-}
 
 const STACKS: [&str; 3] = [
     "scores-local-core",
@@ -199,7 +81,7 @@ async fn table_names(config: &SdkConfig) -> Vec<String> {
 async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
 
     let started = std::time::Instant::now();
@@ -275,7 +157,7 @@ max_concurrency = 2
 async fn adding_a_microprocess_creates_only_its_stack() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
     project.deploy(&moto);
     let before = stacks(&config).await;
@@ -323,7 +205,7 @@ async fn adding_a_microprocess_creates_only_its_stack() {
 async fn diff_shows_a_change_and_executes_nothing() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
     project.deploy(&moto);
     let before = stacks(&config).await;
@@ -374,7 +256,7 @@ async fn diff_shows_a_change_and_executes_nothing() {
 async fn teardown_leaves_nothing() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
     project.deploy(&moto);
 
@@ -410,7 +292,7 @@ async fn teardown_leaves_nothing() {
 async fn teardown_names_what_is_left_and_fails() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
     project.deploy(&moto);
     // A queue someone made by hand with the environment's tag.
@@ -434,7 +316,7 @@ async fn teardown_names_what_is_left_and_fails() {
 async fn teardown_refuses_a_protected_environment() {
     let moto = MotoServer::start_kit();
     let config = sdk_config(moto.endpoint()).await;
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     let local = project.path().join("environments/local.toml");
     let text = std::fs::read_to_string(&local)
         .unwrap()
@@ -459,7 +341,7 @@ async fn teardown_refuses_a_protected_environment() {
 
 #[test]
 fn local_talks_only_to_a_loopback_endpoint_and_deploy_needs_yes_without_a_terminal() {
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     project.generate();
     let (code, _, err) = project.cli(
         "https://cloudformation.us-east-1.amazonaws.com",
@@ -489,7 +371,7 @@ fn local_talks_only_to_a_loopback_endpoint_and_deploy_needs_yes_without_a_termin
 #[tokio::test]
 async fn a_template_the_emulator_cannot_take_fails_with_the_stack_and_the_next_step() {
     let moto = MotoServer::start_kit();
-    let project = Project::new();
+    let project = KitProject::new(Zips::Fake);
     // Put back what the local core leaves out: moto crashes on KMS key tags.
     let core = project.path().join("templates/core.yaml");
     let text = std::fs::read_to_string(&core).unwrap();

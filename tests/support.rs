@@ -5,6 +5,8 @@
 
 #[path = "support/counter.rs"]
 pub mod counter;
+#[path = "support/kit_project.rs"]
+pub mod kit_project;
 #[path = "support/ledger_table.rs"]
 pub mod ledger_table;
 #[path = "support/mapping.rs"]

@@ -1,0 +1,247 @@
+//! The whole kit as a user drives it, on the kit's emulator: `generate` and `deploy` the
+//! `local` environment, `local run` the shipped Lambda zips against the demo service,
+//! `start --wait`, `status`, `runs show`, `results`, `redrive`, and `teardown` leaving
+//! nothing. Needs `make build` (the zips for this machine) and `make setup` (moto).
+
+use std::time::{Duration, Instant};
+
+use demo_service::{Chaos, Config, SeqSelector};
+use kit_tests::kit_project::{KitProject, Zips};
+use kit_tests::moto::MotoServer;
+use microprocess_kit::local::state;
+
+const SECRET: &str = "end-to-end-test-secret";
+const ITEMS: u64 = 120;
+const FAILING_SEQ: u64 = 7;
+
+/// Waits until the runner has written its Lambda endpoint.
+fn wait_for_runner(project: &KitProject, runner: &mut kit_tests::kit_project::Background) {
+    let work_dir = microprocess_kit::local::work_dir(project.path(), "local");
+    let started = Instant::now();
+    while state::read(&work_dir).lambda_endpoint.is_none() {
+        assert!(
+            runner.running(),
+            "the local runner stopped:\n{}",
+            runner.log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the local runner did not start within 60 s:\n{}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
+    let project = KitProject::new(Zips::Built);
+    // Two attempts: the failing reduce gives up after one retry, so the test is quick.
+    project.append(
+        "local.toml",
+        "\n[microprocesses.credit-scores.process]\nmax_attempts = 2\n",
+    );
+    project.generate();
+    let moto = MotoServer::start_kit();
+    let endpoint = moto.endpoint().to_string();
+    project.deploy(&moto);
+
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
+            fail_seqs_4xx: SeqSelector::Seqs([FAILING_SEQ].into()),
+            reduce_failures: 2,
+            ..Chaos::default()
+        }))
+        .await
+        .unwrap();
+    let log = project.path().join("runner.log");
+    let mut runner = project.spawn(
+        &endpoint,
+        &[
+            "local",
+            "run",
+            "--env",
+            "local",
+            "--lambda-port",
+            "0",
+            "--no-schedules",
+            "--queue-base-url",
+            &service.queue_url(),
+            "--signing-secret",
+            SECRET,
+        ],
+        &log,
+    );
+    wait_for_runner(&project, &mut runner);
+
+    // The run: one child fails for good (4xx), then the reduce fails twice: REDUCE_FAILED.
+    let (code, out, err) = project.cli(
+        &endpoint,
+        &[
+            "start",
+            "credit-scores",
+            "--env",
+            "local",
+            "--run",
+            "e2e-1",
+            "--wait",
+            "--timeout",
+            "240",
+        ],
+    );
+    assert_eq!(
+        code,
+        9,
+        "start --wait:\n{out}\n{err}\nrunner:\n{}",
+        runner.log()
+    );
+    assert!(
+        out.contains("started run `e2e-1` of `credit-scores` in `local`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("run `e2e-1` of `credit-scores`: REDUCE_FAILED in "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{ITEMS} children, {} succeeded, 1 failed",
+            ITEMS - 1
+        )),
+        "{out}"
+    );
+    assert!(
+        err.contains("microprocess redrive e2e-1 --env local"),
+        "{err}"
+    );
+
+    let (code, out, err) = project.cli(&endpoint, &["status", "--env", "local"]);
+    assert_eq!(code, 0, "status:\n{out}\n{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("e2e-1"))
+        .unwrap_or_else(|| panic!("no row for the run:\n{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..6],
+        &[
+            "credit-scores",
+            "e2e-1",
+            "REDUCE_FAILED",
+            &ITEMS.to_string(),
+            &(ITEMS - 1).to_string(),
+            "1"
+        ],
+        "{out}"
+    );
+    // The failed child and the failed reduce are both dead-lettered.
+    assert!(
+        out.contains("dead letters: abn-refresh 0 · credit-scores 2"),
+        "{out}"
+    );
+
+    let (code, out, err) = project.cli(&endpoint, &["runs", "show", "e2e-1", "--env", "local"]);
+    assert_eq!(code, 0, "runs show:\n{out}\n{err}");
+    assert!(out.contains("state         REDUCE_FAILED"), "{out}");
+    assert!(out.contains("reason        reduce: "), "{out}");
+    assert!(
+        out.contains(&format!("seq {FAILING_SEQ:>6}  ACN-{:09}", FAILING_SEQ + 1)),
+        "{out}"
+    );
+
+    let (code, out, err) = project.cli(
+        &endpoint,
+        &["results", "e2e-1", "--env", "local", "--failed"],
+    );
+    assert_eq!(code, 0, "results --failed:\n{out}\n{err}");
+    let failed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(failed.len(), 1, "{out}");
+    assert_eq!(failed[0]["seq"], FAILING_SEQ);
+    assert_eq!(failed[0]["state"], "FAILED");
+    assert!(
+        failed[0]["reason"].as_str().unwrap().contains("422"),
+        "{out}"
+    );
+
+    // Fix the service; redrive sends the child back, waits for it, retries the reduce.
+    service.service.set_fixed(true);
+    let (code, out, err) =
+        project.cli(&endpoint, &["redrive", "e2e-1", "--env", "local", "--wait"]);
+    assert_eq!(code, 0, "redrive:\n{out}\n{err}\nrunner:\n{}", runner.log());
+    assert!(
+        out.contains(
+            "sent 1 dead-lettered child(ren) of run `e2e-1` back to the queue of `credit-scores`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("reduce of run `e2e-1` queued again"), "{out}");
+    assert!(
+        out.contains("COMPLETED in")
+            && out.contains(&format!("{ITEMS} children, {ITEMS} succeeded, 0 failed")),
+        "{out}"
+    );
+
+    let (code, out, err) = project.cli(&endpoint, &["results", "e2e-1", "--env", "local"]);
+    assert_eq!(code, 0, "results:\n{out}\n{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, ITEMS);
+    assert!(lines.iter().all(|l| l["state"] == "SUCCEEDED"), "{out}");
+    assert!(lines.iter().all(|l| l["result"].is_object()), "{out}");
+    assert_eq!(
+        err.trim(),
+        format!("{ITEMS} succeeded, 0 failed"),
+        "results' stderr"
+    );
+    // Two reduce calls failed, the retried one wrote the report once.
+    let stats = service.stats();
+    let reduce = &stats.run("credit-scores", "e2e-1").unwrap().reduce;
+    assert_eq!(
+        reduce.statuses,
+        vec![Some(503), Some(503), Some(200)],
+        "{reduce:?}"
+    );
+    assert!(reduce.completed);
+
+    drop(runner);
+    let (code, out, err) = project.cli(&endpoint, &["teardown", "--env", "local", "--yes"]);
+    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+    let (code, out, err) = project.cli(&endpoint, &["status", "--env", "local"]);
+    assert_eq!(code, 8, "status after teardown:\n{out}\n{err}");
+    assert!(err.contains("is not deployed"), "{err}");
+}
+
+#[test]
+fn unknown_names_get_a_hint_and_exit_2() {
+    let project = KitProject::new(Zips::Fake);
+    let moto = MotoServer::start_kit();
+    project.generate();
+    project.deploy(&moto);
+    let (code, _, err) = project.cli(
+        moto.endpoint(),
+        &["start", "credit-score", "--env", "local"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("environment `local` has no microprocess `credit-score`")
+            && err.contains("did you mean `credit-scores`?"),
+        "{err}"
+    );
+    let (code, _, err) = project.cli(
+        moto.endpoint(),
+        &["runs", "show", "no-such-run", "--env", "local"],
+    );
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("no run `no-such-run` in the ledger of `local`"),
+        "{err}"
+    );
+    let (code, _, err) = project.cli(moto.endpoint(), &["results", "bad/id", "--env", "local"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`bad/id` is not a run id"), "{err}");
+}
