@@ -30,7 +30,7 @@ LOCAL := $(filter local,$(ENV))
 AWS_FOR_ENV := $(if $(LOCAL),AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)})
 YES_FOR_ENV := $(if $(or $(LOCAL),$(YES)),--yes)
 
-.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local test clean
+.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local demo test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -54,7 +54,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 build: build-cli build-lambdas ## Build the CLI and the Lambda zips for every architecture
 
 build-cli:
-	cargo build -p microprocess-kit
+	cargo build -p microprocess-kit -p demo-service
 
 build-lambdas: setup ## Package splitter and forwarder with cargo-lambda into target/lambda/ARCH/
 	@for arch in $(LAMBDA_ARCHS); do \
@@ -101,6 +101,9 @@ emulator-stop: ## Stop the emulator started by emulator-start (everything in it 
 	  echo "no emulator running"; \
 	fi; \
 	rm -f $(EMULATOR_PID)
+
+demo: setup build ## From nothing to a finished run of credit-scores over 10,000 companies on this machine, then teardown
+	tools/demo.sh
 
 test: setup build ## Lint, then every test (emulator-free unit, snapshot, config, scanner)
 	$(MAKE) lint
