@@ -15,6 +15,16 @@ use thiserror::Error;
 /// The environment whose stacks go to the local emulator.
 pub const LOCAL_ENVIRONMENT: &str = "local";
 
+/// Whether an environment deploys to the local emulator: `local` and its sandboxes
+/// (`local-NAME`, from `--env local --sandbox NAME`). Such an environment only talks to a
+/// loopback endpoint and renders the templates the emulator takes.
+pub fn is_local(env: &str) -> bool {
+    env == LOCAL_ENVIRONMENT
+        || env
+            .strip_prefix(LOCAL_ENVIRONMENT)
+            .is_some_and(|rest| rest.starts_with('-'))
+}
+
 #[derive(Debug, Error)]
 pub enum AwsError {
     #[error("the `local` environment deploys to the emulator, but `AWS_ENDPOINT_URL` is not set\n  hint: run `make emulator-start`, then `export AWS_ENDPOINT_URL=http://127.0.0.1:5000`")]
@@ -83,7 +93,7 @@ pub async fn connect(
     settings: &Settings,
     notes: &mut Vec<String>,
 ) -> Result<Aws, AwsError> {
-    let local = env == LOCAL_ENVIRONMENT;
+    let local = is_local(env);
     if local {
         match &settings.endpoint_url {
             None => return Err(AwsError::NoLocalEndpoint),
@@ -184,6 +194,15 @@ pub fn is_loopback_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_and_its_sandboxes_deploy_to_the_emulator() {
+        assert!(is_local("local"));
+        assert!(is_local("local-alice"));
+        assert!(!is_local("localhost"));
+        assert!(!is_local("sandbox-local"));
+        assert!(!is_local("dev"));
+    }
 
     #[test]
     fn loopback_urls() {

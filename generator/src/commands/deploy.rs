@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Exit;
+use super::{Exit, InstanceArgs};
 use crate::aws::{self, Aws, AwsError, Settings};
-use crate::config::Project;
+use crate::config::{Project, Selector};
 use crate::deploy::bundle::Bundle;
 use crate::deploy::ui::Ui;
 use crate::deploy::{self, DeployError, Options};
@@ -14,9 +14,10 @@ use crate::render::Renderer;
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The environment: its bundle `dist/NAME/` must have been generated.
-    #[arg(long = "env", value_name = "NAME")]
-    pub env: String,
+    /// The environment (`--env NAME`, and `--sandbox NAME` for a sandbox of it): its
+    /// bundle `dist/NAME/` must have been generated.
+    #[command(flatten)]
+    pub env: InstanceArgs,
     /// Execute every change set without asking (required without a terminal).
     #[arg(long)]
     pub yes: bool,
@@ -30,8 +31,8 @@ pub fn run(project: &Project, args: &DeployArgs, out: &mut dyn Write, err: &mut 
     if !args.yes && !terminal.stdin {
         let _ = writeln!(
             err,
-            "error: `deploy` asks before executing each change set, but there is no terminal to ask on\n  hint: pass `--yes` to execute without asking (as a pipeline does), or run `microprocess diff --env {}` to only look",
-            args.env
+            "error: `deploy` asks before executing each change set, but there is no terminal to ask on\n  hint: pass `--yes` to execute without asking (as a pipeline does), or run `microprocess diff {}` to only look",
+            args.env.selector()
         );
         return Exit::Refused;
     }
@@ -44,7 +45,7 @@ pub fn run(project: &Project, args: &DeployArgs, out: &mut dyn Write, err: &mut 
     };
     execute(
         project,
-        &args.env,
+        &args.env.selector(),
         args.dist.as_ref(),
         args.yes,
         true,
@@ -55,20 +56,21 @@ pub fn run(project: &Project, args: &DeployArgs, out: &mut dyn Write, err: &mut 
 /// `deploy` and `diff`: load the bundle, check it is current, connect, deploy.
 pub(super) fn execute(
     project: &Project,
-    env: &str,
+    selector: &Selector,
     dist: Option<&PathBuf>,
     yes: bool,
     apply: bool,
     ui: &mut Ui<'_>,
 ) -> Exit {
+    let env = &selector.name();
     let dir = dist
         .cloned()
         .unwrap_or_else(|| project.root.join("dist").join(env));
-    let bundle = match Bundle::load(env, &dir) {
+    let bundle = match Bundle::load(selector, &dir) {
         Ok(b) => b,
         Err(e) => return fail(ui, &e.into()),
     };
-    if let Some(code) = check_current(project, &bundle, dist.is_some(), ui) {
+    if let Some(code) = check_current(project, selector, &bundle, dist.is_some(), ui) {
         return code;
     }
     let runtime = match runtime() {
@@ -100,13 +102,14 @@ pub(super) fn execute(
 /// `--dist` from outside a project (a pipeline) is taken as it is.
 fn check_current(
     project: &Project,
+    selector: &Selector,
     bundle: &Bundle,
     explicit: bool,
     ui: &mut Ui<'_>,
 ) -> Option<Exit> {
     let env_file = project
         .environments_dir()
-        .join(format!("{}.toml", bundle.env()));
+        .join(format!("{}.toml", selector.file));
     if explicit && !env_file.is_file() {
         ui.note(format!(
             "no `{}` here: deploying the bundle as generated",
@@ -114,12 +117,9 @@ fn check_current(
         ));
         return None;
     }
-    let env = match project.load(bundle.env()) {
+    let env = match super::load(project, selector, ui.err) {
         Ok(e) => e,
-        Err(d) => {
-            let _ = write!(ui.err, "{d}");
-            return Some(Exit::InvalidConfig);
-        }
+        Err(code) => return Some(code),
     };
     let rendered =
         Renderer::load(&project.root.join("templates")).and_then(|r| r.render_environment(&env));

@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::deploy::{execute, Terminal};
-use super::Exit;
+use super::{Exit, InstanceArgs};
 use crate::config::Project;
 use crate::deploy::ui::Ui;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The environment: its bundle `dist/NAME/` must have been generated.
-    #[arg(long = "env", value_name = "NAME")]
-    pub env: String,
+    /// The environment (`--env NAME`, and `--sandbox NAME` for a sandbox of it): its
+    /// bundle `dist/NAME/` must have been generated.
+    #[command(flatten)]
+    pub env: InstanceArgs,
     /// The bundle to compare; defaults to `dist/NAME` under the project root.
     #[arg(long, value_name = "DIR")]
     pub dist: Option<PathBuf>,
@@ -26,5 +27,12 @@ pub fn run(project: &Project, args: &DiffArgs, out: &mut dyn Write, err: &mut dy
         bars: Terminal::detect().stderr,
         ask: None,
     };
-    execute(project, &args.env, args.dist.as_ref(), true, false, &mut ui)
+    execute(
+        project,
+        &args.env.selector(),
+        args.dist.as_ref(),
+        true,
+        false,
+        &mut ui,
+    )
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{selected, EnvSelection, Exit};
-use crate::config::Project;
+use crate::config::{Project, Selector};
 use crate::manifest;
 use crate::package;
 use crate::render::{to_json, Renderer};
@@ -48,14 +48,14 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| project.root.join("dist"));
     let mut exit = Exit::Ok;
-    for name in names {
+    for sel in names {
         let started = Instant::now();
         let result = generate_one(
             project,
             &renderer,
-            &name,
+            &sel,
             &assets_dir,
-            &out_dir.join(&name),
+            &out_dir.join(sel.name()),
             out,
             err,
         );
@@ -72,16 +72,14 @@ pub fn run(
 fn generate_one(
     project: &Project,
     renderer: &Renderer,
-    name: &str,
+    selector: &Selector,
     assets_dir: &Path,
     dest: &Path,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), Exit> {
-    let env = project.load(name).map_err(|d| {
-        let _ = write!(err, "{d}");
-        Exit::InvalidConfig
-    })?;
+    let env = super::load(project, selector, err)?;
+    let name = env.name.as_str();
     let fail = |err: &mut dyn Write, msg: String| {
         let _ = writeln!(err, "error: {msg}");
         Exit::Failed

@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::{selected, EnvSelection, Exit};
 use crate::config::model::Service;
-use crate::config::Project;
+use crate::config::{LoadError, Project};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -22,8 +22,9 @@ pub fn run(
         return Exit::InvalidConfig;
     };
     let mut exit = Exit::Ok;
-    for name in names {
-        match project.load(&name) {
+    for sel in names {
+        let name = sel.name();
+        match project.load_instance(&sel.file, sel.sandbox.as_deref()) {
             Ok(env) => {
                 let service = match &env.service {
                     Service::Fargate(f) => format!("fargate, queue host {}", f.queue_host),
@@ -46,8 +47,15 @@ pub fn run(
                         .join(", "),
                     service
                 );
+                if let (Some(s), Some(days)) = (&env.sandbox, env.expires_after_days) {
+                    let _ = writeln!(
+                        out,
+                        "  sandbox `{}` of `{}`: expires {days} days after each deploy",
+                        s.name, s.of
+                    );
+                }
             }
-            Err(diagnostics) => {
+            Err(LoadError::Config(diagnostics)) => {
                 let _ = write!(err, "{diagnostics}");
                 let _ = writeln!(
                     err,
@@ -56,6 +64,10 @@ pub fn run(
                     if diagnostics.len() == 1 { "" } else { "s" }
                 );
                 exit = Exit::InvalidConfig;
+            }
+            Err(LoadError::Usage(d)) => {
+                let _ = write!(err, "{d}");
+                exit = Exit::Usage;
             }
         }
     }

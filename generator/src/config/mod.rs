@@ -11,8 +11,10 @@ mod microprocess;
 pub mod model;
 mod parse;
 mod raw;
+pub mod sandbox;
 pub mod schedule;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +22,9 @@ use checks::{Checker, Located};
 use diagnostic::{did_you_mean, Diagnostic, Diagnostics, Place, SourceFile};
 pub use model::Environment;
 use raw::{RawEnvironmentFile, RawMicroprocesses};
+pub use sandbox::Selector;
+
+use crate::plan;
 
 /// The file holding the microprocess entries; not an environment.
 pub const MICROPROCESSES_FILE: &str = "microprocesses.toml";
@@ -78,6 +83,16 @@ impl Project {
 
     /// Loads and validates one environment, reporting every problem found.
     pub fn load(&self, env: &str) -> Result<Environment, Diagnostics> {
+        self.load_checked(env, false)
+    }
+
+    /// Loads an environment that sandboxes can be made of: unprotected, with
+    /// `expires_after_days` (otherwise a diagnostic points at the file).
+    pub fn load_sandbox_base(&self, env: &str) -> Result<Environment, Diagnostics> {
+        self.load_checked(env, true)
+    }
+
+    fn load_checked(&self, env: &str, sandbox_base: bool) -> Result<Environment, Diagnostics> {
         let names = self.environment_names()?;
         if !names.iter().any(|n| n == env) {
             let list = names
@@ -85,9 +100,17 @@ impl Project {
                 .map(|n| format!("`{n}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let hint = match did_you_mean(env, names.iter().map(String::as_str)) {
-                Some(close) => format!("did you mean `{close}`? (environments: {list})"),
-                None => {
+            // `sandbox-alice` is a sandbox's name, not a file's.
+            let sandbox_of = names.iter().find_map(|n| {
+                let rest = env.strip_prefix(n.as_str())?.strip_prefix('-')?;
+                sandbox::check_name(rest).ok().map(|()| (n, rest))
+            });
+            let hint = match (sandbox_of, did_you_mean(env, names.iter().map(String::as_str))) {
+                (Some((file, name)), _) => format!(
+                    "a sandbox is named by its environment and its name: `--env {file} --sandbox {name}` (environments: {list})"
+                ),
+                (None, Some(close)) => format!("did you mean `{close}`? (environments: {list})"),
+                (None, None) => {
                     format!("environments: {list}; add `environments/{env}.toml` to create one")
                 }
             };
@@ -100,16 +123,95 @@ impl Project {
         let env_file = self.read(&format!("{env}.toml"))?;
         let entries: RawMicroprocesses = parse::parse(&mp_file).map_err(one)?;
         let raw_env: RawEnvironmentFile = parse::parse(&env_file).map_err(one)?;
-        validate(
+        let loaded = validate(
             env,
             &entries,
             &mp_file,
             &raw_env,
             &env_file,
             &self.host_arch,
-        )
+        )?;
+        if sandbox_base {
+            sandbox::check_allows(&loaded, &raw_env, &env_file)?;
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the environment `env`, or with `sandbox` its copy `<env>-<sandbox>`: the file
+    /// must allow sandboxes and the name must be valid and short enough that every name
+    /// made from it fits its AWS limit.
+    pub fn load_instance(
+        &self,
+        env: &str,
+        sandbox: Option<&str>,
+    ) -> Result<Environment, LoadError> {
+        let Some(name) = sandbox else {
+            return self.load(env).map_err(LoadError::Config);
+        };
+        sandbox::check_name(name).map_err(|m| {
+            LoadError::Usage(
+                Diagnostic::general(m).hint(
+                    "the sandbox name becomes part of every stack and resource name of the copy",
+                ),
+            )
+        })?;
+        let base = self.load_sandbox_base(env).map_err(LoadError::Config)?;
+        let instance = sandbox::instance_name(env, name);
+        if self
+            .environment_names()
+            .is_ok_and(|n| n.contains(&instance))
+        {
+            return Err(LoadError::Usage(
+                Diagnostic::general(format!(
+                    "sandbox `{name}` of `{env}` would be named `{instance}`, which is the name of `environments/{instance}.toml`"
+                ))
+                .hint("choose another sandbox name"),
+            ));
+        }
+        let (max, tightest) = sandbox::max_name_len(&base);
+        if name.len() > max {
+            let longest = sandbox::instantiate(&base, name);
+            let example = plan::name_limits(&longest)
+                .into_iter()
+                .find(|l| l.what == tightest.what && l.name.len() > l.limit)
+                .map(|l| l.name)
+                .unwrap_or_default();
+            return Err(LoadError::Usage(
+                Diagnostic::general(format!(
+                    "sandbox name `{name}` is {} characters; sandboxes of `{env}` take at most {max}",
+                    name.len()
+                ))
+                .hint(format!(
+                    "it would make the {} `{example}` ({} characters; AWS takes at most {}): choose a shorter name",
+                    tightest.what,
+                    example.len(),
+                    tightest.limit
+                )),
+            ));
+        }
+        Ok(sandbox::instantiate(&base, name))
     }
 }
+
+/// Why [`Project::load_instance`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// The config has problems, each with its place.
+    Config(Diagnostics),
+    /// The command line asked for something the config cannot give (a bad sandbox name).
+    Usage(Diagnostic),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Config(d) => write!(f, "{d}"),
+            LoadError::Usage(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 fn one(d: Diagnostic) -> Diagnostics {
     Diagnostics(vec![d])
@@ -216,6 +318,7 @@ fn validate(
         expires_after_days: settings.expires_after_days,
         service,
         microprocesses,
+        sandbox: None,
     })
 }
 

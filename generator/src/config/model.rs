@@ -19,6 +19,10 @@ pub struct Environment {
     pub service: Service,
     /// Enabled microprocesses, sorted by name.
     pub microprocesses: Vec<Microprocess>,
+    /// Set when this is a copy of an environment made with `--sandbox`; `name` is then
+    /// `<file>-<sandbox name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<super::sandbox::Sandbox>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::config::Selector;
 use crate::manifest::{Manifest, ManifestStack};
 use crate::package::Asset;
 use crate::render::RenderedStack;
@@ -15,11 +16,15 @@ pub const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum BundleError {
-    #[error("no bundle for `{env}` at `{}`\n  hint: run `microprocess generate --env {env}` first", dir.display())]
-    Missing { env: String, dir: PathBuf },
-    #[error("cannot read `{}`: {detail}\n  hint: run `microprocess generate --env {env}` to write the bundle again", path.display())]
-    Unreadable {
+    #[error("no bundle for `{env}` at `{}`\n  hint: run `microprocess generate {args}` first", dir.display())]
+    Missing {
         env: String,
+        args: Selector,
+        dir: PathBuf,
+    },
+    #[error("cannot read `{}`: {detail}\n  hint: run `microprocess generate {args}` to write the bundle again", path.display())]
+    Unreadable {
+        args: Selector,
         path: PathBuf,
         detail: String,
     },
@@ -31,34 +36,46 @@ pub enum BundleError {
     },
     #[error("`{}` has manifest version {found}; this CLI reads version {MANIFEST_VERSION}\n  hint: generate the bundle with this version of the kit", dir.display())]
     Version { dir: PathBuf, found: u32 },
-    #[error("`{}` does not match the hash in the manifest: the bundle was changed after it was generated\n  hint: run `microprocess generate --env {env}` again", path.display())]
-    Tampered { env: String, path: PathBuf },
-    #[error("the bundle at `{}` is stale: {what}\n  hint: run `microprocess generate --env {env}` (or `make generate ENV={env}`) and deploy again", dir.display())]
+    #[error("`{}` does not match the hash in the manifest: the bundle was changed after it was generated\n  hint: run `microprocess generate {args}` again", path.display())]
+    Tampered { args: Selector, path: PathBuf },
+    #[error("the bundle at `{}` is stale: {what}\n  hint: run `microprocess generate {args}`{} and deploy again", dir.display(), make_hint(args))]
     Stale {
-        env: String,
+        args: Selector,
         dir: PathBuf,
         what: String,
     },
+}
+
+/// ` (or `make generate ENV=dev`)` for an environment the Makefile can name.
+fn make_hint(args: &Selector) -> String {
+    match args.sandbox {
+        None => format!(" (or `make generate ENV={}`)", args.file),
+        Some(_) => String::new(),
+    }
 }
 
 #[derive(Debug)]
 pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// The arguments that name the environment, for hints.
+    pub selector: Selector,
 }
 
 impl Bundle {
-    /// Reads `dir/manifest.json` of environment `env`.
-    pub fn load(env: &str, dir: &Path) -> Result<Bundle, BundleError> {
+    /// Reads `dir/manifest.json` of the environment `selector` names.
+    pub fn load(selector: &Selector, dir: &Path) -> Result<Bundle, BundleError> {
+        let env = selector.name();
         let path = dir.join("manifest.json");
         if !path.is_file() {
             return Err(BundleError::Missing {
-                env: env.to_string(),
+                env,
+                args: selector.clone(),
                 dir: dir.to_path_buf(),
             });
         }
         let unreadable = |detail: String| BundleError::Unreadable {
-            env: env.to_string(),
+            args: selector.clone(),
             path: path.clone(),
             detail,
         };
@@ -79,7 +96,7 @@ impl Bundle {
             serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
         if manifest.environment != env {
             return Err(BundleError::OtherEnvironment {
-                env: env.to_string(),
+                env,
                 found: manifest.environment,
                 dir: dir.to_path_buf(),
             });
@@ -87,6 +104,7 @@ impl Bundle {
         Ok(Bundle {
             dir: dir.to_path_buf(),
             manifest,
+            selector: selector.clone(),
         })
     }
 
@@ -97,13 +115,13 @@ impl Bundle {
     fn read_checked(&self, file: &str, sha256: &str) -> Result<Vec<u8>, BundleError> {
         let path = self.dir.join(file);
         let bytes = std::fs::read(&path).map_err(|e| BundleError::Unreadable {
-            env: self.env().to_string(),
+            args: self.selector.clone(),
             path: path.clone(),
             detail: e.to_string(),
         })?;
         if hex::encode(Sha256::digest(&bytes)) != sha256 {
             return Err(BundleError::Tampered {
-                env: self.env().to_string(),
+                args: self.selector.clone(),
                 path,
             });
         }
@@ -114,7 +132,7 @@ impl Bundle {
     pub fn template(&self, stack: &ManifestStack) -> Result<String, BundleError> {
         let bytes = self.read_checked(&stack.template, &stack.template_sha256)?;
         String::from_utf8(bytes).map_err(|e| BundleError::Unreadable {
-            env: self.env().to_string(),
+            args: self.selector.clone(),
             path: self.dir.join(&stack.template),
             detail: e.to_string(),
         })
@@ -129,7 +147,7 @@ impl Bundle {
     /// same templates.
     pub fn check_current(&self, rendered: &[RenderedStack]) -> Result<(), BundleError> {
         let stale = |what: String| BundleError::Stale {
-            env: self.env().to_string(),
+            args: self.selector.clone(),
             dir: self.dir.clone(),
             what,
         };

@@ -254,6 +254,20 @@ impl Cfn {
 
     /// Every live stack whose tag `key` is `value`.
     pub async fn tagged(&self, key: &str, value: &str) -> Result<Vec<StackInfo>, DeployError> {
+        self.stacks_where(|s| s.tags.get(key).map(String::as_str) == Some(value))
+            .await
+    }
+
+    /// Every stack that carries tag `key`, whatever its value.
+    pub async fn with_tag(&self, key: &str) -> Result<Vec<StackInfo>, DeployError> {
+        self.stacks_where(|s| s.tags.contains_key(key)).await
+    }
+
+    /// Every stack of the account and region that `keep` keeps, deleted ones left out.
+    async fn stacks_where(
+        &self,
+        keep: impl Fn(&StackInfo) -> bool,
+    ) -> Result<Vec<StackInfo>, DeployError> {
         let mut stacks = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -268,7 +282,7 @@ impl Cfn {
                 out.stacks()
                     .iter()
                     .map(stack_info)
-                    .filter(|s| s.tags.get(key).map(String::as_str) == Some(value))
+                    .filter(|s| keep(s))
                     .filter(|s| s.status != "DELETE_COMPLETE"),
             );
             token = out.next_token().map(str::to_string);

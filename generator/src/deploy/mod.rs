@@ -37,6 +37,8 @@ pub const EXPIRES_AT_TAG: &str = "microprocess:expires-at";
 pub const EXPIRES_AFTER_DAYS_TAG: &str = "microprocess:expires-after-days";
 /// The tag every stack and resource of an environment carries.
 pub const ENVIRONMENT_TAG: &str = "microprocess:environment";
+/// The tag naming the service every stack and resource belongs to.
+pub const SERVICE_TAG: &str = "microprocess:service";
 
 #[derive(Debug, Error)]
 pub enum DeployError {
@@ -359,8 +361,8 @@ fn missing_core(bundle: &Bundle, stack: &ManifestStack) -> DeployError {
         output: BUCKET_OUTPUT.into(),
         problem: "does not exist yet".into(),
         hint: format!(
-            "deploy the core stack first: `microprocess deploy --env {}`",
-            bundle.env()
+            "deploy the core stack first: `microprocess deploy {}`",
+            bundle.selector
         ),
     }
 }
@@ -451,8 +453,8 @@ async fn resolve_parameters(
                             output: output.to_string(),
                             problem: "does not exist".into(),
                             hint: format!(
-                                "deploy the whole environment in order: `microprocess deploy --env {}`",
-                                bundle.env()
+                                "deploy the whole environment in order: `microprocess deploy {}`",
+                                bundle.selector
                             ),
                         });
                     };

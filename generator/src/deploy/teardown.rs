@@ -7,8 +7,10 @@
 //! kinds, and AWS lists a resource there only while it has tags), and each resource the
 //! stacks held (queues, functions, tables, buckets, log groups) is looked up by name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
+
+use chrono::{DateTime, Utc};
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -16,9 +18,10 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use super::assets::s3_client;
 use super::cfn::{Cfn, Resource, StackInfo};
 use super::ui::Ui;
-use super::{DeployError, Options, ENVIRONMENT_TAG};
+use super::{DeployError, Options, ENVIRONMENT_TAG, EXPIRES_AT_TAG, SERVICE_TAG};
 use crate::aws::Aws;
 use crate::config::model::Environment;
+use crate::config::sandbox::{self, SANDBOX_OF_TAG};
 use crate::plan::{self, StackKind};
 
 /// What teardown needs to know about an environment, from its config.
@@ -107,6 +110,89 @@ pub async fn stacks_of(cfn: &Cfn, target: &Target) -> Result<Vec<StackInfo>, Dep
     }
     found.sort_by_key(|s| target.rank(&s.name));
     Ok(found)
+}
+
+/// A sandbox of an environment, found by its stacks' tags.
+#[derive(Debug, Clone)]
+pub struct FoundSandbox {
+    /// The name given with `--sandbox` (`alice`).
+    pub name: String,
+    /// The environment's name (`sandbox-alice`).
+    pub env: String,
+    /// The latest expiry among its stacks: the sandbox has expired once all of them have.
+    pub expires_at: DateTime<Utc>,
+    /// Its stacks that carry an expiry tag.
+    pub stacks: Vec<StackInfo>,
+    /// Its stacks without a readable expiry tag, which `--expired` never touches.
+    pub untagged: Vec<String>,
+}
+
+impl FoundSandbox {
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// When a stack expires, from its [`EXPIRES_AT_TAG`].
+pub fn expires_at(stack: &StackInfo) -> Option<DateTime<Utc>> {
+    stack
+        .tags
+        .get(EXPIRES_AT_TAG)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The sandboxes of `base` among `stacks`, sorted by name. A stack belongs to sandbox `N`
+/// when it is tagged `microprocess:sandbox-of=<base>`, `microprocess:environment=<base>-N`
+/// with a valid sandbox name `N`, and the base's service, and is named like the sandbox's
+/// stacks; `other_environments` (names of environment files) are never sandboxes. A
+/// sandbox none of whose stacks carries an expiry tag is left out.
+pub fn sandboxes_of(
+    base: &Environment,
+    stacks: Vec<StackInfo>,
+    other_environments: &[String],
+) -> Vec<FoundSandbox> {
+    let mut groups: BTreeMap<String, Vec<StackInfo>> = BTreeMap::new();
+    for s in stacks {
+        if s.tags.get(SANDBOX_OF_TAG) != Some(&base.name)
+            || s.tags.get(SERVICE_TAG).map(String::as_str) != Some(base.service.name())
+        {
+            continue;
+        }
+        let Some(env) = s.tags.get(ENVIRONMENT_TAG).cloned() else {
+            continue;
+        };
+        let Some(name) = env
+            .strip_prefix(base.name.as_str())
+            .and_then(|r| r.strip_prefix('-'))
+        else {
+            continue;
+        };
+        if sandbox::check_name(name).is_err()
+            || other_environments.contains(&env)
+            || !s
+                .name
+                .starts_with(&format!("{}-{env}-", base.service.name()))
+        {
+            continue;
+        }
+        groups.entry(name.to_string()).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(name, stacks)| {
+            let (tagged, untagged): (Vec<StackInfo>, Vec<StackInfo>) =
+                stacks.into_iter().partition(|s| expires_at(s).is_some());
+            let expires_at = tagged.iter().filter_map(expires_at).max()?;
+            Some(FoundSandbox {
+                env: sandbox::instance_name(&base.name, &name),
+                name,
+                expires_at,
+                stacks: tagged,
+                untagged: untagged.into_iter().map(|s| s.name).collect(),
+            })
+        })
+        .collect()
 }
 
 /// Deletes the stacks of `target` (found by [`stacks_of`]) and looks for leftovers.
@@ -418,6 +504,133 @@ async fn leftovers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sandbox_env() -> Environment {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace root");
+        crate::config::Project {
+            root: root.to_path_buf(),
+            host_arch: "x86_64".into(),
+        }
+        .load("sandbox")
+        .unwrap()
+    }
+
+    fn stack(name: &str, tags: &[(&str, &str)]) -> StackInfo {
+        StackInfo {
+            name: name.into(),
+            id: format!("arn:aws:cloudformation:::stack/{name}/1"),
+            status: "CREATE_COMPLETE".into(),
+            parameters: Default::default(),
+            outputs: Default::default(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The tags a sandbox's stack gets, expiring at `expires`.
+    fn sandbox_stack(env: &str, kind: &str, expires: Option<&str>) -> StackInfo {
+        let mut tags = vec![
+            (ENVIRONMENT_TAG, env),
+            (SERVICE_TAG, "scores"),
+            (SANDBOX_OF_TAG, "sandbox"),
+        ];
+        if let Some(e) = expires {
+            tags.push((EXPIRES_AT_TAG, e));
+        }
+        stack(&format!("scores-{env}-{kind}"), &tags)
+    }
+
+    #[test]
+    fn sandboxes_are_found_by_their_tags_and_grouped_by_environment() {
+        let base = sandbox_env();
+        let past = "2026-03-09T00:00:00Z";
+        let future = "2026-04-01T00:00:00Z";
+        let stacks = vec![
+            sandbox_stack("sandbox-alice", "core", Some(past)),
+            sandbox_stack("sandbox-alice", "mp-abn-refresh", Some(past)),
+            sandbox_stack("sandbox-alice", "mp-by-hand", None),
+            sandbox_stack("sandbox-bob", "core", Some(past)),
+            sandbox_stack("sandbox-bob", "mp-abn-refresh", Some(future)),
+            // Only untagged stacks: nothing to judge by.
+            sandbox_stack("sandbox-carol", "core", None),
+            // An environment file's stacks, even when tagged like a sandbox.
+            sandbox_stack("sandbox-eu", "core", Some(past)),
+            // The base environment itself.
+            stack(
+                "scores-sandbox-core",
+                &[
+                    (ENVIRONMENT_TAG, "sandbox"),
+                    (SERVICE_TAG, "scores"),
+                    (EXPIRES_AT_TAG, past),
+                ],
+            ),
+            // Another service, another base, a bad name, a foreign stack name.
+            stack(
+                "billing-sandbox-dave-core",
+                &[
+                    (ENVIRONMENT_TAG, "sandbox-dave"),
+                    (SERVICE_TAG, "billing"),
+                    (SANDBOX_OF_TAG, "sandbox"),
+                    (EXPIRES_AT_TAG, past),
+                ],
+            ),
+            stack(
+                "scores-dev-erin-core",
+                &[
+                    (ENVIRONMENT_TAG, "dev-erin"),
+                    (SERVICE_TAG, "scores"),
+                    (SANDBOX_OF_TAG, "dev"),
+                    (EXPIRES_AT_TAG, past),
+                ],
+            ),
+            sandbox_stack("sandbox-Frank", "core", Some(past)),
+            stack(
+                "other-stack",
+                &[
+                    (ENVIRONMENT_TAG, "sandbox-gina"),
+                    (SERVICE_TAG, "scores"),
+                    (SANDBOX_OF_TAG, "sandbox"),
+                    (EXPIRES_AT_TAG, past),
+                ],
+            ),
+        ];
+        let found = sandboxes_of(&base, stacks, &["sandbox-eu".to_string()]);
+        let summary: Vec<(&str, &str, usize, Vec<&str>)> = found
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.env.as_str(),
+                    s.stacks.len(),
+                    s.untagged.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "alice",
+                    "sandbox-alice",
+                    2,
+                    vec!["scores-sandbox-alice-mp-by-hand"]
+                ),
+                ("bob", "sandbox-bob", 2, vec![]),
+            ]
+        );
+        let now: DateTime<Utc> = "2026-03-10T00:00:00Z".parse().unwrap();
+        assert!(found[0].expired(now));
+        // One of bob's stacks was deployed later: bob lives until it expires.
+        assert_eq!(
+            found[1].expires_at.to_rfc3339(),
+            "2026-04-01T00:00:00+00:00"
+        );
+        assert!(!found[1].expired(now));
+    }
 
     #[test]
     fn stacks_go_in_reverse_deploy_order_with_core_last() {

@@ -26,6 +26,12 @@ pub fn base_tags(env: &Environment) -> Vec<(String, String)> {
             days.to_string(),
         ));
     }
+    if let Some(s) = &env.sandbox {
+        tags.push((
+            crate::config::sandbox::SANDBOX_OF_TAG.to_string(),
+            s.of.clone(),
+        ));
+    }
     tags
 }
 
@@ -90,10 +96,7 @@ fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value
     c.insert("queue_base_url".into(), json!(env.service.queue_base_url()));
     // The local environment deploys to the emulator, which crashes on a few properties
     // AWS takes; templates leave those out there (the README lists them).
-    c.insert(
-        "emulator".into(),
-        json!(env.name == crate::aws::LOCAL_ENVIRONMENT),
-    );
+    c.insert("emulator".into(), json!(crate::aws::is_local(&env.name)));
     c.insert("tags".into(), tag_list(&base_tags(env)));
     c.insert(
         "stateful_tags".into(),
@@ -224,14 +227,7 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
     c.insert("mp".into(), serde_json::to_value(m).unwrap_or(Value::Null));
     c.insert(
         "names".into(),
-        json!({
-            "queue": format!("{p}-{}", m.name),
-            "dlq": format!("{p}-{}-dlq", m.name),
-            "schedule_dlq": format!("{p}-{}-schedule-dlq", m.name),
-            "splitter": plan::function_name(env, m, "splitter"),
-            "forwarder": plan::function_name(env, m, "forwarder"),
-            "schedule": format!("{p}-{}", m.name),
-        }),
+        serde_json::to_value(plan::microprocess_names(env, m)).unwrap_or(Value::Null),
     );
     c.insert(
         "schedule_state".into(),
