@@ -24,7 +24,7 @@ pub(super) struct Session {
 impl Session {
     /// Whether this is the `local` environment, whose functions run in the local runner.
     pub fn is_local(&self) -> bool {
-        self.env.name == aws::LOCAL_ENVIRONMENT
+        aws::is_local(&self.env.name)
     }
 }
 
@@ -40,17 +40,14 @@ pub(super) fn runtime(err: &mut dyn Write) -> Result<tokio::runtime::Runtime, Ex
         })
 }
 
-/// Loads `env_name`, connects (account pin and loopback rules as for deploy) and reads the
+/// Loads the environment (or its sandbox), connects (account pin and loopback rules as for deploy) and reads the
 /// deployed stacks' outputs. Errors are printed; the exit code is returned.
 pub(super) async fn open(
     project: &Project,
-    env_name: &str,
+    instance: &super::InstanceArgs,
     err: &mut dyn Write,
 ) -> Result<Session, Exit> {
-    let env = project.load(env_name).map_err(|d| {
-        let _ = write!(err, "{d}");
-        Exit::InvalidConfig
-    })?;
+    let env = instance.load(project, err)?;
     let mut notes = Vec::new();
     let connected = aws::connect(
         &env.name,

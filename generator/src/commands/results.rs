@@ -15,8 +15,8 @@ pub struct ResultsArgs {
     /// The run id.
     #[arg(value_name = "RUN")]
     pub run: String,
-    #[arg(long = "env", value_name = "ENV")]
-    pub env: String,
+    #[command(flatten)]
+    pub instance: super::InstanceArgs,
     /// The microprocess, when run ids repeat across microprocesses.
     #[arg(long, value_name = "NAME")]
     pub microprocess: Option<String>,
@@ -39,7 +39,7 @@ pub fn run(
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let session = match operate::open(project, &args.env, err).await {
+        let session = match operate::open(project, &args.instance, err).await {
             Ok(s) => s,
             Err(code) => return code,
         };

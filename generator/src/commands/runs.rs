@@ -34,8 +34,8 @@ pub struct ShowArgs {
     /// The run id.
     #[arg(value_name = "RUN")]
     pub run: String,
-    #[arg(long = "env", value_name = "ENV")]
-    pub env: String,
+    #[command(flatten)]
+    pub instance: super::InstanceArgs,
     /// The microprocess, when run ids repeat across microprocesses.
     #[arg(long, value_name = "NAME")]
     pub microprocess: Option<String>,
@@ -53,7 +53,7 @@ fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut d
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let session = match operate::open(project, &args.env, err).await {
+        let session = match operate::open(project, &args.instance, err).await {
             Ok(s) => s,
             Err(code) => return code,
         };

@@ -21,9 +21,8 @@ pub struct StartArgs {
     /// The microprocess to run.
     #[arg(value_name = "NAME")]
     pub microprocess: String,
-    /// The environment it is deployed in.
-    #[arg(long = "env", value_name = "ENV")]
-    pub env: String,
+    #[command(flatten)]
+    pub instance: super::InstanceArgs,
     /// The run's id (letters, digits, `.`, `_`, `-`); `manual-<UTC time>` when left out.
     /// Starting an id that exists resumes or ignores it, never runs it twice.
     #[arg(long, value_name = "ID")]
@@ -52,7 +51,7 @@ pub fn run(project: &Project, args: &StartArgs, out: &mut dyn Write, err: &mut d
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let session = match operate::open(project, &args.env, err).await {
+        let session = match operate::open(project, &args.instance, err).await {
             Ok(s) => s,
             Err(code) => return code,
         };

@@ -18,9 +18,8 @@ use crate::runs::RunsError;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The environment.
-    #[arg(long = "env", value_name = "ENV")]
-    pub env: String,
+    #[command(flatten)]
+    pub instance: super::InstanceArgs,
     /// Only this microprocess.
     #[arg(long, value_name = "NAME")]
     pub microprocess: Option<String>,
@@ -68,7 +67,7 @@ pub fn run(project: &Project, args: &StatusArgs, out: &mut dyn Write, err: &mut 
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let session = match operate::open(project, &args.env, err).await {
+        let session = match operate::open(project, &args.instance, err).await {
             Ok(s) => s,
             Err(code) => return code,
         };
