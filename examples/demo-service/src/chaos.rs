@@ -67,6 +67,12 @@ pub struct Chaos {
     #[arg(long = "slow-attempts", env = "DEMO_SLOW_ATTEMPTS")]
     pub slow_attempts: Option<u32>,
 
+    /// A slow seq does its work and records its answer at once, and only the answer
+    /// waits `--slow-ms`: a caller that gives up first finds the work done (a replay)
+    /// when it comes back. Off: the work waits too, and a caller that gives up cancels it.
+    #[arg(long = "late-answers", env = "DEMO_LATE_ANSWERS")]
+    pub late_answers: bool,
+
     /// The first K reduce calls of each run are answered 503.
     #[arg(
         long = "reduce-failures",
@@ -120,6 +126,7 @@ impl Default for Chaos {
             slow_seqs: SeqSelector::None,
             slow_ms: DEFAULT_SLOW_MS,
             slow_attempts: None,
+            late_answers: false,
             reduce_failures: 0,
             split_failures: 0,
             garbage_rate: 0.0,

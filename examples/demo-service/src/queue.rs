@@ -157,13 +157,36 @@ async fn process(
     }
 
     let mut delay = chaos.delay_ms;
-    if chaos.is_slow(seq, attempt) {
+    let slow = chaos.is_slow(seq, attempt);
+    if slow {
         delay += chaos.slow_ms;
     }
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    let delay = Duration::from_millis(delay);
+    if slow && chaos.late_answers {
+        // The work is done and recorded now; only the answer is late, so a caller that
+        // gives up first finds it done when it comes back.
+        let response = work(&shared, &chaos, &name, &run, &request, &key, call);
+        tokio::time::sleep(delay).await;
+        return response;
     }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    work(&shared, &chaos, &name, &run, &request, &key, call)
+}
 
+/// The answer of a process call past the idempotency record, `--retry-after` and the
+/// delays: the injected failures, else the score, kept for replays.
+fn work(
+    shared: &Shared,
+    chaos: &Chaos,
+    name: &str,
+    run: &RunId,
+    request: &ProcessRequest,
+    key: &str,
+    call: crate::state::ProcessCall,
+) -> Response {
+    let (seq, attempt) = (request.seq, request.attempt);
     if chaos.fails_4xx(seq) && !shared.fixed() {
         call.finish(422, false, None);
         return ApiError::new(
@@ -208,7 +231,7 @@ async fn process(
             body: serde_json::to_vec(&body).unwrap_or_default(),
         }
     };
-    let kept = shared.keep_answer(&name, &key, answer);
+    let kept = shared.keep_answer(name, key, answer);
     let score = (kept.content_type == CONTENT_TYPE_JSON).then(|| Score::of(&request.item).score);
     call.finish(kept.status, false, score);
     tracing::debug!(microprocess = %name, %run, seq, attempt, status = kept.status, "processed");

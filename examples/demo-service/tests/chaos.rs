@@ -226,6 +226,41 @@ async fn slow_seqs_outlast_the_callers_timeout_then_a_retry_succeeds() {
 }
 
 #[tokio::test]
+async fn late_answers_do_the_work_before_the_caller_gives_up_and_replay_it() {
+    let service = start(with(Chaos {
+        slow_seqs: "4".parse().unwrap(),
+        slow_ms: 10_000,
+        slow_attempts: Some(1),
+        late_answers: true,
+        ..Chaos::default()
+    }))
+    .await;
+    let base = service.queue_url();
+    let timeout = Duration::from_millis(1000);
+    let error = Call::process(MP, RUN, 4, 1)
+        .timeout(timeout)
+        .send(&base)
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    // The work was done and counted although the caller never saw the answer.
+    let run = service.stats().run(MP, RUN).unwrap().clone();
+    assert_eq!(run.succeeded, 1);
+    assert_eq!(run.child(4).unwrap().history[0].status, Some(200));
+    // The retry gets the kept answer, and the seq stays counted once.
+    let reply = Call::process(MP, RUN, 4, 2)
+        .timeout(timeout)
+        .answer(&base)
+        .await;
+    assert_eq!(reply.status, 200);
+    let run = service.stats().run(MP, RUN).unwrap().clone();
+    let child = run.child(4).unwrap();
+    assert_eq!(child.attempts, [1, 2]);
+    assert!(child.history[1].replay);
+    assert_eq!((child.replays, run.succeeded), (1, 1));
+}
+
+#[tokio::test]
 async fn reduce_failures_fail_the_first_reduce_calls_of_each_run() {
     let service = start(with(Chaos {
         reduce_failures: 2,
