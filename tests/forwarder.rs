@@ -5,291 +5,29 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
-use aws_lambda_events::sqs::SqsBatchResponse;
-use chrono::Utc;
-use demo_service::{Chaos, Config, RunningService, SeqSelector};
-use forwarder::Forwarder;
-use kit_tests::counter::RequestCounter;
-use kit_tests::ledger_table::create_ledger_table;
+use demo_service::{Chaos, SeqSelector};
 use kit_tests::mapping::{depth, receive, settle};
-use kit_tests::moto::{sdk_config, MotoServer};
-use lambda_runtime::{Context, LambdaEvent};
-use microprocess_shared::ledger::{ChildResult, Ledger, Overlap};
+use kit_tests::pipeline::{context, ForwarderOptions, Pipeline, Setup, NAME};
+use lambda_runtime::LambdaEvent;
+use microprocess_shared::ledger::ChildResult;
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
-use microprocess_shared::settings::ForwarderSettings;
 
-const SECRET: &str = "forwarder-test-secret";
-const NAME: &str = "credit-scores";
-
-struct Bench {
-    _moto: MotoServer,
-    config: SdkConfig,
-    /// For setting up (the splitter's sends, reading the dead-letter queue): not counted.
-    sqs: aws_sdk_sqs::Client,
-    /// The event source mapping's receives and deletes, counted.
-    mapping_sqs: aws_sdk_sqs::Client,
-    mapping_requests: RequestCounter,
-    /// Every request the forwarder itself sends (SQS, DynamoDB, S3).
-    forwarder_requests: RequestCounter,
-    ledger: Ledger,
-    queue_url: String,
-    dlq_url: String,
-    service: RunningService,
-    forwarder: Forwarder,
-}
-
-struct Options {
-    max_attempts: u32,
-    process_timeout_seconds: u32,
-    storage: &'static str,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            max_attempts: 3,
-            process_timeout_seconds: 5,
-            storage: "ledger",
-        }
-    }
-}
-
-async fn bench(chaos: Chaos, options: Options) -> Bench {
-    // Requests one at a time: moto's conditional writes are not atomic under concurrency.
-    let moto = MotoServer::start_serialized();
-    let config = sdk_config(moto.endpoint()).await;
-    let table = create_ledger_table(&config).await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let dlq_url = sqs
-        .create_queue()
-        .queue_name("credit-scores-dlq")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("credit-scores")
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-            "30",
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let s3 = aws_sdk_s3::Client::new(&config);
-    s3.create_bucket().bucket("results").send().await.unwrap();
-
-    let service =
-        demo_service::DemoService::start(Config::new(SECRET).with_items(100).with_chaos(chaos))
-            .await
-            .unwrap();
-    let vars: BTreeMap<&str, String> = [
-        ("MICROPROCESS_NAME", NAME.to_string()),
-        ("LEDGER_TABLE", table.clone()),
-        ("QUEUE_URL", queue_url.clone()),
-        ("DEAD_LETTER_QUEUE_URL", dlq_url.clone()),
-        ("QUEUE_BASE_URL", service.queue_url()),
-        (
-            "SIGNING_SECRET_ARN",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
-        ),
-        ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
-        ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
-        (
-            "PROCESS_TIMEOUT_SECONDS",
-            options.process_timeout_seconds.to_string(),
-        ),
-        ("MAX_ATTEMPTS", options.max_attempts.to_string()),
-        ("RESULTS_BUCKET", "results".into()),
-        ("RESULT_STORAGE", options.storage.into()),
-        ("RESULTS_EXPIRY_DAYS", "30".into()),
-        ("RATE_LIMIT_PER_SECOND", "0".into()),
-        ("MAX_CONCURRENCY", "2".into()),
-        ("BACKOFF_BASE_MILLIS", "1".into()),
-    ]
-    .into_iter()
-    .collect();
-    let settings = ForwarderSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let mut forwarder = Forwarder::new(settings, &config, SECRET.into()).unwrap();
-    // The same clients, counted at the SDK level.
-    let forwarder_requests = RequestCounter::default();
-    let counted = forwarder_requests.clone();
-    forwarder.sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&config)
-            .interceptor(counted.clone())
-            .build(),
-    );
-    forwarder.s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .interceptor(counted.clone())
-            .build(),
-    );
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(counted)
-            .build(),
-    );
-    forwarder.ledger = Ledger::new(dynamodb, table.clone());
-    let mapping_requests = RequestCounter::default();
-    let mapping_sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&config)
-            .interceptor(mapping_requests.clone())
-            .build(),
-    );
-    Bench {
-        mapping_sqs,
-        mapping_requests,
-        forwarder_requests,
-        ledger: Ledger::from_config(&config, table),
-        _moto: moto,
-        config,
-        sqs,
-        queue_url,
-        dlq_url,
-        service,
-        forwarder,
-    }
-}
-
-impl Bench {
-    /// A sealed run of `total` children, their messages on the queue (the splitter's part).
-    async fn run_with_children(&self, run: &str, total: u64) -> RunId {
-        let run = RunId::parse(run).unwrap();
-        self.ledger
-            .start_run(NAME, &run, Overlap::Allow, 30, 1, Utc::now())
-            .await
-            .unwrap();
-        for seq in 0..total {
-            self.send_process(&run, seq).await;
-        }
-        self.ledger
-            .seal(NAME, &run, total, Utc::now())
-            .await
-            .unwrap();
-        run
-    }
-
-    async fn send_process(&self, run: &RunId, seq: u64) {
-        let body = QueueMessage::Process {
-            run: run.clone(),
-            seq,
-            item: format!("ACN-{:09}", seq + 1),
-            payload: None,
-        }
-        .to_body();
-        self.sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
-
-    /// The run as the ledger has it now.
-    async fn record(&self, run: &RunId) -> microprocess_shared::ledger::RunRecord {
-        self.ledger.run(NAME, run).await.unwrap().unwrap()
-    }
-
-    /// Reduce calls the service saw for `run`.
-    fn reduce_calls(&self, run: &RunId) -> u64 {
-        self.service
-            .stats()
-            .run(NAME, run.as_str())
-            .unwrap()
-            .reduce
-            .calls
-    }
-
-    /// One batch through the forwarder, settled as the event source mapping would.
-    async fn step(&self, max: i32) -> Option<SqsBatchResponse> {
-        let event = receive(&self.mapping_sqs, &self.queue_url, max, 0).await;
-        if event.records.is_empty() {
-            return None;
-        }
-        let response = self
-            .forwarder
-            .handle(LambdaEvent::new(event.clone(), context()))
-            .await
-            .unwrap();
-        settle(&self.mapping_sqs, &self.queue_url, &event, &response).await;
-        Some(response)
-    }
-
-    /// Batches until the queue stays empty for `idle` (retried messages come back after
-    /// their backoff), bounded by `limit`.
-    async fn drain(&self, idle: Duration, limit: Duration) {
-        let started = std::time::Instant::now();
-        let mut quiet_since = std::time::Instant::now();
-        while started.elapsed() < limit {
-            if self.step(10).await.is_some() {
-                quiet_since = std::time::Instant::now();
-            } else if quiet_since.elapsed() > idle {
-                return;
-            } else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        panic!("the queue did not drain within {limit:?}");
-    }
-
-    async fn dead_letters(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        loop {
-            let got = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.dlq_url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .unwrap();
-            if got.messages().is_empty() {
-                return out;
-            }
-            for m in got.messages() {
-                let reason = m
-                    .message_attributes()
-                    .and_then(|a| a.get("microprocess-failure-reason"))
-                    .and_then(|v| v.string_value())
-                    .unwrap_or_default()
-                    .to_string();
-                out.push((m.body().unwrap_or_default().to_string(), reason));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.dlq_url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
-
-fn context() -> Context {
-    let mut c = Context::default();
-    c.request_id = "test".into();
-    c.deadline = (Utc::now().timestamp_millis() + 60_000) as u64;
-    c
+async fn bench(chaos: Chaos, options: ForwarderOptions) -> Pipeline {
+    Pipeline::start(Setup {
+        chaos,
+        forwarder: options,
+        ..Setup::default()
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
-    let b = bench(Chaos::default(), Options::default()).await;
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
     let run = b.run_with_children("r-happy", 25).await;
-    b.drain(Duration::from_secs(2), Duration::from_secs(60))
-        .await;
+    b.drain(Duration::from_secs(60)).await;
 
     let record = b.record(&run).await;
     assert_eq!(record.state, RunState::Completed);
@@ -334,8 +72,7 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
     for seq in [3, 3, 17] {
         b.send_process(&run, seq).await;
     }
-    b.drain(Duration::from_secs(2), Duration::from_secs(30))
-        .await;
+    b.drain(Duration::from_secs(30)).await;
     let again = b.record(&run).await;
     assert_eq!(
         (again.succeeded, again.failed, again.done, again.state),
@@ -359,16 +96,15 @@ async fn responses_are_classified_as_the_contract_says() {
     };
     let b = bench(
         chaos,
-        Options {
+        ForwarderOptions {
             max_attempts: 3,
             process_timeout_seconds: 1,
-            ..Options::default()
+            ..ForwarderOptions::default()
         },
     )
     .await;
     let run = b.run_with_children("r-classify", 6).await;
-    b.drain(Duration::from_secs(4), Duration::from_secs(90))
-        .await;
+    b.drain(Duration::from_secs(90)).await;
 
     let children: BTreeMap<u64, _> = b
         .ledger
@@ -422,16 +158,15 @@ async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redriv
     };
     let b = bench(
         chaos,
-        Options {
+        ForwarderOptions {
             max_attempts: 2,
             process_timeout_seconds: 1,
-            ..Options::default()
+            ..ForwarderOptions::default()
         },
     )
     .await;
     let run = b.run_with_children("r-redrive", 3).await;
-    b.drain(Duration::from_secs(3), Duration::from_secs(60))
-        .await;
+    b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;
     assert_eq!(
         (record.succeeded, record.failed, record.state),
@@ -451,20 +186,12 @@ async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redriv
         "{:?}",
         child.reason
     );
-    let dead = b.dead_letters().await;
-    assert_eq!(dead.len(), 1);
+    assert_eq!(b.dead_letters().await.len(), 1);
 
     // The fix ships; the dead letter goes back to the queue and succeeds.
     b.service.service.set_chaos(Chaos::default()).unwrap();
-    b.sqs
-        .send_message()
-        .queue_url(&b.queue_url)
-        .message_body(&dead[0].0)
-        .send()
-        .await
-        .unwrap();
-    b.drain(Duration::from_secs(2), Duration::from_secs(30))
-        .await;
+    assert_eq!(b.redrive().await, 1);
+    b.drain(Duration::from_secs(30)).await;
     let after = b.record(&run).await;
     assert_eq!((after.succeeded, after.failed, after.done), (3, 0, 3));
     let child = b
@@ -480,7 +207,7 @@ async fn a_child_failing_every_attempt_is_recorded_then_dead_lettered_and_redriv
 
 #[tokio::test]
 async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
-    let b = bench(Chaos::default(), Options::default()).await;
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
     for round in 0..5 {
         let run = b.run_with_children(&format!("r-race-{round}"), 2).await;
         let first = receive(&b.mapping_sqs, &b.queue_url, 1, 1).await;
@@ -502,15 +229,14 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
             1,
             "round {round}: exactly one reduce message"
         );
-        b.drain(Duration::from_secs(1), Duration::from_secs(30))
-            .await;
+        b.drain(Duration::from_secs(30)).await;
         assert_eq!(b.reduce_calls(&run), 1);
     }
 }
 
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_the_reason() {
-    let b = bench(Chaos::default(), Options::default()).await;
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
     let unknown = QueueMessage::Process {
         run: RunId::parse("never-started").unwrap(),
         seq: 0,
@@ -527,8 +253,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
             .await
             .unwrap();
     }
-    b.drain(Duration::from_secs(1), Duration::from_secs(30))
-        .await;
+    b.drain(Duration::from_secs(30)).await;
     let dead = b.dead_letters().await;
     assert_eq!(dead.len(), 3, "{dead:?}");
     assert!(dead
@@ -545,15 +270,14 @@ async fn a_reduce_failing_every_attempt_leaves_reduce_failed() {
     };
     let b = bench(
         chaos,
-        Options {
+        ForwarderOptions {
             max_attempts: 2,
-            ..Options::default()
+            ..ForwarderOptions::default()
         },
     )
     .await;
     let run = b.run_with_children("r-reduce-failed", 2).await;
-    b.drain(Duration::from_secs(3), Duration::from_secs(60))
-        .await;
+    b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;
     assert_eq!(record.state, RunState::ReduceFailed);
     assert!(
@@ -577,15 +301,14 @@ async fn reduce_failures_are_retried_until_it_succeeds() {
     };
     let b = bench(
         chaos,
-        Options {
+        ForwarderOptions {
             max_attempts: 4,
-            ..Options::default()
+            ..ForwarderOptions::default()
         },
     )
     .await;
     let run = b.run_with_children("r-reduce", 3).await;
-    b.drain(Duration::from_secs(3), Duration::from_secs(60))
-        .await;
+    b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;
     assert_eq!(record.state, RunState::Completed);
     assert_eq!(b.reduce_calls(&run), 3);
@@ -597,10 +320,9 @@ async fn a_result_over_64_kib_is_stored_in_the_bucket_by_reference() {
         large_result_seqs: SeqSelector::Seqs([1].into()),
         ..Chaos::default()
     };
-    let b = bench(chaos, Options::default()).await;
+    let b = bench(chaos, ForwarderOptions::default()).await;
     let run = b.run_with_children("r-large", 3).await;
-    b.drain(Duration::from_secs(2), Duration::from_secs(60))
-        .await;
+    b.drain(Duration::from_secs(60)).await;
     let children: BTreeMap<u64, _> = b
         .ledger
         .children(NAME, &run)

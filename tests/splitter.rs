@@ -7,305 +7,40 @@
 //! bodies of the entries each `SendMessageBatch` accepted, recorded on the way (receiving
 //! thousands of messages back from the emulator takes minutes).
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_config::SdkConfig;
 use chrono::Utc;
-use demo_service::{Chaos, Config, RunningService};
-use kit_tests::ledger_table::create_ledger_table;
+use demo_service::Chaos;
 use kit_tests::mapping::depth;
-use kit_tests::moto::{sdk_config, MotoServer};
+use kit_tests::moto::MotoServer;
+use kit_tests::pipeline::{
+    assert_every_seq_once, census, follow, later, quick, scheduled_tick, sealed, Boxed,
+    CrashingQueue, Pipeline, Setup, NAME, SCHEDULED_RUN,
+};
 use microprocess_shared::contract::{SplitItem, SplitPage};
-use microprocess_shared::ledger::{ChildOutcome, Ledger, Overlap, RunRecord};
+use microprocess_shared::ledger::{ChildOutcome, Overlap};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::SplitPageError;
-use microprocess_shared::settings::SplitterSettings;
 use serde_json::{json, Value};
-use splitter::enqueue::{Entry, FailedEntry};
-use splitter::{
-    handle, Deadline, EnqueuePolicy, HandoffRule, Outcome, PageSource, Queue, RecordingHandoff,
-    Splitter, SplitterError, SqsQueue, Tuning,
-};
+use splitter::{handle, Deadline, HandoffRule, Outcome, PageSource, SplitterError, Tuning};
 
-const SECRET: &str = "splitter-test-secret";
-const NAME: &str = "credit-scores";
-/// The run a tick at 2026-11-01T02:00:00Z starts.
-const SCHEDULED_RUN: &str = "2026-11-01T02-00-00Z";
-/// Most invocations one test follows through hand-offs.
-const MAX_INVOCATIONS: usize = 500;
-
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-struct Bench {
-    _moto: MotoServer,
-    config: SdkConfig,
-    sqs: aws_sdk_sqs::Client,
-    ledger: Ledger,
-    table: String,
-    queue_url: String,
-    service: RunningService,
-    /// Bodies of every message the queue accepted, in order.
-    sent: Arc<Mutex<Vec<String>>>,
-    /// How many of them [`Bench::drain`] returned already.
-    drained: Mutex<usize>,
-}
-
-/// A queue that records the bodies of the entries its inner queue accepted.
-struct RecordingQueue {
-    inner: Arc<dyn Queue>,
-    sent: Arc<Mutex<Vec<String>>>,
-}
-
-impl Queue for RecordingQueue {
-    fn send_batch<'a>(
-        &'a self,
-        entries: &'a [Entry],
-    ) -> Boxed<'a, Result<Vec<FailedEntry>, String>> {
-        Box::pin(async move {
-            let failed = self.inner.send_batch(entries).await?;
-            let mut sent = self.sent.lock().unwrap();
-            for entry in entries {
-                if !failed.iter().any(|f| f.id == entry.id) {
-                    sent.push(entry.body.clone());
-                }
-            }
-            Ok(failed)
-        })
-    }
-}
-
-async fn bench(items: u64, chaos: Chaos) -> Bench {
+async fn bench(items: u64, chaos: Chaos) -> Pipeline {
     bench_on(MotoServer::start(), items, chaos).await
 }
 
-async fn bench_on(moto: MotoServer, items: u64, chaos: Chaos) -> Bench {
-    let config = sdk_config(moto.endpoint()).await;
-    let table = create_ledger_table(&config).await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(NAME)
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let service =
-        demo_service::DemoService::start(Config::new(SECRET).with_items(items).with_chaos(chaos))
-            .await
-            .unwrap();
-    Bench {
-        ledger: Ledger::from_config(&config, &table),
-        _moto: moto,
-        config,
-        sqs,
-        table,
-        queue_url,
-        service,
-        sent: Arc::default(),
-        drained: Mutex::new(0),
-    }
-}
-
-/// Short waits, so retries take milliseconds.
-fn quick() -> Tuning {
-    Tuning {
-        page_backoff_base: Duration::from_millis(10),
-        page_backoff_cap: Duration::from_millis(40),
-        enqueue: EnqueuePolicy {
-            backoff_base: Duration::from_millis(5),
-            backoff_cap: Duration::from_millis(20),
-            ..EnqueuePolicy::default()
+async fn bench_on(moto: MotoServer, items: u64, chaos: Chaos) -> Pipeline {
+    Pipeline::on(
+        moto,
+        Setup {
+            items,
+            chaos,
+            ..Setup::default()
         },
-        existing_split_probe: Duration::from_millis(100),
-        ..Tuning::default()
-    }
-}
-
-impl Bench {
-    fn settings(&self, overrides: &[(&str, &str)]) -> SplitterSettings {
-        let mut vars: BTreeMap<&str, String> = [
-            ("MICROPROCESS_NAME", NAME.to_owned()),
-            ("LEDGER_TABLE", self.table.clone()),
-            ("QUEUE_URL", self.queue_url.clone()),
-            ("QUEUE_BASE_URL", self.service.queue_url()),
-            (
-                "SIGNING_SECRET_ARN",
-                "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
-            ),
-            ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
-            ("SPLIT_PAGE_SIZE", "100".into()),
-            ("SPLIT_MAX_ATTEMPTS", "3".into()),
-            ("OVERLAP", "skip".into()),
-            ("RETENTION_DAYS", "30".into()),
-            ("COUNTER_SHARDS", "1".into()),
-        ]
-        .into_iter()
-        .collect();
-        for (name, value) in overrides {
-            vars.insert(name, (*value).to_owned());
-        }
-        SplitterSettings::from_lookup(|k| vars.get(k).cloned()).unwrap()
-    }
-
-    /// A splitter over the emulator and the demo service whose hand-offs are recorded.
-    fn splitter(
-        &self,
-        settings: SplitterSettings,
-        tuning: Tuning,
-    ) -> (Splitter, Arc<RecordingHandoff>) {
-        let mut splitter =
-            Splitter::new(settings, &self.config, SECRET.into(), "splitter").unwrap();
-        let handoff = Arc::new(RecordingHandoff::default());
-        splitter.handoff = handoff.clone();
-        splitter.tuning = tuning;
-        splitter.queue = self.recorded(splitter.queue.clone());
-        (splitter, handoff)
-    }
-
-    /// `queue`, its accepted messages recorded.
-    fn recorded(&self, queue: Arc<dyn Queue>) -> Arc<dyn Queue> {
-        Arc::new(RecordingQueue {
-            inner: queue,
-            sent: self.sent.clone(),
-        })
-    }
-
-    fn default_splitter(&self) -> (Splitter, Arc<RecordingHandoff>) {
-        self.splitter(self.settings(&[]), quick())
-    }
-
-    async fn run(&self, run: &str) -> Option<RunRecord> {
-        self.ledger
-            .run(NAME, &RunId::parse(run).unwrap())
-            .await
-            .unwrap()
-    }
-
-    /// Every run of the microprocess, whatever its state.
-    async fn all_runs(&self) -> Vec<RunRecord> {
-        let mut runs = Vec::new();
-        for state in RunState::ALL {
-            runs.extend(self.ledger.runs_in_state(NAME, state).await.unwrap());
-        }
-        runs
-    }
-
-    fn split_calls(&self, run: &str) -> u64 {
-        self.service
-            .stats()
-            .run(NAME, run)
-            .map_or(0, |r| r.split_calls)
-    }
-
-    /// The messages queued since the last drain. They stay on the queue: its count must
-    /// be every message ever accepted.
-    async fn drain(&self) -> Vec<QueueMessage> {
-        self.drain_with_unrecorded(0).await.0
-    }
-
-    /// Like [`Bench::drain`] after a crash: calls cut short by it may have reached the
-    /// queue unrecorded, up to `max_unrecorded` messages. Also returns the queue's count.
-    async fn drain_with_unrecorded(&self, max_unrecorded: u64) -> (Vec<QueueMessage>, u64) {
-        let sent = self.sent.lock().unwrap().clone();
-        let (visible, invisible) = depth(&self.sqs, &self.queue_url).await;
-        let recorded = sent.len() as u64;
-        assert_eq!(invisible, 0);
-        assert!(
-            (recorded..=recorded + max_unrecorded).contains(&visible),
-            "the queue holds {visible} messages, {recorded} recorded as accepted"
-        );
-        let mut drained = self.drained.lock().unwrap();
-        let new = sent[*drained..]
-            .iter()
-            .map(|body| QueueMessage::parse(body).unwrap())
-            .collect();
-        *drained = sent.len();
-        (new, visible)
-    }
-}
-
-/// How often each seq was queued, and the reduce messages.
-fn census(messages: &[QueueMessage]) -> (BTreeMap<u64, u32>, Vec<RunId>) {
-    let mut seqs = BTreeMap::new();
-    let mut reduces = Vec::new();
-    for message in messages {
-        match message {
-            QueueMessage::Process { seq, .. } => *seqs.entry(*seq).or_insert(0) += 1,
-            QueueMessage::Reduce { run } => reduces.push(run.clone()),
-        }
-    }
-    (seqs, reduces)
-}
-
-fn scheduled_tick() -> Value {
-    json!({
-        "version": "0",
-        "id": "8e2a1a0c-2f4b-4a51-9a43-3c1d2b6a7e10",
-        "detail-type": "Scheduled Event",
-        "source": "aws.scheduler",
-        "account": "123456789012",
-        "time": "2026-11-01T02:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {"microprocess": NAME}
-    })
-}
-
-fn later() -> Deadline {
-    Deadline::after(Duration::from_secs(900))
-}
-
-/// Runs the handler on `payload`, then on every hand-off it records, until an invocation
-/// ends without one; returns every outcome in order.
-async fn follow(
-    splitter: &Splitter,
-    handoff: &RecordingHandoff,
-    payload: Value,
-    deadline: impl Fn() -> Deadline,
-) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
-    let mut next = Some(payload);
-    while let Some(payload) = next {
-        assert!(
-            outcomes.len() < MAX_INVOCATIONS,
-            "the split never ends: {outcomes:?}"
-        );
-        let outcome = handle(splitter, payload, deadline()).await.unwrap();
-        let handed_off = matches!(outcome, Outcome::HandedOff { .. });
-        outcomes.push(outcome);
-        next = handoff.take_next();
-        assert_eq!(next.is_some(), handed_off, "{outcomes:?}");
-    }
-    outcomes
-}
-
-fn sealed(outcome: &Outcome) -> (u64, u64, bool) {
-    match outcome {
-        Outcome::Sealed {
-            total,
-            pages,
-            reduce_queued,
-            ..
-        } => (*total, *pages, *reduce_queued),
-        other => panic!("not sealed: {other:?}"),
-    }
-}
-
-fn assert_every_seq_once(seqs: &BTreeMap<u64, u32>, total: u64) {
-    assert_eq!(seqs.len() as u64, total, "every seq is queued");
-    assert_eq!(seqs.keys().next().copied(), (total > 0).then_some(0));
-    assert_eq!(seqs.keys().last().copied(), total.checked_sub(1));
-    let repeated: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "queued more than once: {repeated:?}");
+    )
+    .await
 }
 
 #[tokio::test]
@@ -325,7 +60,7 @@ async fn a_split_of_2500_items_seals_with_every_seq_queued_once() {
     assert_eq!(bench.split_calls(SCHEDULED_RUN), 25);
 
     assert_eq!(depth(&bench.sqs, &bench.queue_url).await, (2500, 0));
-    let messages = bench.drain().await;
+    let messages = bench.queued();
     let (seqs, reduces) = census(&messages);
     assert_every_seq_once(&seqs, 2500);
     assert!(reduces.is_empty());
@@ -352,7 +87,7 @@ async fn a_split_of_2500_items_seals_with_every_seq_queued_once() {
         matches!(&again, Outcome::NothingToDo { state, .. } if state == "PROCESSING"),
         "{again:?}"
     );
-    assert!(bench.drain().await.is_empty());
+    assert!(bench.queued().is_empty());
 }
 
 #[tokio::test]
@@ -387,7 +122,7 @@ async fn a_split_handed_off_every_few_pages_resumes_at_its_checkpoint() {
         10,
         "no page is read twice"
     );
-    let (seqs, _) = census(&bench.drain().await);
+    let (seqs, _) = census(&bench.queued());
     assert_every_seq_once(&seqs, 1000);
     assert_eq!(bench.all_runs().await.len(), 1);
 }
@@ -409,28 +144,8 @@ async fn a_deadline_within_the_margin_hands_off_after_each_page() {
     .await;
     assert_eq!(outcomes.len(), 5, "{outcomes:?}");
     assert_eq!(sealed(&outcomes[4]), (500, 5, false));
-    let (seqs, _) = census(&bench.drain().await);
+    let (seqs, _) = census(&bench.queued());
     assert_every_seq_once(&seqs, 500);
-}
-
-/// The queue, until `calls` batches went through; then every call fails, as if the
-/// invocation had died there.
-struct CrashingQueue {
-    inner: SqsQueue,
-    calls: AtomicUsize,
-    crash_after: usize,
-}
-
-impl Queue for CrashingQueue {
-    fn send_batch<'a>(
-        &'a self,
-        entries: &'a [Entry],
-    ) -> Boxed<'a, Result<Vec<FailedEntry>, String>> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.crash_after {
-            return Box::pin(async { Err("simulated crash".to_owned()) });
-        }
-        self.inner.send_batch(entries)
-    }
 }
 
 #[tokio::test]
@@ -446,11 +161,10 @@ async fn a_crash_after_a_random_page_resumes_without_losing_a_seq() {
     eprintln!("crashing on page index {k} after {partial} of its 10 batches");
     let (mut crashing, _) = bench.default_splitter();
     crashing.tuning.enqueue.attempts = 2;
-    crashing.queue = bench.recorded(Arc::new(CrashingQueue {
-        inner: SqsQueue::new(bench.sqs.clone(), bench.queue_url.clone()),
-        calls: AtomicUsize::new(0),
-        crash_after: k * 10 + partial,
-    }));
+    crashing.queue = bench.recorded(Arc::new(CrashingQueue::new(
+        bench.sqs_queue(),
+        k * 10 + partial,
+    )));
     let error = handle(&crashing, scheduled_tick(), later())
         .await
         .unwrap_err();
@@ -488,7 +202,7 @@ async fn a_crash_after_a_random_page_resumes_without_losing_a_seq() {
 
     // The calls in flight when the crash came were cut short: what they sent may have
     // reached the queue unrecorded, all of it from the page that was read again.
-    let (messages, on_queue) = bench.drain_with_unrecorded(100).await;
+    let (messages, on_queue) = bench.queued_with_unrecorded(100).await;
     let (seqs, _) = census(&messages);
     assert_eq!(seqs.len(), 1000, "every seq is queued");
     assert_eq!(seqs.keys().last(), Some(&999));
@@ -571,7 +285,7 @@ async fn a_tick_delivered_three_times_at_once_starts_one_run() {
     assert_eq!(runs[0].run.as_str(), SCHEDULED_RUN);
     assert_eq!(runs[0].state, RunState::Processing);
     assert_eq!(runs[0].total, Some(500));
-    let (seqs, _) = census(&bench.drain().await);
+    let (seqs, _) = census(&bench.queued());
     assert_every_seq_once(&seqs, 500);
     assert_eq!(bench.split_calls(SCHEDULED_RUN), 5);
 }
@@ -682,7 +396,7 @@ async fn items_that_break_the_limits_become_failed_children_and_keep_their_seq()
     );
     assert!(failed[3].1.contains("payload is 70002 bytes"), "{failed:?}");
 
-    let (seqs, reduces) = census(&bench.drain().await);
+    let (seqs, reduces) = census(&bench.queued());
     assert_eq!(seqs.keys().copied().collect::<Vec<_>>(), [0, 2, 6]);
     assert!(reduces.is_empty());
 }
@@ -702,7 +416,7 @@ async fn a_split_of_only_invalid_items_is_complete_at_the_seal_and_queues_its_re
     let run = bench.run("all-invalid").await.unwrap();
     assert_eq!(run.state, RunState::Reducing);
     assert_eq!((run.total, run.failed), (Some(2), 2));
-    let (seqs, reduces) = census(&bench.drain().await);
+    let (seqs, reduces) = census(&bench.queued());
     assert!(seqs.is_empty());
     assert_eq!(reduces, [run.run]);
 }
@@ -750,7 +464,7 @@ async fn a_page_that_fails_fewer_times_than_the_attempts_is_retried() {
     let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
     assert_eq!(sealed(&outcome), (300, 3, false));
     assert_eq!(bench.split_calls(SCHEDULED_RUN), 5);
-    let (seqs, _) = census(&bench.drain().await);
+    let (seqs, _) = census(&bench.queued());
     assert_every_seq_once(&seqs, 300);
 }
 
@@ -764,7 +478,7 @@ async fn a_zero_item_split_seals_with_total_zero_and_queues_the_reduce() {
     assert_eq!(run.state, RunState::Reducing);
     assert_eq!(run.total, Some(0));
     assert!(run.split_done);
-    let (seqs, reduces) = census(&bench.drain().await);
+    let (seqs, reduces) = census(&bench.queued());
     assert!(seqs.is_empty());
     assert_eq!(reduces, [RunId::parse(SCHEDULED_RUN).unwrap()]);
 }
@@ -806,7 +520,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         .start_run(NAME, &splitting, Overlap::Allow, 30, 1, Utc::now())
         .await
         .unwrap();
-    bench.drain().await;
+    bench.queued();
 
     let swept = handle(&splitter, json!({"sweep": true}), later())
         .await
@@ -824,7 +538,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         RunState::Reducing
     );
     assert_eq!(bench.run("busy").await.unwrap().state, RunState::Processing);
-    let (seqs, reduces) = census(&bench.drain().await);
+    let (seqs, reduces) = census(&bench.queued());
     assert!(seqs.is_empty());
     assert_eq!(reduces, [finished]);
 
@@ -840,7 +554,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
             splitting: vec![splitting],
         }
     );
-    assert!(bench.drain().await.is_empty());
+    assert!(bench.queued().is_empty());
 }
 
 #[tokio::test]

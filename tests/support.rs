@@ -1,10 +1,15 @@
 //! Helpers shared by the cross-crate tests: where the project and its tools are, the
 //! rendered stacks of every environment written out as a bundle would be, a moto server
-//! per test ([`moto`]) and the ledger table as the core template defines it
-//! ([`ledger_table`]).
+//! per test ([`moto`]), the ledger table as the core template defines it
+//! ([`ledger_table`]), a whole microprocess in process ([`pipeline`]), its bookkeeping
+//! ([`audit`]) and AWS requests that fail on purpose ([`faults`]).
 
+#[path = "support/audit.rs"]
+pub mod audit;
 #[path = "support/counter.rs"]
 pub mod counter;
+#[path = "support/faults.rs"]
+pub mod faults;
 #[path = "support/kit_project.rs"]
 pub mod kit_project;
 #[path = "support/ledger_table.rs"]
@@ -13,6 +18,8 @@ pub mod ledger_table;
 pub mod mapping;
 #[path = "support/moto.rs"]
 pub mod moto;
+#[path = "support/pipeline.rs"]
+pub mod pipeline;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
