@@ -326,7 +326,9 @@ fn validate(
 /// directory that has an `environments/` folder.
 pub fn find_root(given: Option<&Path>) -> PathBuf {
     if let Some(p) = given {
-        return p.to_path_buf();
+        // Absolute, so paths derived from it stay right in child processes started in
+        // another directory (the local runner's functions).
+        return std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     cwd.ancestors()

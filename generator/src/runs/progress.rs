@@ -42,9 +42,10 @@ impl RunProgress {
             measured_rate.or(average)
         };
         let eta = match (record.state, record.total, rate) {
-            (RunState::Processing, Some(total), Some(r)) if r > 0.0 => Some(
-                Duration::from_secs_f64(total.saturating_sub(record.done) as f64 / r),
-            ),
+            // `try_`: a rate near zero gives no ETA rather than an overflow.
+            (RunState::Processing, Some(total), Some(r)) if r > 0.0 => {
+                Duration::try_from_secs_f64(total.saturating_sub(record.done) as f64 / r).ok()
+            }
             _ => None,
         };
         RunProgress {
@@ -350,6 +351,20 @@ mod tests {
             Some(100.0),
         );
         assert_eq!(measured.eta, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_rate_near_zero_gives_no_eta() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 10).unwrap();
+        let r = record(RunState::Processing, Some(1000), 1, 700);
+        assert_eq!(
+            RunProgress::new("m", r.clone(), now, Some(1e-300)).eta,
+            None
+        );
+        assert_eq!(
+            RunProgress::new("m", r, now, Some(f64::MIN_POSITIVE)).eta,
+            None
+        );
     }
 
     #[test]

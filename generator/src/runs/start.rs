@@ -12,7 +12,8 @@ use aws_sdk_lambda::types::InvocationType;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use microprocess_shared::ledger::Ledger;
+use microprocess_shared::ledger::{Ledger, RunRecord};
+use microprocess_shared::ledger_keys::RunState;
 use microprocess_shared::run_id::RunId;
 
 use super::progress::{RateMeter, RunBars, RunProgress};
@@ -68,6 +69,28 @@ pub fn manual_run_id(now: DateTime<Utc>) -> RunId {
     RunId::parse(&text).unwrap_or_else(|_| unreachable!("`{text}` uses the run id charset"))
 }
 
+/// How long after the start request a missing run is checked for having been skipped.
+const SKIP_CHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// An active run of `microprocess`, if there is one.
+async fn active_run(ledger: &Ledger, microprocess: &str) -> Result<Option<RunRecord>, RunsError> {
+    for state in [
+        RunState::Splitting,
+        RunState::Processing,
+        RunState::Reducing,
+    ] {
+        if let Some(r) = ledger
+            .runs_in_state(microprocess, state)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
 /// How [`follow`] looks at a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Follow {
@@ -89,6 +112,7 @@ pub async fn follow(
 ) -> Result<RunProgress, RunsError> {
     let started = Instant::now();
     let mut meter = RateMeter::default();
+    let mut skip_checked = false;
     loop {
         let record = ledger.run(microprocess, run).await?;
         let now = Instant::now();
@@ -99,6 +123,18 @@ pub async fn follow(
                 bars.show(&progress);
                 if progress.record.state.is_terminal() {
                     return Ok(progress);
+                }
+            }
+            None if now.duration_since(started) > SKIP_CHECK_AFTER && !skip_checked => {
+                // The splitter decides at once; a run still missing while another is
+                // active was skipped (`overlap = "skip"`).
+                skip_checked = true;
+                if let Some(active) = active_run(ledger, microprocess).await? {
+                    return Err(RunsError::Other(format!(
+                        "run `{run}` of `{microprocess}` was not started: run `{}` is {} and the microprocess's overlap is `skip`\n  \
+                         hint: wait for it (`microprocess status --watch`), or set `overlap = \"allow\"` for `{microprocess}`",
+                        active.run, active.state
+                    )));
                 }
             }
             None if now.duration_since(started) > follow.appear_within => {

@@ -436,7 +436,7 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let context = self.context(Step::RetryReduce, microprocess, Some(run));
         let params = self.params(&context, microprocess, run).await?;
-        let change = transition(
+        let mut change = transition(
             microprocess,
             RunState::ReduceFailed,
             RunState::Reducing,
@@ -445,6 +445,9 @@ impl Ledger {
             false,
             None,
         );
+        // The reason of the failure no longer holds once the reduce runs again.
+        change.update.push_str(" REMOVE #reason");
+        change.names.extend(names(&[attr::REASON]));
         Ok(self
             .update_run(&context, microprocess, run, change)
             .await?
