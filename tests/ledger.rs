@@ -339,7 +339,18 @@ async fn a_split_failure_ends_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivery_changes_nothing() {
-    let moto = Moto::start().await;
+    duplicates_change_nothing(Moto::start().await).await;
+}
+
+/// The kit's emulator backs up only the items a transaction touches (tools/emulator.py):
+/// a transaction cancelled by a duplicate must still leave the new children unwritten, or
+/// the child-by-child retry would find them and not count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_changes_nothing_on_the_kits_emulator() {
+    duplicates_change_nothing(Moto::on(MotoServer::start_kit()).await).await;
+}
+
+async fn duplicates_change_nothing(moto: Moto) {
     let ledger = moto.ledger();
     let run = run_id("r1");
     sealed(&ledger, &run, 5, 1).await;

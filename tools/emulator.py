@@ -25,6 +25,11 @@ moto's own code at the point moto forgets to:
    ledger's exactly-once counting rests on that; one lock around DynamoDB gives it back
    (stronger than DynamoDB across items, which the ledger does not rely on). Other
    services stay concurrent, so SQS long polls do not hold anything up.
+4. `TransactWriteItems` backs up the whole table, once per item of the transaction, with
+   `copy.deepcopy` before it writes, so its cost grows with the table: a batch of ten
+   children took seconds once the ledger held a few thousand, and the forwarders timed
+   out. Only the items the transaction touches are backed up and restored here; the
+   writes, their conditions and the cancellation reasons are moto's own.
 
 Everything else is moto as installed.
 """
@@ -152,6 +157,68 @@ def _serialize_dynamodb():
 
 
 _serialize_dynamodb()
+
+
+def _cheap_transactions():
+    import copy
+
+    from moto.dynamodb import models as dynamodb
+    from moto.dynamodb.models.table import Table
+
+    class _KeepTables:
+        # moto's `copy` inside transact_write_items: tables are not copied (the items
+        # written are backed up below instead); everything else is copied as before.
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            if isinstance(value, Table):
+                return value
+            return copy.deepcopy(value, memo)
+
+    dynamodb.copy = _KeepTables()
+    transact = dynamodb.DynamoDBBackend.transact_write_items
+
+    def key_of(backend, op):
+        table = backend.tables.get(op.get("TableName"))
+        if table is None:
+            return None, None
+        if "Item" in op:
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs.get(table.hash_key_attr)}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs.get(table.range_key_attr)
+            return table.name, key
+        return table.name, op.get("Key")
+
+    def transact_write_items(self, transact_items):
+        backups = []
+        for item in transact_items[:100]:
+            _, op = next(iter(item.items()))
+            table_name, key = key_of(self, op)
+            if key is None or any(v is None for v in key.values()):
+                continue
+            try:
+                current = self.get_item(table_name, key)
+            except Exception:  # an invalid key: moto reports it below
+                continue
+            backups.append((table_name, key, copy.deepcopy(current)))
+        try:
+            return transact(self, transact_items)
+        except Exception:
+            for table_name, key, old in reversed(backups):
+                if old is None:
+                    if self.get_item(table_name, key) is not None:
+                        self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, old.to_json()["Attributes"])
+            raise
+
+    dynamodb.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+_cheap_transactions()
 
 
 if __name__ == "__main__":
