@@ -71,7 +71,7 @@ $CLI local run --env local --no-schedules --lambda-port 0 \
 runner=$!
 pids+=($runner)
 for _ in $(seq 1 600); do
-  grep -q lambda_endpoint target/local-runner/local/state.json 2>/dev/null && break
+  grep -Eq '"lambda_endpoint": *"' target/local-runner/local/state.json 2>/dev/null && break
   kill -0 "$runner" 2>/dev/null || { echo "demo: the local runner stopped:" >&2; tail -20 "$WORK/runner.log" >&2; exit 1; }
   sleep 0.1
 done

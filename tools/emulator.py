@@ -30,13 +30,21 @@ moto's own code at the point moto forgets to:
    children took seconds once the ledger held a few thousand, and the forwarders timed
    out. Only the items the transaction touches are backed up and restored here; the
    writes, their conditions and the cancellation reasons are moto's own.
+5. An SQS queue's attributes, message counts included (a scan of every message), are
+   computed again for every message a `SendMessageBatch` or `ReceiveMessage` handles, and
+   for every name a `GetQueueAttributes` asks for: quadratic in the queue's depth, so a
+   split of 10,000 items slowed the whole emulator to a few requests a second. They are
+   computed once per request here, and the clock each message's visibility is checked
+   against is read with `time.time()` rather than through two datetime conversions.
 
 Everything else is moto as installed.
 """
 
+import datetime
 import json
 import sys
 import threading
+import time
 
 from moto.cloudformation import models as cloudformation
 from moto.core.common_models import CloudFormationModel
@@ -135,28 +143,61 @@ class Secret(CloudFormationModel):
 
 
 _dynamodb_lock = threading.Lock()
+_request = threading.local()
 
 
-def _serialize_dynamodb():
+def _wrap_requests():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     dispatch = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            return dispatch(self, environ, start_response)
-        # The whole request, body included, is handled under the lock.
-        with _dynamodb_lock:
-            body = dispatch(self, environ, start_response)
-            try:
-                return [b"".join(body)]
-            finally:
-                getattr(body, "close", lambda: None)()
+        # Queue attributes computed during this request (fix 5).
+        _request.queue_attributes = {}
+        try:
+            if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+                return dispatch(self, environ, start_response)
+            # The whole request, body included, is handled under the lock (fix 3).
+            with _dynamodb_lock:
+                body = dispatch(self, environ, start_response)
+                try:
+                    return [b"".join(body)]
+                finally:
+                    getattr(body, "close", lambda: None)()
+        finally:
+            _request.queue_attributes = None
 
     DomainDispatcherApplication.__call__ = call
 
 
-_serialize_dynamodb()
+def _queue_attributes_once_per_request():
+    from moto.sqs.models import Queue
+
+    compute = Queue.attributes.fget
+
+    def attributes(self):
+        cache = getattr(_request, "queue_attributes", None)
+        if cache is None:
+            return compute(self)
+        if id(self) not in cache:
+            cache[id(self)] = compute(self)
+        return dict(cache[id(self)])
+
+    Queue.attributes = property(attributes)
+
+    from moto.sqs import models as sqs
+
+    def unix_time_millis(dt=None):
+        # moto's version builds two datetimes per call, once per message per scan.
+        if dt is None:
+            return time.time() * 1000.0
+        return (dt - datetime.datetime(1970, 1, 1)).total_seconds() * 1000.0
+
+    sqs.unix_time_millis = unix_time_millis
+
+
+_wrap_requests()
+_queue_attributes_once_per_request()
 
 
 def _cheap_transactions():
