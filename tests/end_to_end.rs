@@ -14,6 +14,12 @@ const SECRET: &str = "end-to-end-test-secret";
 const ITEMS: u64 = 120;
 const FAILING_SEQ: u64 = 7;
 
+/// Runs the CLI to its end without holding up the demo service, which runs on this test's
+/// runtime (a blocked worker would keep the tasks queued on it waiting).
+fn cli(project: &KitProject, endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    tokio::task::block_in_place(|| project.cli(endpoint, args))
+}
+
 /// Waits until the runner has written its Lambda endpoint.
 fn wait_for_runner(project: &KitProject, runner: &mut kit_tests::kit_project::Background) {
     let work_dir = microprocess_kit::local::work_dir(project.path(), "local");
@@ -72,10 +78,11 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         ],
         &log,
     );
-    wait_for_runner(&project, &mut runner);
+    tokio::task::block_in_place(|| wait_for_runner(&project, &mut runner));
 
     // The run: one child fails for good (4xx), then the reduce fails twice: REDUCE_FAILED.
-    let (code, out, err) = project.cli(
+    let (code, out, err) = cli(
+        &project,
         &endpoint,
         &[
             "start",
@@ -115,7 +122,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{err}"
     );
 
-    let (code, out, err) = project.cli(&endpoint, &["status", "--env", "local"]);
+    let (code, out, err) = cli(&project, &endpoint, &["status", "--env", "local"]);
     assert_eq!(code, 0, "status:\n{out}\n{err}");
     let row = out
         .lines()
@@ -140,7 +147,11 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{out}"
     );
 
-    let (code, out, err) = project.cli(&endpoint, &["runs", "show", "e2e-1", "--env", "local"]);
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["runs", "show", "e2e-1", "--env", "local"],
+    );
     assert_eq!(code, 0, "runs show:\n{out}\n{err}");
     assert!(out.contains("state         REDUCE_FAILED"), "{out}");
     assert!(out.contains("reason        reduce: "), "{out}");
@@ -149,7 +160,8 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{out}"
     );
 
-    let (code, out, err) = project.cli(
+    let (code, out, err) = cli(
+        &project,
         &endpoint,
         &["results", "e2e-1", "--env", "local", "--failed"],
     );
@@ -168,8 +180,11 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
 
     // Fix the service; redrive sends the child back, waits for it, retries the reduce.
     service.service.set_fixed(true);
-    let (code, out, err) =
-        project.cli(&endpoint, &["redrive", "e2e-1", "--env", "local", "--wait"]);
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["redrive", "e2e-1", "--env", "local", "--wait"],
+    );
     assert_eq!(code, 0, "redrive:\n{out}\n{err}\nrunner:\n{}", runner.log());
     assert!(
         out.contains(
@@ -184,7 +199,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{out}"
     );
 
-    let (code, out, err) = project.cli(&endpoint, &["results", "e2e-1", "--env", "local"]);
+    let (code, out, err) = cli(&project, &endpoint, &["results", "e2e-1", "--env", "local"]);
     assert_eq!(code, 0, "results:\n{out}\n{err}");
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -209,9 +224,13 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
     assert!(reduce.completed);
 
     drop(runner);
-    let (code, out, err) = project.cli(&endpoint, &["teardown", "--env", "local", "--yes"]);
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["teardown", "--env", "local", "--yes"],
+    );
     assert_eq!(code, 0, "teardown:\n{out}\n{err}");
-    let (code, out, err) = project.cli(&endpoint, &["status", "--env", "local"]);
+    let (code, out, err) = cli(&project, &endpoint, &["status", "--env", "local"]);
     assert_eq!(code, 8, "status after teardown:\n{out}\n{err}");
     assert!(err.contains("is not deployed"), "{err}");
 }
