@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,9 +25,11 @@ use kit_tests::faults::{
     dynamodb, dynamodb_error, throttling, transaction_conflict, Dice, Fault, FaultyHttp, Tripwire,
 };
 use kit_tests::mapping::{depth, receive, settle};
+use kit_tests::moto::MotoServer;
 use kit_tests::pipeline::{
-    assert_every_seq_once, census, context, follow, later, quick, scheduled_tick, sealed, Boxed,
-    CrashingQueue, ForwarderOptions, Pipeline, Setup, BATCH_SIZE, NAME, SCHEDULED_RUN, SECRET,
+    assert_every_seq_once, census, context, follow, join_all, later, quick, scheduled_tick, sealed,
+    Boxed, CrashingQueue, ForwarderOptions, Pipeline, Setup, BATCH_SIZE, NAME, SCHEDULED_RUN,
+    SECRET,
 };
 use lambda_runtime::LambdaEvent;
 use microprocess_shared::contract::{
@@ -509,7 +511,8 @@ async fn s06_a_tick_delivered_three_times_at_once_makes_one_run() {
 
 // ---- 7 ------------------------------------------------------------------------------
 
-/// A queue that sends a seeded share of the entries twice (SQS's at-least-once).
+/// A queue that sends a seeded share of the process entries (those named by their seq)
+/// twice: SQS's at-least-once.
 struct DuplicatingQueue {
     inner: Arc<dyn Queue>,
     seed: u64,
@@ -526,8 +529,10 @@ impl Queue for DuplicatingQueue {
             let again: Vec<Entry> = entries
                 .iter()
                 .filter(|e| {
-                    let key = e.id.parse().unwrap_or(u64::MAX);
-                    !failed.iter().any(|f| f.id == e.id) && Dice::pick(self.seed, key, self.share)
+                    !failed.iter().any(|f| f.id == e.id)
+                        && e.id
+                            .parse()
+                            .is_ok_and(|seq| Dice::pick(self.seed, seq, self.share))
                 })
                 .cloned()
                 .collect();
@@ -1002,4 +1007,256 @@ async fn s12_bad_stale_and_replayed_signatures_are_rejected() {
         started,
         &[refused, fixed],
     );
+}
+
+// ---- the headline run ---------------------------------------------------------------
+
+/// Items of the headline run: `CHAOS_ITEMS`, 100,000 unless set.
+fn chaos_items() -> u64 {
+    std::env::var("CHAOS_ITEMS").map_or(100_000, |v| {
+        v.replace(['_', ','], "")
+            .parse()
+            .unwrap_or_else(|_| panic!("CHAOS_ITEMS must be a number of items, not `{v}`"))
+    })
+}
+
+/// Forwarder batches at a time in the headline run (the mapping's concurrency).
+const CHAOS_WORKERS: usize = 3;
+/// Share of forwarder invocations killed.
+const CHAOS_KILL_RATE: f64 = 0.01;
+/// Share of the process messages the splitter queues twice.
+const CHAOS_DUPLICATE_RATE: f64 = 0.05;
+/// Seed of every random choice of the headline run.
+const CHAOS_SEED: u64 = 2026;
+/// How long the headline run may go without progress (children counted, pages split, a
+/// state change) before it is called stuck.
+const CHAOS_STALL: Duration = Duration::from_secs(300);
+
+/// What one of the headline run's mapping workers did.
+#[derive(Debug, Default)]
+struct WorkerTally {
+    invocations: u64,
+    killed: u64,
+    /// Message ids of the reduce messages it received (each however often).
+    reduce_messages: BTreeSet<String>,
+}
+
+/// One worker of the mapping: batches through its own forwarder, whose AWS requests can
+/// hang, until the split is over and the queue is empty. A seeded share of its
+/// invocations is killed before their 1st to 4th AWS request (or, with fewer requests,
+/// after the last, before the mapping deletes the batch), as in scenario 4: the batch is
+/// never settled and comes back after the visibility timeout.
+async fn chaos_worker(p: &Pipeline, worker: usize, split_over: &AtomicBool) -> WorkerTally {
+    let wire = Tripwire::default();
+    let faulty = FaultyHttp::new(wire.rule());
+    let forwarder = p.build_forwarder(&ForwarderOptions {
+        max_attempts: 5,
+        backoff_base_millis: 20,
+        http: Some(faulty.shared()),
+        ..ForwarderOptions::default()
+    });
+    let dice = Dice::new(CHAOS_SEED ^ (worker as u64 + 1));
+    let mut tally = WorkerTally::default();
+    loop {
+        let event = receive(&p.mapping_sqs, &p.queue_url, BATCH_SIZE, 0).await;
+        if event.records.is_empty() {
+            if split_over.load(Ordering::SeqCst) && depth(&p.sqs, &p.queue_url).await == (0, 0) {
+                return tally;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        for record in &event.records {
+            let body = record.body.as_deref().unwrap_or_default();
+            if let Ok(QueueMessage::Reduce { .. }) = QueueMessage::parse(body) {
+                tally
+                    .reduce_messages
+                    .insert(record.message_id.clone().unwrap_or_default());
+            }
+        }
+        tally.invocations += 1;
+        let kill = dice
+            .chance(CHAOS_KILL_RATE)
+            .then(|| dice.between(1, 4) as u32);
+        match kill {
+            Some(n) => wire.arm(n),
+            None => wire.disarm(),
+        }
+        let handled = tokio::select! {
+            response = forwarder.handle(LambdaEvent::new(event.clone(), context())) => Some(response.unwrap()),
+            () = wire.wait() => None,
+        };
+        match (kill, handled) {
+            (None, Some(response)) => settle(&p.mapping_sqs, &p.queue_url, &event, &response).await,
+            (Some(_), _) => tally.killed += 1,
+            (None, None) => unreachable!("killed without being armed"),
+        }
+    }
+}
+
+/// Issue 5's headline run: `CHAOS_ITEMS` items (100,000 unless set), split in pages of
+/// 1,000 while the forwarders work, with a tenth of the process calls answered 5xx, one
+/// forwarder invocation in a hundred killed and one process message in twenty queued
+/// twice, all at once, on the kit's emulator, with the template's default of 5 attempts.
+/// Prints its figures as a table (wall seconds: from the split's first invocation until
+/// the queue is drained); nothing may be lost, counted twice or unexpected, the reduce is
+/// claimed once, the run completes, and the dead-letter queue holds exactly the children
+/// recorded `FAILED`. `make chaos` (`CHAOS_ITEMS=2000 make chaos` for a short one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the headline run of issue 5, minutes to hours: `make chaos`"]
+async fn headline_chaos_run() {
+    let items = chaos_items();
+    let max_attempts = 5;
+    let chaos = Chaos {
+        seed: CHAOS_SEED,
+        fail_rate_5xx: 0.1,
+        ..Chaos::default()
+    };
+    let p = Pipeline::on(MotoServer::start_kit(), setup(items, chaos, max_attempts)).await;
+    let name = "headline";
+    let run = RunId::parse(name).unwrap();
+
+    let started = Instant::now();
+    let (mut splitter, handoff) = p.splitter(
+        p.settings(&[("SPLIT_PAGE_SIZE", "1000"), ("OVERLAP", "allow")]),
+        quick(),
+    );
+    splitter.queue = Arc::new(DuplicatingQueue {
+        inner: splitter.queue.clone(),
+        seed: CHAOS_SEED,
+        share: CHAOS_DUPLICATE_RATE,
+    });
+    let split_over = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let split = async {
+        let outcomes = follow(&splitter, &handoff, json!({"run": name}), later).await;
+        split_over.store(true, Ordering::SeqCst);
+        sealed(outcomes.last().unwrap())
+    };
+    let workers = async {
+        let tallies = join_all((0..CHAOS_WORKERS).map(|w| chaos_worker(&p, w, &split_over))).await;
+        finished.store(true, Ordering::SeqCst);
+        tallies
+    };
+    // A line every 30 s, for long runs; stuck after CHAOS_STALL without progress.
+    let progress = async {
+        let mut printed = Instant::now();
+        let mut moved = Instant::now();
+        let mut seen = None;
+        while !finished.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if printed.elapsed() < Duration::from_secs(30) {
+                continue;
+            }
+            printed = Instant::now();
+            let Some(r) = p.run(name).await else {
+                continue;
+            };
+            eprintln!(
+                "headline: {:.0} s, enqueued {}, done {} of {items}, {}",
+                started.elapsed().as_secs_f64(),
+                r.enqueued,
+                r.done,
+                r.state
+            );
+            let now = Some((r.enqueued, r.done, r.state));
+            if now != seen {
+                (seen, moved) = (now, Instant::now());
+            }
+            assert!(
+                moved.elapsed() < CHAOS_STALL,
+                "no progress for {CHAOS_STALL:?}: {r:?}, {:?} (visible, in flight) on the queue",
+                depth(&p.sqs, &p.queue_url).await
+            );
+        }
+    };
+    let ((total, pages, _), tallies, ()) = tokio::join!(split, workers, progress);
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(total, items);
+
+    // The figures.
+    let (seqs, _) = census(&p.queued());
+    let duplicates_sent = seqs.values().map(|n| u64::from(*n) - 1).sum::<u64>();
+    let invocations: u64 = tallies.iter().map(|t| t.invocations).sum();
+    let killed: u64 = tallies.iter().map(|t| t.killed).sum();
+    let reduce_messages: BTreeSet<&String> =
+        tallies.iter().flat_map(|t| &t.reduce_messages).collect();
+    let record = p.record(&run).await;
+    let stats = p.service.stats();
+    let run_stats = stats.run(NAME, name).expect("the service saw the run");
+    let answered_5xx: usize = run_stats
+        .children
+        .values()
+        .flat_map(|c| &c.history)
+        .filter(|c| c.status.is_some_and(|s| s >= 500))
+        .count();
+    let reduce = &run_stats.reduce;
+    let reduce_200 = reduce.statuses.iter().filter(|s| **s == Some(200)).count();
+    let audit = p.audit("headline", &run, items).await;
+    let figures: Vec<(&str, String)> = vec![
+        ("items", items.to_string()),
+        ("split pages", pages.to_string()),
+        ("wall seconds", format!("{wall:.1}")),
+        ("children/s", format!("{:.1}", items as f64 / wall)),
+        ("process calls", run_stats.process_calls.to_string()),
+        ("5xx answers", answered_5xx.to_string()),
+        (
+            "forwarder invocations killed",
+            format!("{killed} of {invocations}"),
+        ),
+        ("duplicates sent", duplicates_sent.to_string()),
+        ("lost", audit.lost.len().to_string()),
+        ("double-counted", audit.double_counted.len().to_string()),
+        ("unexpected", audit.unexpected.len().to_string()),
+        (
+            "reduce claims (messages queued / calls answered 200 of calls)",
+            format!(
+                "{} / {reduce_200} of {}",
+                reduce_messages.len(),
+                reduce.calls
+            ),
+        ),
+        ("run state", record.state.to_string()),
+        ("FAILED in ledger", audit.failed.to_string()),
+        ("messages in DLQ", audit.dead_lettered.to_string()),
+    ];
+    println!(
+        "\nheadline chaos run: {items} items, 10% 5xx, {}% of forwarder invocations killed, {}% of messages duplicated, {CHAOS_WORKERS} batches at a time, seed {CHAOS_SEED}\n| figure | value |\n|---|---|",
+        CHAOS_KILL_RATE * 100.0,
+        CHAOS_DUPLICATE_RATE * 100.0
+    );
+    for (figure, value) in &figures {
+        println!("| {figure} | {value} |");
+    }
+
+    assert!(
+        answered_5xx > 0 && killed > 0 && duplicates_sent > 0,
+        "every fault happened"
+    );
+    assert!(audit.lost.is_empty(), "lost: {:?}", audit.lost);
+    assert!(
+        audit.double_counted.is_empty(),
+        "double-counted: {:?}",
+        audit.double_counted
+    );
+    assert!(
+        audit.unexpected.is_empty(),
+        "unexpected: {:?}",
+        audit.unexpected
+    );
+    assert_eq!(reduce_messages.len(), 1, "one reduce claim");
+    assert!(
+        reduce.completed,
+        "the reduce report was written: {reduce:?}"
+    );
+    assert_eq!(record.state, RunState::Completed, "{record:?}");
+    assert_eq!(
+        (
+            &audit.failed_not_dead_lettered,
+            &audit.dead_lettered_not_failed
+        ),
+        (&Vec::new(), &Vec::new()),
+        "the dead-letter queue holds exactly the FAILED children"
+    );
+    audit.assert_clean();
 }
