@@ -481,18 +481,8 @@ impl Ledger {
         .await
         .map_err(|e| e.into_ledger(context.clone()))?;
         self.count_reads(page.consumed_capacity());
-        let mut runs = Vec::new();
-        for item in page.items.unwrap_or_default() {
-            let record = parse_run(&context, &item)?;
-            if record.counter_shards > 1 {
-                if let Some(summed) = self.read_run(&context, microprocess, &record.run).await? {
-                    runs.push(summed);
-                }
-            } else {
-                runs.push(record);
-            }
-        }
-        Ok(runs)
+        self.records_of(&context, microprocess, page.items.unwrap_or_default())
+            .await
     }
 
     /// The runs of `microprocess` in `state`, oldest first, from the `runs-by-state` index
@@ -504,12 +494,23 @@ impl Ledger {
         state: RunState,
     ) -> Result<Vec<RunRecord>, LedgerError> {
         let context = self.context(Step::RunsInState, microprocess, None);
+        let items = self.query_state(&context, microprocess, state).await?;
+        self.records_of(&context, microprocess, items).await
+    }
+
+    /// The run records of index items; a sharded run is read again with its shards,
+    /// consistently, so its counters are summed.
+    async fn records_of(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        items: Vec<Item>,
+    ) -> Result<Vec<RunRecord>, LedgerError> {
         let mut runs = Vec::new();
-        for item in self.query_state(&context, microprocess, state).await? {
-            let record = parse_run(&context, &item)?;
+        for item in items {
+            let record = parse_run(context, &item)?;
             if record.counter_shards > 1 {
-                // Read the record and its shards again, consistently.
-                if let Some(summed) = self.read_run(&context, microprocess, &record.run).await? {
+                if let Some(summed) = self.read_run(context, microprocess, &record.run).await? {
                     runs.push(summed);
                 }
             } else {
