@@ -267,18 +267,11 @@ pub async fn retry_reduce(
     if !ledger.retry_reduce(&mp.name, run, Utc::now()).await? {
         return Ok(false);
     }
-    let body = QueueMessage::Reduce { run: run.clone() }.to_body();
-    sqs.send_message()
-        .queue_url(&mp.queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            RunsError::aws(
-                format!("SQS SendMessage of the reduce (the run is REDUCING without its message: `microprocess redrive {run} --resend-reduce` once SQS answers)"),
-                &e,
-            )
-        })?;
+    resend_reduce(sqs, mp, run).await.map_err(|e| {
+        RunsError::Other(format!(
+            "{e}\n  hint: the run is REDUCING without its message: `microprocess redrive {run} --resend-reduce` once SQS answers"
+        ))
+    })?;
     Ok(true)
 }
 
