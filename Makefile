@@ -30,7 +30,7 @@ LOCAL := $(filter local,$(ENV))
 AWS_FOR_ENV := $(if $(LOCAL),AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)})
 YES_FOR_ENV := $(if $(or $(LOCAL),$(YES)),--yes)
 
-.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local demo test chaos clean
+.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local demo test chaos bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ test: setup build ## Lint, then every test (emulator-free unit, snapshot, config
 
 chaos: setup ## Issue 5's headline run: CHAOS_ITEMS (100,000) items under 5xx, crashed forwarders and duplicates at once, audited
 	CHAOS_ITEMS=$${CHAOS_ITEMS:-100000} cargo test -p kit-tests --test fault_matrix headline_chaos_run -- --ignored --nocapture --exact
+
+bench: setup build ## Issue 6's benchmarks: cost per million, forwarder, splitter, generator, pipeline, fan-in, as one table (BENCH_SECTION=NAME runs one)
+	cargo bench -p kit-tests --bench kit -- $(if $(BENCH_SECTION),--section $(BENCH_SECTION))
 
 clean: emulator-stop ## Remove build output and bundles
 	cargo clean
