@@ -6,6 +6,12 @@
 //! the bench code keeps working; the figures of a smoke run mean nothing and no target is
 //! checked then.
 
+mod cost;
+mod fan_in;
+mod forwarder;
+mod generator;
+mod pipeline;
+mod splitter;
 mod table;
 
 use std::time::Instant;
@@ -22,7 +28,14 @@ pub enum Size {
 }
 
 /// The sections, in the order the table prints them.
-const SECTIONS: &[&str] = &[];
+const SECTIONS: &[&str] = &[
+    "cost",
+    "forwarder",
+    "splitter",
+    "generator",
+    "pipeline",
+    "fan-in",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,8 +88,14 @@ fn main() {
     );
 }
 
-async fn run_section(section: &str, _size: Size, _table: &mut Table) {
+async fn run_section(section: &str, size: Size, table: &mut Table) {
     match section {
+        "cost" => cost::run(size, table).await,
+        "forwarder" => forwarder::run(size, table).await,
+        "splitter" => splitter::run(size, table).await,
+        "generator" => generator::run(size, table).await,
+        "pipeline" => pipeline::run(size, table).await,
+        "fan-in" => fan_in::run(size, table).await,
         other => unreachable!("section {other} is listed but not wired"),
     }
 }
