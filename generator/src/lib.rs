@@ -8,6 +8,7 @@ pub mod aws;
 pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod estimate;
 pub mod local;
 pub mod manifest;
 pub mod package;

@@ -3,6 +3,7 @@
 
 mod deploy;
 mod diff;
+mod estimate;
 mod generate;
 mod local;
 mod operate;
@@ -24,6 +25,7 @@ use crate::config::{LoadError, Selector};
 
 pub use deploy::DeployArgs;
 pub use diff::DiffArgs;
+pub use estimate::EstimateArgs;
 pub use generate::GenerateArgs;
 pub use local::LocalArgs;
 pub use redrive::RedriveArgs;
@@ -79,6 +81,8 @@ pub enum Command {
     Redrive(RedriveArgs),
     /// A run's children and their results, as JSON lines.
     Results(ResultsArgs),
+    /// How long a run of N items takes and what it costs in AWS, from the config.
+    Estimate(EstimateArgs),
 }
 
 /// Exit codes, named.
@@ -202,6 +206,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Runs(args) => runs::run(&project, &args, out, err),
         Command::Redrive(args) => redrive::run(&project, &args, out, err),
         Command::Results(args) => results::run(&project, &args, out, err),
+        Command::Estimate(args) => estimate::run(&project, &args, out, err),
     }
 }
 

@@ -1,0 +1,145 @@
+//! `microprocess estimate` end to end: what it prints for a configured microprocess, and
+//! its errors and exit codes for names and numbers it cannot use.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+mod common;
+use common::project_copy;
+
+fn microprocess(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microprocess"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn estimate_prints_duration_costs_per_service_and_the_comparisons() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &[
+            "estimate",
+            "credit-scores",
+            "--env",
+            "prod",
+            "--items",
+            "1000000",
+        ],
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "`credit-scores` in `prod`: 1,000,000 items, the service answering in 50 ms"
+    );
+    assert_eq!(
+        lines[1],
+        "  batches of 10, 200 at a time, at most 2,000 calls/s, 5 attempts, pages of 1000, \
+         1 counter shard, results in the ledger, forwarder 128 MB arm64"
+    );
+    // 1,000,000 children at the cap of 2,000 a second, plus the mapping's scale-up.
+    assert!(
+        lines[3].starts_with("duration: 8 min 40 s (2,000 children/s, bound by the rate cap"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("  hint: the cap keeps 19 batches busy")),
+        "{stdout}"
+    );
+    let row = |service: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(service))
+            .unwrap_or_else(|| panic!("no `{service}` row: {stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("DynamoDB")[1..6],
+        ["2.201", "write", "+", "0.200", "read"]
+    );
+    assert_eq!(row("SQS")[1..3], ["0.300", "requests"]);
+    assert_eq!(row("total")[1..], ["$1.71", "$1.71"]);
+    assert!(stdout.contains(
+        "Step Functions Distributed Map, per million children: Standard children $50.00; \
+         Express children $26.10 (one item each) or $2.61 (10 items each, at-least-once)"
+    ));
+    assert!(stdout
+        .contains("idle, per month: $0.26 for the queue's long polling (657,000 empty receives)"));
+    assert!(stdout.contains("`prod` is in ap-southeast-2, whose prices differ"));
+}
+
+#[test]
+fn an_unknown_microprocess_gets_a_suggestion_and_exit_2() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &["estimate", "credit-score", "--env", "prod", "--items", "10"],
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "error: environment `prod` has no microprocess `credit-score`\n  \
+         hint: did you mean `credit-scores`? (microprocesses: `abn-refresh`, `credit-scores`)\n"
+    );
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unknown_environment_is_a_config_error() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &["estimate", "credit-scores", "--env", "prd", "--items", "10"],
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "\
+error: unknown environment `prd`
+ = hint: did you mean `prod`? (environments: `dev`, `local`, `prod`, `sandbox`, `staging`)
+"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn numbers_the_model_cannot_use_are_refused() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &[
+            "estimate",
+            "credit-scores",
+            "--env",
+            "prod",
+            "--items",
+            "10",
+            "--latency-ms",
+            "30000",
+        ],
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "error: `--latency-ms 30000` is longer than the process timeout of `credit-scores` (25 s): \
+         every call would time out\n  hint: raise `process.timeout_seconds`, or estimate a shorter latency\n"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = microprocess(
+        tmp.path(),
+        &["estimate", "credit-scores", "--env", "prod", "--items", "0"],
+    );
+    assert_eq!(text(&out.stderr), "error: `--items` must be at least 1\n");
+    assert_eq!(out.status.code(), Some(2));
+}
