@@ -53,13 +53,14 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(90);
 const WORKERS: usize = 2;
 
 /// A scenario's setup: `items` in the split, quick retries (whole-second visibility
-/// changes), a 2 s visibility timeout and the template's redrive policy.
+/// changes), a 2 s visibility timeout and the template's redrive policy (one receive
+/// more than `max_attempts`).
 fn setup(items: u64, chaos: Chaos, max_attempts: u32) -> Setup {
     Setup {
         items,
         chaos,
         visibility_timeout: 2,
-        max_receive_count: Some(max_attempts),
+        max_receive_count: Some(max_attempts + 1),
         forwarder: ForwarderOptions {
             max_attempts,
             backoff_base_millis: 20,
@@ -356,6 +357,84 @@ async fn s04_a_forwarder_killed_mid_batch_loses_nothing() {
         "4",
         "s04_a_forwarder_killed_mid_batch_loses_nothing",
         &format!("200 items, {} of {steps} invocations killed", kills.len()),
+        started,
+        &[audit],
+    );
+}
+
+#[tokio::test]
+async fn s04b_a_forwarder_killed_on_the_last_attempt_still_records_failed() {
+    let started = Instant::now();
+    // One attempt only: every delivery is a message's last.
+    let p = Pipeline::start(setup(60, Chaos::default(), 1)).await;
+    let run = split(&p, "killed-last-attempt", &[]).await;
+    let wire = Tripwire::default();
+    let faulty = FaultyHttp::new(wire.rule());
+    let forwarder = p.build_forwarder(&ForwarderOptions {
+        max_attempts: 1,
+        backoff_base_millis: 20,
+        http: Some(faulty.shared()),
+        ..ForwarderOptions::default()
+    });
+    // The first two batches die after their calls, before the ledger write (the 2nd AWS
+    // request). Their messages come back once more (the queue's maxReceiveCount is
+    // max_attempts + 1) and are recorded FAILED without another call, then dead-lettered.
+    let mut killed = BTreeSet::new();
+    let mut steps = 0;
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        let event = receive(&p.mapping_sqs, &p.queue_url, BATCH_SIZE, 0).await;
+        if event.records.is_empty() {
+            if depth(&p.sqs, &p.queue_url).await == (0, 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        steps += 1;
+        let kill = steps <= 2;
+        if kill {
+            wire.arm(2);
+        } else {
+            wire.disarm();
+        }
+        let handled = tokio::select! {
+            response = forwarder.handle(LambdaEvent::new(event.clone(), context())) => Some(response.unwrap()),
+            () = wire.wait() => None,
+        };
+        match handled {
+            Some(response) => settle(&p.mapping_sqs, &p.queue_url, &event, &response).await,
+            None => killed.extend(event.records.iter().filter_map(|m| {
+                match QueueMessage::parse(m.body.as_deref().unwrap_or_default()) {
+                    Ok(QueueMessage::Process { seq, .. }) => Some(seq),
+                    _ => None,
+                }
+            })),
+        }
+    }
+    assert!(!killed.is_empty(), "no batch was killed");
+    let record = p.record(&run).await;
+    assert_eq!(record.state, RunState::Completed, "{record:?}");
+    assert_eq!(record.failed, killed.len() as u64, "killed seqs {killed:?}");
+    let stats = p.service.stats();
+    let seen = stats.run(NAME, run.as_str()).unwrap();
+    for seq in &killed {
+        assert_eq!(
+            seen.child(*seq).map(|c| c.calls),
+            Some(1),
+            "seq {seq}: one call, max_attempts 1"
+        );
+    }
+    let audit = p.audit("4b: killed on the last attempt", &run, 60).await;
+    assert_eq!(audit.failed, killed.len() as u64);
+    report(
+        "4b",
+        "s04b_a_forwarder_killed_on_the_last_attempt_still_records_failed",
+        &format!(
+            "60 items, max_attempts 1, {} seqs killed mid-call",
+            killed.len()
+        ),
         started,
         &[audit],
     );
@@ -761,6 +840,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
         Outcome::Swept {
             processing: 1,
             claimed: vec![run.clone()],
+            requeued: vec![],
             splitting: vec![],
         }
     );
@@ -774,6 +854,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
         Outcome::Swept {
             processing: 0,
             claimed: vec![],
+            requeued: vec![],
             splitting: vec![],
         }
     );
@@ -782,6 +863,78 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
         "10",
         "s10_a_crash_between_the_last_count_and_the_claim_is_swept",
         "100 items, every claim attempt failed",
+        started,
+        &[audit],
+    );
+}
+
+#[tokio::test]
+async fn s10b_a_crash_between_the_claim_and_the_reduce_message_is_swept() {
+    let started = Instant::now();
+    let p = Pipeline::start(setup(60, Chaos::default(), 3)).await;
+    let run = split(&p, "lost-reduce-message", &[]).await;
+    // The reduce is claimed, but its message never reaches the queue: SQS fails every
+    // SendMessage of this forwarder (the SDK's retries included), as if the function
+    // died right after the claim.
+    let faulty = FaultyHttp::new(|operation| {
+        if operation == "AmazonSQS.SendMessage" {
+            Fault::Answer {
+                status: 500,
+                body: json!({"__type": "InternalFailure", "message": "injected"}),
+            }
+        } else {
+            Fault::Pass
+        }
+    });
+    let crashing = p.build_forwarder(&ForwarderOptions {
+        http: Some(faulty.shared()),
+        ..ForwarderOptions::default()
+    });
+    p.drain_with(&crashing, WORKERS, DRAIN_LIMIT).await;
+    let stuck = p.record(&run).await;
+    assert_eq!(stuck.state, RunState::Reducing, "claimed: {stuck:?}");
+    assert!(stuck.reduce_claimed_at.is_some() && stuck.reduce_queued_at.is_none());
+    assert_eq!(p.reduce_calls(&run), 0);
+
+    // A young claim is left alone (its message may be on its way) ...
+    let (sweeper, _) = p.splitter(p.settings(&[("OVERLAP", "allow")]), quick());
+    let swept = handle(&sweeper, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&swept, Outcome::Swept { requeued, .. } if requeued.is_empty()),
+        "{swept:?}"
+    );
+    // ... an aged one gets its reduce message queued, once.
+    let (mut aged, _) = p.splitter(p.settings(&[("OVERLAP", "allow")]), quick());
+    aged.tuning.reduce_requeue_after = Duration::ZERO;
+    let swept = handle(&aged, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Outcome::Swept {
+            processing: 0,
+            claimed: vec![],
+            requeued: vec![run.clone()],
+            splitting: vec![],
+        }
+    );
+    assert!(p.record(&run).await.reduce_queued_at.is_some());
+    let again = handle(&aged, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Outcome::Swept { requeued, .. } if requeued.is_empty()),
+        "{again:?}"
+    );
+    p.drain_with(&p.forwarder, WORKERS, DRAIN_LIMIT).await;
+    assert_completed_with_one_reduce(&p, &run).await;
+    let audit = p.audit("10b: reduce message lost, swept", &run, 60).await;
+    report(
+        "10b",
+        "s10b_a_crash_between_the_claim_and_the_reduce_message_is_swept",
+        "60 items, the claimer's reduce message never sent",
         started,
         &[audit],
     );

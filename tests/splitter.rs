@@ -530,6 +530,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         Outcome::Swept {
             processing: 2,
             claimed: vec![finished.clone()],
+            requeued: vec![],
             splitting: vec![splitting.clone()],
         }
     );
@@ -551,6 +552,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         Outcome::Swept {
             processing: 1,
             claimed: vec![],
+            requeued: vec![],
             splitting: vec![splitting],
         }
     );

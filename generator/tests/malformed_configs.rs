@@ -184,7 +184,7 @@ cases! {
         => "`credit-scores.delivery.batch_size` must be between 1 and 10, got `11`" at "environments/microprocesses.toml:23:14", hint "raise max_concurrency instead";
 
     max_attempts_0: "prod", MP, Replace("max_attempts = 5", "max_attempts = 0")
-        => "`credit-scores.process.max_attempts` must be between 1 and 1000, got `0`" at "environments/microprocesses.toml:17:16", hint "maxReceiveCount (1 to 1000)";
+        => "`credit-scores.process.max_attempts` must be between 1 and 999, got `0`" at "environments/microprocesses.toml:17:16", hint "SQS allows at most 1000";
 
     reserved_concurrency_below_max_concurrency: "prod", "prod.toml", Replace("max_concurrency = 200\n", "max_concurrency = 200\nreserved_concurrency = 150\n")
         => "`credit-scores.delivery.reserved_concurrency` (150) is below `delivery.max_concurrency` (200)" at "environments/prod.toml:52:24", hint "reserve at least max_concurrency";

@@ -269,9 +269,10 @@ fn properties_the_emulator_cannot_show() {
         r["Forwarder"]["Properties"]["ReservedConcurrentExecutions"],
         200
     );
+    // One receive more than max_attempts (5): a cut-off last attempt is recorded FAILED.
     assert_eq!(
         r["Queue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"],
-        5
+        6
     );
     let forwarder_timeout = r["Forwarder"]["Properties"]["Timeout"].as_u64().unwrap();
     assert!(

@@ -68,7 +68,7 @@ pub struct Setup {
     /// that never settled stays away.
     pub visibility_timeout: u32,
     /// `maxReceiveCount` of the queue's redrive policy to the dead-letter queue (the
-    /// microprocess template sets `max_attempts`); `None`: no redrive policy.
+    /// microprocess template sets `max_attempts + 1`); `None`: no redrive policy.
     pub max_receive_count: Option<u32>,
     pub forwarder: ForwarderOptions,
 }

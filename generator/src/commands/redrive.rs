@@ -120,7 +120,7 @@ async fn redrive_run(
             }
         }
         RunState::Reducing if args.resend_reduce => {
-            redrive::resend_reduce(&session.sqs, mp, &run).await?;
+            redrive::resend_reduce(&session.ledger, &session.sqs, mp, &run).await?;
             let _ = writeln!(out, "another reduce message of run `{run}` queued");
             follow_run = true;
         }

@@ -123,7 +123,7 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
     let process = Process {
         path: process_path,
         timeout_seconds: c.int(process_timeout.clone(), &key("process.timeout_seconds"), 25, 1, 900 - FORWARDER_MARGIN_SECONDS, "the service's time for one item; the forwarder Lambda that waits for it runs at most 900 seconds"),
-        max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 1000, "becomes the queue's maxReceiveCount (1 to 1000)"),
+        max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 999, "the queue's maxReceiveCount is one more, and SQS allows at most 1000"),
     };
 
     let delivery = validate_delivery(c, name, l, &process, process_timeout);

@@ -326,6 +326,8 @@ mod tests {
             failed: 0,
             done,
             reason: None,
+            reduce_claimed_at: None,
+            reduce_queued_at: None,
             counter_shards: 1,
             retention_days: 30,
             expires_at: 0,

@@ -267,9 +267,9 @@ pub async fn retry_reduce(
     if !ledger.retry_reduce(&mp.name, run, Utc::now()).await? {
         return Ok(false);
     }
-    resend_reduce(sqs, mp, run).await.map_err(|e| {
+    resend_reduce(ledger, sqs, mp, run).await.map_err(|e| {
         RunsError::Other(format!(
-            "{e}\n  hint: the run is REDUCING without its message: `microprocess redrive {run} --resend-reduce` once SQS answers"
+            "{e}\n  hint: the run is REDUCING without its message: the sweep queues it within minutes, or `microprocess redrive {run} --resend-reduce` once SQS answers"
         ))
     })?;
     Ok(true)
@@ -278,7 +278,9 @@ pub async fn retry_reduce(
 /// Queues another reduce message for a run stuck `REDUCING` (its claimed reduce message was
 /// never queued, or was lost). The forwarder only acts on it while the run is `REDUCING`,
 /// so a second copy at worst repeats the reduce call, which the contract allows.
+/// The ledger notes the message as queued so the sweep does not queue another.
 pub async fn resend_reduce(
+    ledger: &Ledger,
     sqs: &aws_sdk_sqs::Client,
     mp: &DeployedMicroprocess,
     run: &RunId,
@@ -290,5 +292,7 @@ pub async fn resend_reduce(
         .send()
         .await
         .map_err(|e| RunsError::aws("SQS SendMessage of the reduce", &e))?;
+    // Only a REDUCING run is noted; a run that is not (yet) ignores the message anyway.
+    ledger.mark_reduce_queued(&mp.name, run, Utc::now()).await?;
     Ok(())
 }

@@ -233,7 +233,11 @@ impl Forwarder {
                 payload: payload.clone(),
                 attempt: received.attempt,
             };
+            let exhausted = self.exhausted(received.attempt);
             async move {
+                if let Some(delivery) = exhausted {
+                    return delivery;
+                }
                 self.limiter.acquire().await;
                 self.service
                     .process(&self.settings.process_path, &request, timeout)
@@ -327,8 +331,10 @@ impl Forwarder {
             }
             Outcome::Retry => {
                 let reason = format!(
-                    "{} (attempt {attempt} of {})",
-                    d.reason, self.settings.max_attempts
+                    "{} (attempt {} of {})",
+                    d.reason,
+                    attempt.min(self.settings.max_attempts),
+                    self.settings.max_attempts
                 );
                 Judged::Terminal {
                     state: ChildState::Failed,
@@ -396,13 +402,13 @@ impl Forwarder {
                     .await;
                 match sent {
                     Ok(_) => {
-                        tracing::info!(run = %run.run, "run complete; reduce claimed and queued")
+                        tracing::info!(run = %run.run, "run complete; reduce claimed and queued");
+                        self.mark_reduce_queued(&run.run).await;
                     }
-                    // The SDK has already retried. The run stays REDUCING with no reduce
-                    // message; the log line is the signal (an automatic re-send needs a
-                    // claim timestamp in the ledger, which is not there yet).
+                    // The SDK has already retried. The claim is in the ledger without its
+                    // "queued" note, so the sweep queues the reduce once the claim has aged.
                     Err(e) => {
-                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the run stays REDUCING until its reduce message is queued again")
+                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the sweep will queue it")
                     }
                 }
             }
@@ -412,6 +418,19 @@ impl Forwarder {
             Err(error) => {
                 tracing::error!(run = %run.run, error = %error, "cannot claim the reduce; the sweep will")
             }
+        }
+    }
+
+    /// Notes the queued reduce in the ledger. Without the note the sweep queues a second
+    /// reduce message later, which the contract allows: the reduce is delivered at least
+    /// once, with one `Idempotency-Key`.
+    async fn mark_reduce_queued(&self, run: &RunId) {
+        if let Err(error) = self
+            .ledger
+            .mark_reduce_queued(self.name(), run, Utc::now())
+            .await
+        {
+            tracing::warn!(%run, error = %error, "reduce queued, but not noted; the sweep may queue it again");
         }
     }
 
@@ -456,11 +475,15 @@ impl Forwarder {
                 },
             },
         };
-        let d = self
-            .service
-            .reduce(&self.settings.reduce_path, &request, timeout)
-            .await;
         let attempt = received.attempt;
+        let d = match self.exhausted(attempt) {
+            Some(delivery) => delivery,
+            None => {
+                self.service
+                    .reduce(&self.settings.reduce_path, &request, timeout)
+                    .await
+            }
+        };
         let verdict = match d.outcome {
             Outcome::Succeeded => match self.ledger.complete(self.name(), &run, Utc::now()).await {
                 Ok(()) => {
@@ -477,8 +500,10 @@ impl Forwarder {
             }
             _ => {
                 let reason = format!(
-                    "reduce: {} (attempt {attempt} of {})",
-                    d.reason, self.settings.max_attempts
+                    "reduce: {} (attempt {} of {})",
+                    d.reason,
+                    attempt.min(self.settings.max_attempts),
+                    self.settings.max_attempts
                 );
                 match self
                     .ledger
@@ -494,6 +519,24 @@ impl Forwarder {
             }
         };
         (received.id, verdict)
+    }
+
+    /// The delivery of a message received after its last allowed attempt, which is not
+    /// made: the queue's `maxReceiveCount` is `max_attempts + 1`, so a message whose last
+    /// attempt ended with no verdict (the forwarder stopped, or timed out, mid-batch)
+    /// comes back once more and is recorded `FAILED` here instead of being dead-lettered
+    /// by SQS with nothing in the ledger, which would leave its run unfinished.
+    fn exhausted(&self, attempt: u32) -> Option<Delivery> {
+        (attempt > self.settings.max_attempts).then(|| Delivery {
+            outcome: Outcome::Retry,
+            status: None,
+            body: Vec::new(),
+            retry_after: None,
+            reason: format!(
+                "no answer recorded for attempt {} (the forwarder stopped mid-call)",
+                self.settings.max_attempts
+            ),
+        })
     }
 
     fn retry(&self, attempt: u32, retry_after: Option<Duration>) -> Verdict {

@@ -113,6 +113,9 @@ pub struct Tuning {
     /// before it splits: if the checkpoint moves meanwhile, another invocation is
     /// splitting the run (a tick delivered twice) and this one stops.
     pub existing_split_probe: Duration,
+    /// Age of a reduce claim with no queued reduce message after which the sweep queues
+    /// it: far above the moment between a claim and its message (the SDK's retries).
+    pub reduce_requeue_after: Duration,
 }
 
 impl Default for Tuning {
@@ -125,6 +128,7 @@ impl Default for Tuning {
             max_retry_after: Duration::from_secs(300),
             enqueue: EnqueuePolicy::default(),
             existing_split_probe: Duration::from_secs(10),
+            reduce_requeue_after: Duration::from_secs(120),
         }
     }
 }
@@ -157,10 +161,12 @@ pub enum Outcome {
     SplitFailed { run: RunId, reason: String },
     /// Another invocation got ahead of this one, or ended the run: this one stopped.
     Stopped { run: RunId, why: String },
-    /// A sweep: runs found `PROCESSING`, reduces claimed, runs still `SPLITTING`.
+    /// A sweep: runs found `PROCESSING`, reduces claimed, reduces queued again (claimed
+    /// long ago, never queued), runs still `SPLITTING`.
     Swept {
         processing: usize,
         claimed: Vec<RunId>,
+        requeued: Vec<RunId>,
         splitting: Vec<RunId>,
     },
 }

@@ -23,6 +23,16 @@ pub(crate) async fn claim_and_send(
         tracing::debug!(%microprocess, %run, "reduce not claimed: not complete, or claimed already");
         return Ok(false);
     }
+    send(splitter, run).await?;
+    Ok(true)
+}
+
+/// Queues the reduce message of a claimed run (retried like any message) and notes it
+/// in the ledger. Without the note the sweep queues a second reduce message once the
+/// claim has aged, which the contract allows: the reduce is delivered at least once,
+/// with one `Idempotency-Key`.
+pub(crate) async fn send(splitter: &Splitter, run: &RunId) -> Result<(), SplitterError> {
+    let microprocess = splitter.name();
     let entry = Entry {
         id: "reduce".to_owned(),
         body: QueueMessage::Reduce { run: run.clone() }.to_body(),
@@ -33,6 +43,13 @@ pub(crate) async fn claim_and_send(
             run: run.clone(),
             source,
         })?;
-    tracing::info!(%microprocess, %run, "run complete; reduce claimed and queued");
-    Ok(true)
+    tracing::info!(%microprocess, %run, "reduce queued");
+    if let Err(error) = splitter
+        .ledger
+        .mark_reduce_queued(microprocess, run, Utc::now())
+        .await
+    {
+        tracing::warn!(%microprocess, %run, %error, "reduce queued, but not noted; the sweep may queue it again");
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ pub enum Step {
     Complete,
     ReduceFailed,
     RetryReduce,
+    MarkReduceQueued,
     RunsInState,
     Children,
 }
@@ -36,6 +37,7 @@ impl Step {
             Step::Complete => "complete run",
             Step::ReduceFailed => "mark reduce failed",
             Step::RetryReduce => "retry reduce",
+            Step::MarkReduceQueued => "mark reduce queued",
             Step::RunsInState => "list runs in state",
             Step::Children => "list children",
         }

@@ -27,6 +27,8 @@ pub(crate) mod attr {
     pub const FAILED: &str = "failed";
     pub const DONE: &str = "done";
     pub const REASON: &str = "reason";
+    pub const REDUCE_CLAIMED_AT: &str = "reduce_claimed_at";
+    pub const REDUCE_QUEUED_AT: &str = "reduce_queued_at";
     pub const COUNTER_SHARDS: &str = "counter_shards";
     pub const RETENTION_DAYS: &str = "retention_days";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -70,6 +72,11 @@ pub struct RunRecord {
     /// `succeeded + failed`.
     pub done: u64,
     pub reason: Option<String>,
+    /// When the reduce was claimed (`PROCESSING → REDUCING`, or retried by hand).
+    pub reduce_claimed_at: Option<DateTime<Utc>>,
+    /// When the claimer's reduce message was on the queue. A `REDUCING` run claimed long
+    /// ago without it lost its reduce message: the sweep queues it again.
+    pub reduce_queued_at: Option<DateTime<Utc>>,
     /// Counter shards of the run (1: the counters are on the run record itself).
     pub counter_shards: u32,
     pub retention_days: u32,
@@ -111,6 +118,8 @@ impl RunRecord {
             failed: r.count(attr::FAILED).map_err(fail)?,
             done: r.count(attr::DONE).map_err(fail)?,
             reason: r.opt_str(attr::REASON).map_err(fail)?.map(str::to_owned),
+            reduce_claimed_at: r.opt_time(attr::REDUCE_CLAIMED_AT).map_err(fail)?,
+            reduce_queued_at: r.opt_time(attr::REDUCE_QUEUED_AT).map_err(fail)?,
             counter_shards: r.u32_or(attr::COUNTER_SHARDS, 1).map_err(fail)?.max(1),
             retention_days: r.u32_or(attr::RETENTION_DAYS, 0).map_err(fail)?,
             expires_at: r.opt_i64(attr::EXPIRES_AT).map_err(fail)?.unwrap_or(0),
@@ -334,6 +343,8 @@ mod tests {
             failed: 0,
             done: 0,
             reason: None,
+            reduce_claimed_at: None,
+            reduce_queued_at: None,
             counter_shards: 4,
             retention_days: 90,
             expires_at: 1_800_000_000,

@@ -151,6 +151,8 @@ impl Ledger {
             failed: 0,
             done: 0,
             reason: None,
+            reduce_claimed_at: None,
+            reduce_queued_at: None,
             counter_shards: shards,
             retention_days,
             expires_at: expires_at(now, retention_days),
@@ -367,7 +369,10 @@ impl Ledger {
             false,
             None,
         )
-        .value(":true", b(true));
+        .value(":true", b(true))
+        .value(":claimed", s(time_text(now)));
+        change.update.push_str(", #reduce_claimed_at = :claimed");
+        change.names.extend(names(&[attr::REDUCE_CLAIMED_AT]));
         change.condition = condition.to_owned();
         // DynamoDB rejects a placeholder that no expression uses.
         let used: &[&str] = if params.shards > 1 {
@@ -445,9 +450,40 @@ impl Ledger {
             false,
             None,
         );
-        // The reason of the failure no longer holds once the reduce runs again.
-        change.update.push_str(" REMOVE #reason");
-        change.names.extend(names(&[attr::REASON]));
+        // A new claim: the sweep ages it until the new reduce message is queued. The
+        // reason of the failure no longer holds once the reduce runs again.
+        change = change.value(":claimed", s(time_text(now)));
+        change
+            .update
+            .push_str(", #reduce_claimed_at = :claimed REMOVE #reason, #reduce_queued_at");
+        change.names.extend(names(&[
+            attr::REASON,
+            attr::REDUCE_CLAIMED_AT,
+            attr::REDUCE_QUEUED_AT,
+        ]));
+        Ok(self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some())
+    }
+
+    /// Notes that the reduce message of a `REDUCING` run is on the queue, so the sweep
+    /// leaves the run alone. `false` when the run is no longer `REDUCING` (its reduce
+    /// already ran).
+    pub async fn mark_reduce_queued(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let context = self.context(Step::MarkReduceQueued, microprocess, Some(run));
+        let change = RunUpdate::new(
+            "SET #reduce_queued_at = :now".to_owned(),
+            "#state = :reducing",
+            &[attr::REDUCE_QUEUED_AT, attr::STATE],
+        )
+        .value(":now", s(time_text(now)))
+        .value(":reducing", s(RunState::Reducing.as_str()));
         Ok(self
             .update_run(&context, microprocess, run, change)
             .await?
