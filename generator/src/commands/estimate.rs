@@ -171,17 +171,6 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
             _ => ", its calls made at once".into(),
         }
     );
-    if t.bound == Bound::RateCap {
-        let needed = estimate::model::concurrency_for_cap(i, e.attempts_per_child);
-        if f64::from(i.max_concurrency) > needed.ceil() {
-            let _ = writeln!(
-                s,
-                "  hint: the cap keeps {:.0} batches busy; the other forwarders wait for their share in Lambda time: `delivery.max_concurrency = {:.0}` keeps the pace for less",
-                needed.ceil(),
-                needed.ceil().max(2.0)
-            );
-        }
-    }
     let _ = writeln!(s);
     let per_child = &e.per_child;
     let total = &e.total;

@@ -474,20 +474,6 @@ fn timing(inputs: &Inputs, attempts: f64) -> Timing {
     }
 }
 
-/// Batches at a time that keep up with the rate cap when each calls at once: beyond it,
-/// instances only wait for their share of the cap, billed as Lambda time.
-pub fn concurrency_for_cap(inputs: &Inputs, attempts: f64) -> f64 {
-    let Some(cap) = inputs.rate_limit_per_second.filter(|r| *r > 0) else {
-        return f64::from(inputs.max_concurrency);
-    };
-    let unspaced = Inputs {
-        rate_limit_per_second: None,
-        ..inputs.clone()
-    };
-    let cycle = timing(&unspaced, attempts).batch_seconds + AWS_CALL_SECONDS;
-    f64::from(cap) * cycle / f64::from(inputs.batch_size.max(1))
-}
-
 fn step_functions(inputs: &Inputs) -> StepFunctions {
     let million = 1e6;
     let billed = (inputs.latency_seconds / prices::SFN_EXPRESS_BILLING_STEP_SECONDS)
@@ -599,8 +585,6 @@ mod tests {
         assert!(close(e.timing.batch_seconds, 0.085 + 0.9));
         assert!(close(e.timing.children_per_second, 2000.0));
         assert_eq!(e.timing.bound, Bound::RateCap);
-        // 2,000 calls/s at 10 per 95 ms cycle: 19 batches at a time suffice.
-        assert!(close(concurrency_for_cap(&capped, 1.0), 19.0));
         let free = estimate(&inputs());
         // 50 instances, 10 children per 95 ms cycle.
         assert!(close(free.timing.children_per_second, 50.0 * 10.0 / 0.095));
