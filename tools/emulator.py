@@ -30,16 +30,20 @@ moto's own code at the point moto forgets to:
    children took seconds once the ledger held a few thousand, and the forwarders timed
    out. Only the items the transaction touches are backed up and restored here; the
    writes, their conditions and the cancellation reasons are moto's own.
-5. An SQS queue's attributes, message counts included (a scan of every message), are
-   computed again for every message a `SendMessageBatch` or `ReceiveMessage` handles, and
-   for every name a `GetQueueAttributes` asks for: quadratic in the queue's depth, so a
-   split of 10,000 items slowed the whole emulator to a few requests a second. They are
-   computed once per request here, and the clock each message's visibility is checked
-   against is read with `time.time()` rather than through two datetime conversions.
+5. An SQS queue's attributes, message counts included (a scan of every message each),
+   are computed again for every message a `SendMessageBatch` or `ReceiveMessage`
+   handles, and for every name a `GetQueueAttributes` asks for: quadratic in the queue's
+   depth, so a split of 10,000 items slowed the whole emulator to a few requests a
+   second. They are computed once per request here, without the counts for the message
+   actions (send, receive, delete, visibility), whose answers carry none; and the clock
+   each message's visibility is checked against is read with `time.time()` rather than
+   through two datetime conversions.
 6. SQS `DeleteMessage` rebuilds the queue's message list without the lock that
    `SendMessage` appends under, so a message sent during a delete was dropped (seen: 18
    of 5,000 children lost in a chaos run), and two deletes at once could bring a deleted
-   message back. Deletes take the queue's lock here.
+   message back. Deletes take the queue's lock here, and so do receives and visibility
+   changes (a receive let go of the lock only while it waits for messages), so a message
+   cannot be handed out while it is being deleted.
 7. A `Query` on the table's own key sorts every item of the table (then every item of the
    partition) and walks the partition from its first key, so each read of a run slowed
    as the run's children grew (a page of 100 children: 23 ms at 1,000 children, 504 ms
@@ -48,9 +52,19 @@ moto's own code at the point moto forgets to:
    reads only the page it returns. Limit, the 1 MB page, ScanIndexForward, the filter,
    the projection and LastEvaluatedKey follow moto's loop exactly (checked against it on
    random partitions and queries); index queries and legacy `QueryFilter`s stay moto's.
-   `tools/emulator_query_speed.py` measures it.
+8. A delete or a visibility change looks for its receipt handle in every message of the
+   queue, and a receive lists every visible message to take ten: three scans of the
+   queue per message handled, so a run slowed as its queue grew. Here each receipt
+   handle moto gives out is remembered with its message, and a receive takes messages
+   in order until it has enough; which message is found, deleted, received or moved to
+   the dead-letter queue, and every error, are moto's.
+9. Per request, moto's dispatcher lists its own package directory and tries the URL
+   patterns of every service to find the backend, under a lock all requests share, and
+   werkzeug logs an access line through a colour wrapper of stderr. The backend of a
+   host is remembered here, and only server errors are logged.
 
-Everything else is moto as installed.
+Everything else is moto as installed; `tools/emulator_query_speed.py` times the ledger's
+queries on a growing partition.
 """
 
 import bisect
@@ -171,6 +185,9 @@ def _wrap_requests():
     def call(self, environ, start_response):
         # Queue attributes computed during this request (fix 5).
         _request.queue_attributes = {}
+        _request.message_action = (
+            environ.get("HTTP_X_AMZ_TARGET", "") in _SQS_MESSAGE_ACTIONS
+        )
         try:
             if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
                 return dispatch(self, environ, start_response)
@@ -183,8 +200,72 @@ def _wrap_requests():
                     getattr(body, "close", lambda: None)()
         finally:
             _request.queue_attributes = None
+            _request.message_action = False
 
     DomainDispatcherApplication.__call__ = call
+
+    # The backend of a host: moto lists its own package directory and tries every
+    # service's URL patterns for each request, under one lock shared by all requests.
+    # The answer depends on the host only (fix 9).
+    backend_for_host = DomainDispatcherApplication.get_backend_for_host
+    known = {}
+
+    def get_backend_for_host(self, host):
+        if host not in known:
+            known[host] = backend_for_host(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+    # One access-log line per request (`"POST / HTTP/1.1" 200 -`: every AWS call looks
+    # alike) went through the logging lock and a colour wrapper of stderr. Server
+    # errors are still logged, with moto's tracebacks (fix 9).
+    from werkzeug.serving import WSGIRequestHandler
+
+    log_request = WSGIRequestHandler.log_request
+
+    def log_server_errors(self, code="-", size="-"):
+        if str(code).startswith("5"):
+            log_request(self, code, size)
+
+    WSGIRequestHandler.log_request = log_server_errors
+
+
+# SQS actions whose answers carry no message counts (JSON protocol targets).
+_SQS_MESSAGE_ACTIONS = frozenset(
+    f"AmazonSQS.{action}"
+    for action in (
+        "SendMessage",
+        "SendMessageBatch",
+        "ReceiveMessage",
+        "DeleteMessage",
+        "DeleteMessageBatch",
+        "ChangeMessageVisibility",
+        "ChangeMessageVisibilityBatch",
+    )
+)
+# The queue attributes that count messages, one scan of the queue each.
+_MESSAGE_COUNTS = frozenset(
+    (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    )
+)
+
+
+class _QueueWithoutCounts:
+    """A queue as moto's `attributes` reads it, with the message counts left out."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def __getattr__(self, name):
+        if name in _MESSAGE_COUNTS:
+            return None
+        return getattr(self.queue, name)
 
 
 def _queue_attributes_once_per_request():
@@ -192,12 +273,26 @@ def _queue_attributes_once_per_request():
 
     compute = Queue.attributes.fget
 
+    def compute_for_request(queue):
+        if not getattr(_request, "message_action", False):
+            return compute(queue)
+        # A send, receive, delete or visibility change reads a setting or two
+        # (ContentBasedDeduplication, MessageRetentionPeriod), never a count.
+        attributes = compute(_QueueWithoutCounts(queue))
+        for name in (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesDelayed",
+            "ApproximateNumberOfMessagesNotVisible",
+        ):
+            attributes.pop(name, None)
+        return attributes
+
     def attributes(self):
         cache = getattr(_request, "queue_attributes", None)
         if cache is None:
             return compute(self)
         if id(self) not in cache:
-            cache[id(self)] = compute(self)
+            cache[id(self)] = compute_for_request(self)
         return dict(cache[id(self)])
 
     Queue.attributes = property(attributes)
@@ -520,19 +615,136 @@ def _partition_queries():
 _partition_queries()
 
 
-def _deletes_under_the_queue_lock():
-    from moto.sqs.models import Queue
+# Every receipt handle moto has given out, to its message (fix 8).
+_messages_by_handle = {}
 
-    delete = Queue.delete_message
+
+def _messages_by_receipt_handle():
+    from moto.sqs import models as sqs
+    from moto.sqs.exceptions import InvalidParameterValue, ReceiptHandleIsInvalid
+    from moto.sqs.models import Message, Queue, SQSBackend
+
+    mark_received = Message.mark_received
+
+    def message_received(self, visibility_timeout=None):
+        mark_received(self, visibility_timeout)
+        _messages_by_handle[self.receipt_handle] = self
+
+    def message_with_handle(queue, receipt_handle):
+        # moto looks for a message of the queue that ever had the handle: only the one
+        # it was given to can have it, and only while it is still on this queue.
+        message = _messages_by_handle.get(receipt_handle)
+        if message is None or message not in queue._messages:
+            return None
+        return message
 
     def delete_message(self, receipt_handle):
         with self._messages_lock:
-            return delete(self, receipt_handle)
+            if receipt_handle in self.deleted_messages:
+                return
+            message = message_with_handle(self, receipt_handle)
+            if message is None:
+                raise ReceiptHandleIsInvalid()
+            # A new list, as moto makes: a scan of the old one is never cut short.
+            remaining = list(self._messages)
+            remaining.remove(message)
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            for handle in message.all_receipt_handles:
+                _messages_by_handle.pop(handle, None)
+            self._messages = remaining
 
+    def change_message_visibility(self, queue_name, receipt_handle, visibility_timeout):
+        queue = self.get_queue(queue_name)
+        with queue._messages_lock:
+            message = message_with_handle(queue, receipt_handle)
+            if message is None:
+                raise ReceiptHandleIsInvalid
+            visibility_timeout_msec = int(visibility_timeout) * 1000
+            given_visibility_timeout = sqs.unix_time_millis() + visibility_timeout_msec
+            if given_visibility_timeout - message.sent_timestamp > 43200 * 1000:
+                raise InvalidParameterValue(
+                    f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
+                    "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+                )
+            message.change_visibility(visibility_timeout)
+            if message.visible and message in queue.pending_messages:
+                queue.pending_messages.remove(message)
+
+    def receive_message(
+        self,
+        queue_name,
+        count,
+        wait_seconds_timeout,
+        visibility_timeout,
+        message_attribute_names=None,
+    ):
+        # moto's receive, with two changes: it holds the queue's lock (released while it
+        # waits for messages), so a message cannot be received while it is deleted, and
+        # it looks at the queue's messages one by one until it has `count`, instead of
+        # first listing every visible one.
+        if message_attribute_names is None:
+            message_attribute_names = []
+        queue = self.get_queue(queue_name)
+        result = []
+        previous_result_count = len(result)
+        polling_end = sqs.unix_time() + wait_seconds_timeout
+        with queue._messages_lock:
+            currently_pending_groups = copy.deepcopy(queue.pending_message_groups)
+            while True:
+                if result or (wait_seconds_timeout and sqs.unix_time() > polling_end):
+                    break
+                messages_to_dlq = []
+                visible = (m for m in queue._messages if m.visible and not m.delayed)
+                for message in visible:
+                    if message in queue.pending_messages:
+                        # Pending but visible again: its consumer timed out.
+                        queue.pending_messages.remove(message)
+                        currently_pending_groups = copy.deepcopy(
+                            queue.pending_message_groups
+                        )
+                    if message.group_id and queue.fifo_queue:
+                        if message.group_id in currently_pending_groups:
+                            continue
+                    if (
+                        queue.dead_letter_queue is not None
+                        and queue.redrive_policy
+                        and message.approximate_receive_count
+                        >= queue.redrive_policy["maxReceiveCount"]
+                    ):
+                        messages_to_dlq.append(message)
+                        continue
+                    queue.pending_messages.add(message)
+                    message.mark_received(visibility_timeout=visibility_timeout)
+                    message_copy = copy.deepcopy(message)
+                    sqs._filter_message_attributes(message_copy, message_attribute_names)
+                    if not self.is_message_valid_based_on_retention_period(
+                        queue_name, message
+                    ):
+                        break
+                    result.append(message_copy)
+                    if len(result) >= count:
+                        break
+                if messages_to_dlq:
+                    remaining = [m for m in queue._messages if m not in messages_to_dlq]
+                    queue._messages = remaining
+                    for message in messages_to_dlq:
+                        queue.dead_letter_queue.add_message(message)
+                if previous_result_count == len(result):
+                    if wait_seconds_timeout == 0:
+                        break
+                    queue.wait_for_messages(1)
+                    continue
+                previous_result_count = len(result)
+        return result
+
+    Message.mark_received = message_received
     Queue.delete_message = delete_message
+    SQSBackend.change_message_visibility = change_message_visibility
+    SQSBackend.receive_message = receive_message
 
 
-_deletes_under_the_queue_lock()
+_messages_by_receipt_handle()
 
 
 if __name__ == "__main__":
