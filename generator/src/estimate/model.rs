@@ -15,8 +15,9 @@
 //!   of the batch's children and the counter items they count on, and a consistent `Query`
 //!   to see whether the run is complete; per retry one `ChangeMessageVisibility`, per child
 //!   failed for good one `SendMessage` to the dead-letter queue;
-//! - **per run**: the run's start, seal, reduce claim and completion (`PutItem`,
-//!   `UpdateItem`), the reduce message through the queue, the splitter's hand-offs.
+//! - **per run**: the run's start, seal, reduce claim, reduce-queued note and completion
+//!   (`PutItem`, `UpdateItem`), the reduce message through the queue, the splitter's
+//!   hand-offs.
 //!
 //! Write units follow DynamoDB's rules (one per started KB, two in a transaction); item
 //! sizes are computed as `lambdas/shared/src/ledger/capacity.rs` does, from the records'
@@ -311,12 +312,12 @@ pub fn estimate(inputs: &Inputs) -> Estimate {
         sqs_send: 1.0,
         sqs_receive: 1.0,
         sqs_delete: 1.0,
-        // Start, seal, reduce claim, completion.
-        dynamodb_writes: 4.0,
-        dynamodb_write_units: 4.0,
-        // The splitter's look at the run and at active runs, the claim's and the reduce's.
-        dynamodb_queries: 3.0,
-        dynamodb_read_units: 3.0,
+        // Start, seal, reduce claim, the note that its message is queued, completion.
+        dynamodb_writes: 5.0,
+        dynamodb_write_units: 5.0,
+        // The splitter's looks at the run and at active runs, the seal's, the reduce's.
+        dynamodb_queries: 5.0,
+        dynamodb_read_units: 5.0,
         lambda_invocations: splitter_invocations + 1.0,
         lambda_gb_seconds: timing.split_seconds * gb(inputs.splitter_memory_mb)
             + reduce_seconds * gb(inputs.forwarder_memory_mb),
