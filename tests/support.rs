@@ -8,6 +8,8 @@
 pub mod audit;
 #[path = "support/counter.rs"]
 pub mod counter;
+#[path = "support/drive.rs"]
+pub mod drive;
 #[path = "support/faults.rs"]
 pub mod faults;
 #[path = "support/kit_project.rs"]
