@@ -62,6 +62,11 @@ moto's own code at the point moto forgets to:
    patterns of every service to find the backend, under a lock all requests share, and
    werkzeug logs an access line through a colour wrapper of stderr. The backend of a
    host is remembered here, and only server errors are logged.
+10. moto writes each DynamoDB `AttributeValue` of an answer by asking it for every member
+    of the shape (S, N, B, SS, ... ten of them) through a generic attribute picker, and
+    deep-copies a query's page first: a page of 100 children took about 100 ms to answer.
+    The plain `{type: value}` ones are written directly, byte for byte as moto writes
+    them, and the page is not copied (moto's answer turns it into new dicts anyway).
 
 Everything else is moto as installed; `tools/emulator_query_speed.py` times the ledger's
 queries on a growing partition.
@@ -229,6 +234,9 @@ def _wrap_requests():
             log_request(self, code, size)
 
     WSGIRequestHandler.log_request = log_server_errors
+    # The headers and the body of an answer are two writes; with Nagle's algorithm the
+    # body waits for the client's delayed acknowledgement of the headers (40 ms).
+    WSGIRequestHandler.disable_nagle_algorithm = True
 
 
 # SQS actions whose answers carry no message counts (JSON protocol targets).
@@ -310,6 +318,75 @@ def _queue_attributes_once_per_request():
 
 _wrap_requests()
 _queue_attributes_once_per_request()
+
+
+def _attribute_value_json(value):
+    """An `AttributeValue` as moto's JSON serializer writes it, or None for anything but
+    the plain `{type: value}` moto's DynamoDB answers hold (fix 10)."""
+    if type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, inner),) = value.items()
+    if kind in ("S", "N"):
+        return {kind: inner} if type(inner) is str else None
+    if kind in ("NULL", "BOOL"):
+        return {kind: inner} if type(inner) is bool else None
+    if kind == "B":
+        return {kind: _base64(inner)} if type(inner) in (bytes, str) else None
+    if kind in ("SS", "NS"):
+        if type(inner) is list and all(type(v) is str for v in inner):
+            return {kind: list(inner)}
+        return None
+    if kind == "BS":
+        if type(inner) is list and all(type(v) in (bytes, str) for v in inner):
+            return {kind: [_base64(v) for v in inner]}
+        return None
+    if kind == "M" and type(inner) is dict:
+        members = {}
+        for name, member in inner.items():
+            written = _attribute_value_json(member)
+            if written is None or type(name) is not str:
+                return None
+            members[name] = written
+        return {kind: members}
+    if kind == "L" and type(inner) is list:
+        elements = []
+        for element in inner:
+            written = _attribute_value_json(element)
+            if written is None:
+                return None
+            elements.append(written)
+        return {kind: elements}
+    return None
+
+
+def _base64(value):
+    import base64
+
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return base64.b64encode(value).strip().decode("utf-8")
+
+
+def _plain_attribute_values():
+    from moto.core.serialize import BaseJSONSerializer
+
+    structure = BaseJSONSerializer._serialize_type_structure
+
+    def serialize_structure(self, serialized, value, shape, key):
+        # moto writes each AttributeValue by asking the value for every member of the
+        # shape (S, N, B, SS, ... ten of them) through its attribute picker: about 1 ms
+        # per item of a query's page. The plain ones are written directly, as it would.
+        if key and shape.name == "AttributeValue":
+            written = _attribute_value_json(value)
+            if written is not None:
+                serialized[self.get_serialized_name(shape, key)] = written
+                return
+        structure(self, serialized, value, shape, key)
+
+    BaseJSONSerializer._serialize_type_structure = serialize_structure
+
+
+_plain_attribute_values()
 
 
 def _cheap_transactions():
@@ -601,7 +678,8 @@ def _partition_queries():
                             )
                             break
         scanned_count = len(results)
-        results = copy.deepcopy(results)
+        # moto deep-copies the page here; its answer (`DynamoResult`) turns the items into
+        # new plain dicts at once, so nothing can reach the stored items through it.
         if filter_expression is not None:
             results = [item for item in results if filter_expression.expr(item)]
         if projection_expressions:
