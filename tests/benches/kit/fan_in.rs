@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use kit_tests::drive::{drain_counted, sharded_run};
+use kit_tests::moto::MotoServer;
 use kit_tests::pipeline::{ForwarderOptions, Pipeline, Setup, NAME};
 use microprocess_kit::estimate::fan_in::{fan_in, FanIn};
 use microprocess_kit::estimate::{Inputs, Storage};
@@ -82,11 +83,14 @@ fn inputs(shards: u32, result_bytes: u64) -> Inputs {
 }
 
 async fn measure(table: &mut Table, shards: u32, items: u64) {
-    let p = Pipeline::start(Setup {
-        items,
-        max_receive_count: Some(6),
-        ..Setup::default()
-    })
+    let p = Pipeline::on(
+        MotoServer::start_kit(),
+        Setup {
+            items,
+            max_receive_count: Some(6),
+            ..Setup::default()
+        },
+    )
     .await;
     let run = sharded_run(&p, &format!("fan-in-{shards}"), items, shards).await;
     let forwarders: Vec<_> = (0..FORWARDERS)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use kit_tests::counter::RequestCounter;
 use kit_tests::drive::{counted_splitter, drain_counted};
+use kit_tests::moto::MotoServer;
 use kit_tests::pipeline::{follow, later, ForwarderOptions, Pipeline, Setup, NAME};
 use microprocess_kit::estimate::Usage;
 use microprocess_shared::ledger::ChildResult;
@@ -38,11 +39,15 @@ pub struct Measured {
 }
 
 pub async fn local_run(items: u64) -> Measured {
-    let p = Pipeline::start(Setup {
-        items,
-        max_receive_count: Some(MAX_ATTEMPTS + 1),
-        ..Setup::default()
-    })
+    // The kit's emulator: plain moto slows down as the queue grows (tools/emulator.py).
+    let p = Pipeline::on(
+        MotoServer::start_kit(),
+        Setup {
+            items,
+            max_receive_count: Some(MAX_ATTEMPTS + 1),
+            ..Setup::default()
+        },
+    )
     .await;
     let started = Instant::now();
     let splitter_requests = RequestCounter::default();
