@@ -100,9 +100,9 @@ pub async fn run(size: Size, table: &mut Table) {
         "cost",
         "idle cost of one queue a month (5 pollers long-polling 20 s)",
         format!(
-            "{} ({:.0} empty receives); the sweep {} a microprocess",
+            "{} ({} thousand empty receives); the sweep {} a microprocess",
             dollars(model.idle_queue_cost_per_month),
-            model.idle_queue_requests_per_month,
+            (model.idle_queue_requests_per_month / 1000.0).round(),
             dollars(model.sweep_cost_per_month)
         ),
     );

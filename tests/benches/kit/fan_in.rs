@@ -50,9 +50,11 @@ pub async fn run(size: Size, table: &mut Table) {
 
 fn arithmetic(f: &FanIn) -> String {
     format!(
-        "{:.0} units a transaction ({:.0} counter items, {:.2} a child); ≤ {} children/s by the busiest counter item, ≤ {} children/s on one unsplit partition",
+        "{:.0} units a transaction of {} children and {:.0} counter item{} ({:.2} a child); ≤ {} children/s by the busiest counter item, ≤ {} children/s on one unsplit partition",
         f.units_per_transaction,
+        f.batch_size,
         f.counters_per_transaction,
+        if f.counters_per_transaction == 1.0 { "" } else { "s" },
         f.units_per_child,
         grouped(f.children_per_second_by_counters),
         grouped(f.children_per_second_one_partition),
