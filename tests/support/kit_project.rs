@@ -184,6 +184,11 @@ impl Background {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its process id (benchmarks read the CPU time of it and its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -1,6 +1,240 @@
-//! (section being written)
+//! Local pipeline: items per second end to end on the emulator, at 10,000 and 100,000
+//! items.
+//!
+//! End to end is what a user runs (`make demo` does the same at 10,000): a copy of the
+//! project's config and templates `generate`s and `deploy`s the `local` environment into
+//! the kit's emulator with the CLI, the demo service serves the contract, `microprocess
+//! local run` executes the release Lambda zips that `make build` packaged
+//! (`target/lambda/<host arch>/`), and `microprocess start credit-scores --env local
+//! --wait` starts a run and returns when it is `COMPLETED`. The wall time is that one
+//! command's; each size gets a fresh emulator, deploy, service and runner.
+//!
+//! Per size it reports items per second, the wall time, and where the CPU went while the
+//! run lasted: the emulator (one Python process, its DynamoDB requests one at a time),
+//! the runner with the function processes it starts, and this process (the demo service
+//! and the CLI). An emulator busy close to one core the whole run is what sets the pace.
+//!
+//! `BENCH_PIPELINE_ITEMS` lowers (or raises) the sizes: `BENCH_PIPELINE_ITEMS=10000
+//! cargo bench -p kit-tests --bench kit -- --section pipeline`; a comma-separated list,
+//! `10000,100000` unless set. Under `cargo test` it runs once with a few hundred items.
+//! Needs `make build` (the zips) and `make setup` (the emulator).
+
+mod cpu;
+
+use std::time::{Duration, Instant};
+
+use demo_service::{Config, DemoService};
+use kit_tests::kit_project::{Background, KitProject, Zips};
+use kit_tests::moto::MotoServer;
+use microprocess_kit::local::state;
 
 use crate::table::Table;
 use crate::Size;
+use cpu::CpuTimes;
 
-pub async fn run(_size: Size, _table: &mut Table) {}
+const AREA: &str = "pipeline";
+const SECRET: &str = "bench-pipeline-secret";
+const MICROPROCESS: &str = "credit-scores";
+/// Items of the `cargo test` run.
+const SMOKE_ITEMS: u64 = 300;
+/// Sizes of the bench unless `BENCH_PIPELINE_ITEMS` says otherwise.
+const FULL_ITEMS: &[u64] = &[10_000, 100_000];
+/// How long the runner may take to serve its Lambda endpoint.
+const RUNNER_START: Duration = Duration::from_secs(60);
+
+pub async fn run(size: Size, table: &mut Table) {
+    for items in sizes(size) {
+        let measured = measure(items).await;
+        measured.report(table);
+    }
+}
+
+/// The sizes to run, from `BENCH_PIPELINE_ITEMS` at full size.
+fn sizes(size: Size) -> Vec<u64> {
+    if size == Size::Smoke {
+        return vec![SMOKE_ITEMS];
+    }
+    match std::env::var("BENCH_PIPELINE_ITEMS") {
+        Ok(list) => {
+            let counts: Option<Vec<u64>> = list.split(',').map(item_count).collect();
+            counts.unwrap_or_else(|| {
+                panic!(
+                    "BENCH_PIPELINE_ITEMS must be item counts separated by commas \
+                     (`10000,100000`), not `{list}`"
+                )
+            })
+        }
+        Err(_) => FULL_ITEMS.to_vec(),
+    }
+}
+
+/// `10000` or `10_000`; none for zero or anything else.
+fn item_count(text: &str) -> Option<u64> {
+    text.trim().replace('_', "").parse().ok().filter(|&n| n > 0)
+}
+
+/// One end-to-end run and what it cost.
+struct Measured {
+    items: u64,
+    wall: Duration,
+    emulator: CpuTimes,
+    functions: CpuTimes,
+    this_process: CpuTimes,
+}
+
+impl Measured {
+    fn report(&self, table: &mut Table) {
+        let n = thousands(self.items);
+        let seconds = self.wall.as_secs_f64();
+        table.info(
+            AREA,
+            format!("{n} items end to end: items/s"),
+            format!("{:.1} items/s", self.items as f64 / seconds),
+        );
+        table.info(
+            AREA,
+            format!("{n} items: wall time"),
+            duration_text(seconds),
+        );
+        let emulator = self.emulator.seconds();
+        let total = emulator + self.functions.seconds() + self.this_process.seconds();
+        table.info(
+            AREA,
+            format!("{n} items: emulator CPU"),
+            format!(
+                "{emulator:.1} s, {:.0}% of one core over the run, {:.0}% of the pipeline's CPU",
+                100.0 * emulator / seconds,
+                100.0 * emulator / total.max(f64::EPSILON)
+            ),
+        );
+        table.info(
+            AREA,
+            format!("{n} items: other CPU"),
+            format!(
+                "runner and functions {:.1} s, demo service and CLI {:.1} s",
+                self.functions.seconds(),
+                self.this_process.seconds()
+            ),
+        );
+    }
+}
+
+async fn measure(items: u64) -> Measured {
+    let project = KitProject::new(Zips::Built);
+    project.generate();
+    let moto = MotoServer::start_kit();
+    let endpoint = moto.endpoint().to_string();
+    tokio::task::block_in_place(|| project.deploy(&moto));
+
+    let service = DemoService::start(Config::new(SECRET).with_items(items))
+        .await
+        .unwrap_or_else(|e| panic!("the demo service did not start: {e}"));
+    let log = project.path().join("runner.log");
+    let mut runner = project.spawn(
+        &endpoint,
+        &[
+            "local",
+            "run",
+            "--env",
+            "local",
+            "--lambda-port",
+            "0",
+            "--no-schedules",
+            "--queue-base-url",
+            &service.queue_url(),
+            "--signing-secret",
+            SECRET,
+        ],
+        &log,
+    );
+    tokio::task::block_in_place(|| wait_for_runner(&project, &mut runner));
+
+    let run = format!("bench-{items}");
+    // Generous: a tenth of the items in seconds, at least ten minutes.
+    let timeout = (items / 10).max(600).to_string();
+    let cpu_before = cpu::snapshot(moto.pid(), runner.pid());
+    let started = Instant::now();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        project.cli(
+            &endpoint,
+            &[
+                "start",
+                MICROPROCESS,
+                "--env",
+                "local",
+                "--run",
+                &run,
+                "--wait",
+                "--timeout",
+                &timeout,
+            ],
+        )
+    });
+    let wall = started.elapsed();
+    let cpu_after = cpu::snapshot(moto.pid(), runner.pid());
+    let all_done = format!("{items} children, {items} succeeded, 0 failed");
+    assert!(
+        code == 0 && out.contains(": COMPLETED in ") && out.contains(&all_done),
+        "the run of {items} items did not complete (exit {code}):\n{out}\n{err}\n\
+         runner (last lines):\n{}",
+        tail(&runner.log(), 40)
+    );
+    drop(runner);
+    service
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("the demo service did not stop: {e}"));
+    Measured {
+        items,
+        wall,
+        emulator: cpu_after.emulator - cpu_before.emulator,
+        functions: cpu_after.runner_tree - cpu_before.runner_tree,
+        this_process: cpu_after.this_process - cpu_before.this_process,
+    }
+}
+
+/// Waits until the runner has written its Lambda endpoint (where `start` finds it).
+fn wait_for_runner(project: &KitProject, runner: &mut Background) {
+    let work_dir = microprocess_kit::local::work_dir(project.path(), "local");
+    let started = Instant::now();
+    while state::read(&work_dir).lambda_endpoint.is_none() {
+        assert!(
+            runner.running(),
+            "the local runner stopped:\n{}",
+            runner.log()
+        );
+        assert!(
+            started.elapsed() < RUNNER_START,
+            "the local runner did not start within {RUNNER_START:?}:\n{}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `100000` as `100,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `754.2 s (12 min 34 s)` past a minute, `41.3 s` below.
+fn duration_text(seconds: f64) -> String {
+    if seconds < 60.0 {
+        return format!("{seconds:.1} s");
+    }
+    let whole = seconds.round() as u64;
+    format!("{seconds:.1} s ({} min {} s)", whole / 60, whole % 60)
+}
