@@ -152,7 +152,9 @@ async fn measure(items: u64) -> Measured {
     let run = format!("bench-{items}");
     // Generous: a tenth of the items in seconds, at least ten minutes.
     let timeout = (items / 10).max(600).to_string();
-    let cpu_before = cpu::snapshot(moto.pid(), runner.pid());
+    let emulator = cpu::emulator_serving(&endpoint)
+        .unwrap_or_else(|| panic!("no emulator process of this bench serves {endpoint}"));
+    let cpu_before = cpu::snapshot(emulator, runner.pid());
     let started = Instant::now();
     let (code, out, err) = tokio::task::block_in_place(|| {
         project.cli(
@@ -171,7 +173,7 @@ async fn measure(items: u64) -> Measured {
         )
     });
     let wall = started.elapsed();
-    let cpu_after = cpu::snapshot(moto.pid(), runner.pid());
+    let cpu_after = cpu::snapshot(emulator, runner.pid());
     let all_done = format!("{items} children, {items} succeeded, 0 failed");
     assert!(
         code == 0 && out.contains(": COMPLETED in ") && out.contains(&all_done),

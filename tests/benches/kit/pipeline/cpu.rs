@@ -55,6 +55,27 @@ pub fn snapshot(emulator: u32, runner: u32) -> Snapshot {
     }
 }
 
+/// The kit's emulator this process started for `endpoint` (`http://127.0.0.1:PORT`): its
+/// child whose command line runs `emulator.py` with `-p PORT`.
+pub fn emulator_serving(endpoint: &str) -> Option<u32> {
+    let port = endpoint.rsplit(':').next()?;
+    let me = std::process::id();
+    processes()
+        .into_iter()
+        .filter(|(_, stat)| stat.parent == me)
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            let Ok(line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = line.split(|b| *b == 0).collect();
+            args.iter().any(|a| a.ends_with(b"emulator.py"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-p" && w[1] == port.as_bytes())
+        })
+}
+
 struct Stat {
     parent: u32,
     /// utime + stime.
