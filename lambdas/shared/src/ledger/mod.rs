@@ -26,7 +26,7 @@
 //! # Recording children
 //!
 //! [`Ledger::record_children`] writes up to 99 children plus the counter items they count
-//! on (the run record, or shard `seq % shards`) per `TransactWriteItems`, each child
+//! on (the run record, or shard `(seq / 100) % shards`) per `TransactWriteItems`, each child
 //! guarded by `attribute_not_exists(pk)`. When DynamoDB cancels the transaction because a
 //! child's condition failed (a duplicate delivery), it writes that batch child by child:
 //! a new child counts, a `FAILED` child now `SUCCEEDED` moves from `failed` to `succeeded`
@@ -77,7 +77,7 @@ use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 
 pub use error::{Context, LedgerError, Step};
-pub use plan::MAX_TRANSACTION_ITEMS;
+pub use plan::{MAX_TRANSACTION_ITEMS, SHARD_BLOCK};
 pub use records::{
     state_pk, state_sk, ChildOutcome, ChildRecord, ChildResult, InvalidItem, Overlap, Recorded,
     RunRecord, StartRun, MAX_STORED_TEXT,

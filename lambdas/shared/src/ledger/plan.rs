@@ -14,22 +14,31 @@ use crate::ledger_keys::{shard_sort_key, ChildState, RUN_SORT_KEY};
 /// `TransactWriteItems` takes at most 100 distinct items.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
+/// Consecutive seqs that count on the same shard. A forwarder batch holds seqs that were
+/// queued close together, so with blocks its transaction updates one counter item (two
+/// at a block's edge) however many shards the run has; with `seq % shards` it updated up
+/// to a batch's worth of them, at 2 write units each. Writers spread over the shards
+/// because the messages in flight at once span many blocks.
+pub const SHARD_BLOCK: u64 = 100;
+
 /// The item a child's counters live on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Target {
     /// The run record (one shard).
     Run,
-    /// Counter shard `k` (`seq % shards`).
+    /// Counter shard `k` (`(seq / SHARD_BLOCK) % shards`).
     Shard(u32),
 }
 
 impl Target {
+    /// Fixed per seq, so a redriven child moves its counts on the shard that has them.
     pub fn of(seq: u64, shards: u32) -> Target {
         if shards <= 1 {
             Target::Run
         } else {
             // The remainder is below `shards`, a u32.
-            Target::Shard(u32::try_from(seq % u64::from(shards)).unwrap_or(0))
+            let block = seq / SHARD_BLOCK;
+            Target::Shard(u32::try_from(block % u64::from(shards)).unwrap_or(0))
         }
     }
 
@@ -217,7 +226,7 @@ mod tests {
     #[test]
     fn children_count_on_the_run_or_their_shard() {
         assert_eq!(Target::of(41, 1), Target::Run);
-        assert_eq!(Target::of(41, 4), Target::Shard(1));
+        assert_eq!(Target::of(141, 4), Target::Shard(1));
         assert_eq!(Target::Run.sort_key(), "RUN");
         assert_eq!(Target::Shard(7).sort_key(), "SHARD#007");
     }
@@ -226,9 +235,9 @@ mod tests {
     fn deltas_sum_per_item() {
         let writes = [
             (0, Write::New, ChildState::Succeeded),
-            (1, Write::New, ChildState::Failed),
+            (101, Write::New, ChildState::Failed),
             (2, Write::MoveToSucceeded, ChildState::Succeeded),
-            (4, Write::New, ChildState::Succeeded),
+            (204, Write::New, ChildState::Succeeded),
         ];
         let one = summed_deltas(writes, 1);
         assert_eq!(
@@ -304,12 +313,22 @@ mod tests {
     }
 
     #[test]
+    fn a_block_of_seqs_counts_on_one_shard() {
+        assert_eq!(Target::of(0, 8), Target::Shard(0));
+        assert_eq!(Target::of(SHARD_BLOCK - 1, 8), Target::Shard(0));
+        assert_eq!(Target::of(SHARD_BLOCK, 8), Target::Shard(1));
+        assert_eq!(Target::of(8 * SHARD_BLOCK + 5, 8), Target::Shard(0));
+        assert_eq!(Target::of(12_345, 1), Target::Run);
+    }
+
+    #[test]
     fn batches_leave_room_for_every_shard_they_touch() {
         let seqs: Vec<u64> = (0..200).collect();
-        // 4 shards: 96 children + 4 shard items.
-        assert_eq!(batches(&seqs, 4), vec![0..96, 96..192, 192..200]);
-        // 64 shards: each of the first children touches a new shard item.
-        assert_eq!(batches(&seqs, 64)[0], 0..50);
+        // Blocks of 100 on 4 shards: 99 children + shard 0, then shards 0 and 1.
+        assert_eq!(batches(&seqs, 4), vec![0..99, 99..197, 197..200]);
+        // Seqs a block apart each touch a new shard item: 50 children + 50 shards.
+        let spread: Vec<u64> = (0..200).map(|i| i * SHARD_BLOCK).collect();
+        assert_eq!(batches(&spread, 64)[0], 0..50);
     }
 
     proptest! {
