@@ -65,9 +65,12 @@ pub async fn measure(
             head.extend_from_slice(&buf[..n]);
         }
         let ready_after = started.elapsed();
-        Ok::<_, std::io::Error>((head, ready_after))
+        // The connection stays open until the process is read: closing it fails the
+        // runtime's `next`, and the process exits.
+        Ok::<_, std::io::Error>((head, ready_after, stream))
     };
-    let (head, ready_after) = match tokio::time::timeout(INIT_LIMIT, first_next).await {
+    let (head, ready_after, _connection) = match tokio::time::timeout(INIT_LIMIT, first_next).await
+    {
         Ok(Ok(first)) => first,
         Ok(Err(e)) => panic!("the Runtime API stand-in failed: {e}"),
         Err(_) => panic!(
