@@ -17,7 +17,11 @@ pub struct Environment {
     /// Sandboxes carry an expiry tag so forgotten ones can be found and removed.
     pub expires_after_days: Option<u32>,
     pub service: Service,
-    /// Enabled microprocesses, sorted by name.
+    /// Enabled microprocesses, sorted by name. Not serialized: the serialized environment
+    /// is what every template sees as `env`, and no template reads them (a microprocess
+    /// stack gets its own as `mp`); in every stack's context they made rendering an
+    /// environment quadratic in their number (50 s for 1,000 microprocesses).
+    #[serde(skip_serializing)]
     pub microprocesses: Vec<Microprocess>,
     /// Set when this is a copy of an environment made with `--sandbox`; `name` is then
     /// `<file>-<sandbox name>`.
