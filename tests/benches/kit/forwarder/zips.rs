@@ -33,8 +33,18 @@ pub fn host_forwarder() -> PathBuf {
     zip
 }
 
-/// A row per zip present, held to the target.
+/// A row per zip present, and for `FORWARDER_BENCH_ZIP` when set, held to the target.
 pub fn report(table: &mut Table) {
+    if let Some(other) = std::env::var_os("FORWARDER_BENCH_ZIP") {
+        let bytes = std::fs::metadata(&other).map_or(0, |m| m.len());
+        table.target(
+            "forwarder",
+            "zip size, the build run here (FORWARDER_BENCH_ZIP)",
+            super::mib(bytes),
+            "< 5 MiB",
+            bytes > 0 && bytes < TARGET_BYTES,
+        );
+    }
     for (area, function) in [("forwarder", "forwarder"), ("splitter", "splitter")] {
         for arch in ["arm64", "x86_64"] {
             let Ok(meta) = std::fs::metadata(path(arch, function)) else {
