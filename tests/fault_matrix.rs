@@ -1280,7 +1280,13 @@ async fn headline_chaos_run() {
         fail_rate_5xx: 0.1,
         ..Chaos::default()
     };
-    let p = Pipeline::on(MotoServer::start_kit(), setup(items, chaos, max_attempts)).await;
+    // A longer visibility timeout than the scenarios' 2 s: a batch slowed down by a busy
+    // machine is not delivered again while it runs (a killed one comes back after it).
+    let setup = Setup {
+        visibility_timeout: 6,
+        ..setup(items, chaos, max_attempts)
+    };
+    let p = Pipeline::on(MotoServer::start_kit(), setup).await;
     let name = "headline";
     let run = RunId::parse(name).unwrap();
 

@@ -74,11 +74,21 @@ pub async fn settle(sqs: &Client, queue_url: &str, event: &SqsEvent, response: &
             .send()
             .await
             .expect("delete handled messages");
-        assert!(
-            out.failed().is_empty(),
-            "deletes failed: {:?}",
-            out.failed()
-        );
+        // A batch that outlived its visibility timeout (a loaded machine) holds stale
+        // receipt handles: its messages were received again, or moved to the dead-letter
+        // queue. The real mapping carries on too; the message comes back or is gone, and
+        // the audit at the end shows whether anything was lost or counted twice.
+        let (stale, other): (Vec<_>, Vec<_>) = out
+            .failed()
+            .iter()
+            .partition(|f| f.code() == "ReceiptHandleIsInvalid");
+        if !stale.is_empty() {
+            eprintln!(
+                "mapping: {} delete(s) with a stale receipt handle",
+                stale.len()
+            );
+        }
+        assert!(other.is_empty(), "deletes failed: {other:?}");
     }
 }
 
