@@ -118,6 +118,11 @@ impl MotoServer {
         &self.endpoint
     }
 
+    /// The server's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What moto printed so far.
     pub fn log(&self) -> String {
         read_log(&self.log)
