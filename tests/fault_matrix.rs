@@ -1401,6 +1401,10 @@ async fn headline_chaos_run() {
         ("run state", record.state.to_string()),
         ("FAILED in ledger", audit.failed.to_string()),
         ("messages in DLQ", audit.dead_lettered.to_string()),
+        (
+            "dead letters superseded by a duplicate's success",
+            audit.superseded.len().to_string(),
+        ),
     ];
     println!(
         "\nheadline chaos run: {items} items, 10% 5xx, {}% of forwarder invocations killed, {}% of messages duplicated, {CHAOS_WORKERS} batches at a time, seed {CHAOS_SEED}\n| figure | value |\n|---|---|",
@@ -1438,7 +1442,8 @@ async fn headline_chaos_run() {
             &audit.dead_lettered_not_failed
         ),
         (&Vec::new(), &Vec::new()),
-        "the dead-letter queue holds exactly the FAILED children"
+        "the dead-letter queue holds every FAILED child, and otherwise only dead letters \
+         superseded by a duplicate's success"
     );
     audit.assert_clean();
 }

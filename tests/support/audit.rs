@@ -52,6 +52,10 @@ pub struct Audit {
     pub failed_not_dead_lettered: Vec<u64>,
     /// Dead-lettered seqs whose child is not `FAILED`.
     pub dead_lettered_not_failed: Vec<u64>,
+    /// Dead letters of children that then succeeded: one copy of a duplicated message
+    /// failed for good, the other succeeded and moved the child to `SUCCEEDED` (as a
+    /// redrive does). The stale dead letter changes nothing if sent back.
+    pub superseded: Vec<u64>,
     /// `SUCCEEDED` seqs the service never answered with a 2xx.
     pub unconfirmed: Vec<u64>,
 }
@@ -209,7 +213,12 @@ pub fn check(evidence: Evidence<'_>) -> Audit {
         double_counted,
         unexpected,
         failed_not_dead_lettered: failed.difference(&dead).copied().collect(),
-        dead_lettered_not_failed: dead.difference(&failed).copied().collect(),
+        dead_lettered_not_failed: dead
+            .difference(&failed)
+            .filter(|seq| !succeeded.contains(seq))
+            .copied()
+            .collect(),
+        superseded: dead.intersection(&succeeded).copied().collect(),
         unconfirmed,
     }
 }
@@ -228,6 +237,7 @@ pub fn sum(label: &str, audits: &[Audit]) -> Audit {
         unexpected: Vec::new(),
         failed_not_dead_lettered: Vec::new(),
         dead_lettered_not_failed: Vec::new(),
+        superseded: Vec::new(),
         unconfirmed: Vec::new(),
     };
     for audit in audits {
@@ -247,6 +257,7 @@ pub fn sum(label: &str, audits: &[Audit]) -> Audit {
         total
             .dead_lettered_not_failed
             .extend(&audit.dead_lettered_not_failed);
+        total.superseded.extend(&audit.superseded);
         total.unconfirmed.extend(&audit.unconfirmed);
     }
     total
