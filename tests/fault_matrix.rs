@@ -18,8 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use demo_service::{Chaos, SeqSelector};
+use forwarder::Forwarder;
 use kit_tests::audit::{self, Audit};
 use kit_tests::faults::{
     dynamodb, dynamodb_error, throttling, transaction_conflict, Dice, Fault, FaultyHttp, Tripwire,
@@ -286,6 +288,60 @@ async fn s03_answers_after_the_timeout_are_redelivered_and_counted_once() {
 
 // ---- 4 ------------------------------------------------------------------------------
 
+/// An invocation killed by [`drain_killing`].
+struct Killed {
+    /// The AWS request (1-based) it was killed before.
+    before_request: u32,
+    batch: SqsEvent,
+    /// It died in the middle of the batch (not after its last request).
+    mid_batch: bool,
+}
+
+/// Drains the queue through `forwarder` as the mapping would, killing the invocations
+/// `kill` picks by their 1-based number (`Some(n)`: before its `n`-th AWS request, through
+/// `wire`). A killed batch is never settled: it comes back after the visibility timeout.
+/// Returns the kills and the number of invocations.
+async fn drain_killing(
+    p: &Pipeline,
+    forwarder: &Forwarder,
+    wire: &Tripwire,
+    mut kill: impl FnMut(u64) -> Option<u32>,
+) -> (Vec<Killed>, u64) {
+    let mut kills = Vec::new();
+    let mut steps = 0;
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        let event = receive(&p.mapping_sqs, &p.queue_url, BATCH_SIZE, 0).await;
+        if event.records.is_empty() {
+            if depth(&p.sqs, &p.queue_url).await == (0, 0) {
+                return (kills, steps);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        steps += 1;
+        let armed = kill(steps);
+        match armed {
+            Some(n) => wire.arm(n),
+            None => wire.disarm(),
+        }
+        let handled = tokio::select! {
+            response = forwarder.handle(LambdaEvent::new(event.clone(), context())) => Some(response.unwrap()),
+            () = wire.wait() => None,
+        };
+        match (armed, handled) {
+            (None, Some(response)) => settle(&p.mapping_sqs, &p.queue_url, &event, &response).await,
+            (Some(n), handled) => kills.push(Killed {
+                before_request: n,
+                mid_batch: handled.is_none(),
+                batch: event,
+            }),
+            (None, None) => unreachable!("killed without being armed"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn s04_a_forwarder_killed_mid_batch_loses_nothing() {
     let started = Instant::now();
@@ -306,35 +362,14 @@ async fn s04_a_forwarder_killed_mid_batch_loses_nothing() {
     // invocation that dies after its last request dies before the mapping deletes the
     // batch. The batch is never settled: it comes back after the visibility timeout.
     let dice = Dice::new(17);
-    let mut kills = Vec::new();
-    let mut steps = 0;
-    let deadline = Instant::now() + DRAIN_LIMIT;
-    loop {
-        assert!(Instant::now() < deadline, "the queue did not drain");
-        let event = receive(&p.mapping_sqs, &p.queue_url, BATCH_SIZE, 0).await;
-        if event.records.is_empty() {
-            if depth(&p.sqs, &p.queue_url).await == (0, 0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        steps += 1;
-        let kill = dice.chance(0.1).then(|| dice.between(1, 4) as u32);
-        match kill {
-            Some(n) => wire.arm(n),
-            None => wire.disarm(),
-        }
-        let handled = tokio::select! {
-            response = forwarder.handle(LambdaEvent::new(event.clone(), context())) => Some(response.unwrap()),
-            () = wire.wait() => None,
-        };
-        match (kill, handled) {
-            (None, Some(response)) => settle(&p.mapping_sqs, &p.queue_url, &event, &response).await,
-            (Some(n), handled) => kills.push((n, event.records.len(), handled.is_none())),
-            (None, None) => unreachable!("killed without being armed"),
-        }
-    }
+    let (killed, steps) = drain_killing(&p, &forwarder, &wire, |_| {
+        dice.chance(0.1).then(|| dice.between(1, 4) as u32)
+    })
+    .await;
+    let kills: Vec<(u32, usize, bool)> = killed
+        .iter()
+        .map(|k| (k.before_request, k.batch.records.len(), k.mid_batch))
+        .collect();
     assert!(!kills.is_empty(), "no invocation was killed");
     println!(
         "killed (before AWS request n, batch size, mid-batch): {kills:?} of {steps} invocations"
@@ -379,40 +414,17 @@ async fn s04b_a_forwarder_killed_on_the_last_attempt_still_records_failed() {
     // The first two batches die after their calls, before the ledger write (the 2nd AWS
     // request). Their messages come back once more (the queue's maxReceiveCount is
     // max_attempts + 1) and are recorded FAILED without another call, then dead-lettered.
-    let mut killed = BTreeSet::new();
-    let mut steps = 0;
-    let deadline = Instant::now() + DRAIN_LIMIT;
-    loop {
-        assert!(Instant::now() < deadline, "the queue did not drain");
-        let event = receive(&p.mapping_sqs, &p.queue_url, BATCH_SIZE, 0).await;
-        if event.records.is_empty() {
-            if depth(&p.sqs, &p.queue_url).await == (0, 0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        steps += 1;
-        let kill = steps <= 2;
-        if kill {
-            wire.arm(2);
-        } else {
-            wire.disarm();
-        }
-        let handled = tokio::select! {
-            response = forwarder.handle(LambdaEvent::new(event.clone(), context())) => Some(response.unwrap()),
-            () = wire.wait() => None,
-        };
-        match handled {
-            Some(response) => settle(&p.mapping_sqs, &p.queue_url, &event, &response).await,
-            None => killed.extend(event.records.iter().filter_map(|m| {
-                match QueueMessage::parse(m.body.as_deref().unwrap_or_default()) {
-                    Ok(QueueMessage::Process { seq, .. }) => Some(seq),
-                    _ => None,
-                }
-            })),
-        }
-    }
+    let (kills, _) = drain_killing(&p, &forwarder, &wire, |step| (step <= 2).then_some(2)).await;
+    let killed: BTreeSet<u64> = kills
+        .iter()
+        .flat_map(|k| &k.batch.records)
+        .filter_map(
+            |m| match QueueMessage::parse(m.body.as_deref().unwrap_or_default()) {
+                Ok(QueueMessage::Process { seq, .. }) => Some(seq),
+                _ => None,
+            },
+        )
+        .collect();
     assert!(!killed.is_empty(), "no batch was killed");
     let record = p.record(&run).await;
     assert_eq!(record.state, RunState::Completed, "{record:?}");
