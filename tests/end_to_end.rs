@@ -3,12 +3,9 @@
 //! `start --wait`, `status`, `runs show`, `results`, `redrive`, and `teardown` leaving
 //! nothing. Needs `make build` (the zips for this machine) and `make setup` (moto).
 
-use std::time::{Duration, Instant};
-
 use demo_service::{Chaos, Config, SeqSelector};
 use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::MotoServer;
-use microprocess_kit::local::state;
 
 const SECRET: &str = "end-to-end-test-secret";
 const ITEMS: u64 = 120;
@@ -18,25 +15,6 @@ const FAILING_SEQ: u64 = 7;
 /// runtime (a blocked worker would keep the tasks queued on it waiting).
 fn cli(project: &KitProject, endpoint: &str, args: &[&str]) -> (i32, String, String) {
     tokio::task::block_in_place(|| project.cli(endpoint, args))
-}
-
-/// Waits until the runner has written its Lambda endpoint.
-fn wait_for_runner(project: &KitProject, runner: &mut kit_tests::kit_project::Background) {
-    let work_dir = microprocess_kit::local::work_dir(project.path(), "local");
-    let started = Instant::now();
-    while state::read(&work_dir).lambda_endpoint.is_none() {
-        assert!(
-            runner.running(),
-            "the local runner stopped:\n{}",
-            runner.log()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the local runner did not start within 60 s:\n{}",
-            runner.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,25 +38,9 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         }))
         .await
         .unwrap();
-    let log = project.path().join("runner.log");
-    let mut runner = project.spawn(
-        &endpoint,
-        &[
-            "local",
-            "run",
-            "--env",
-            "local",
-            "--lambda-port",
-            "0",
-            "--no-schedules",
-            "--queue-base-url",
-            &service.queue_url(),
-            "--signing-secret",
-            SECRET,
-        ],
-        &log,
-    );
-    tokio::task::block_in_place(|| wait_for_runner(&project, &mut runner));
+    let runner = tokio::task::block_in_place(|| {
+        project.run_locally(&endpoint, &service.queue_url(), SECRET)
+    });
 
     // The run: one child fails for good (4xx), then the reduce fails twice: REDUCE_FAILED.
     let (code, out, err) = cli(

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::moto::MotoServer;
 use crate::{root, run};
@@ -141,6 +142,46 @@ impl KitProject {
             child,
             log: log.to_path_buf(),
         }
+    }
+
+    /// `local run --env local` against the service at `queue_base_url` (no schedules, any
+    /// free Lambda port, log in `runner.log`), once it has written its Lambda endpoint
+    /// (where `start` finds it); panics if it stops or takes over a minute.
+    pub fn run_locally(&self, endpoint: &str, queue_base_url: &str, secret: &str) -> Background {
+        let log = self.path().join("runner.log");
+        let args = [
+            "local",
+            "run",
+            "--env",
+            "local",
+            "--lambda-port",
+            "0",
+            "--no-schedules",
+            "--queue-base-url",
+            queue_base_url,
+            "--signing-secret",
+            secret,
+        ];
+        let mut runner = self.spawn(endpoint, &args, &log);
+        let work_dir = microprocess_kit::local::work_dir(self.path(), "local");
+        let started = Instant::now();
+        while microprocess_kit::local::state::read(&work_dir)
+            .lambda_endpoint
+            .is_none()
+        {
+            assert!(
+                runner.running(),
+                "the local runner stopped:\n{}",
+                runner.log()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the local runner did not start within 60 s:\n{}",
+                runner.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        runner
     }
 
     /// `generate --env local` with the copy's zips; panics unless it succeeds.

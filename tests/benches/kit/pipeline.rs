@@ -24,9 +24,8 @@ mod cpu;
 use std::time::{Duration, Instant};
 
 use demo_service::{Config, DemoService};
-use kit_tests::kit_project::{Background, KitProject, Zips};
+use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::MotoServer;
-use microprocess_kit::local::state;
 
 use crate::table::Table;
 use crate::Size;
@@ -39,8 +38,6 @@ const MICROPROCESS: &str = "credit-scores";
 const SMOKE_ITEMS: u64 = 300;
 /// Sizes of the bench unless `BENCH_PIPELINE_ITEMS` says otherwise.
 const FULL_ITEMS: &[u64] = &[10_000, 100_000];
-/// How long the runner may take to serve its Lambda endpoint.
-const RUNNER_START: Duration = Duration::from_secs(60);
 
 pub async fn run(size: Size, table: &mut Table) {
     for items in sizes(size) {
@@ -129,25 +126,9 @@ async fn measure(items: u64) -> Measured {
     let service = DemoService::start(Config::new(SECRET).with_items(items))
         .await
         .unwrap_or_else(|e| panic!("the demo service did not start: {e}"));
-    let log = project.path().join("runner.log");
-    let mut runner = project.spawn(
-        &endpoint,
-        &[
-            "local",
-            "run",
-            "--env",
-            "local",
-            "--lambda-port",
-            "0",
-            "--no-schedules",
-            "--queue-base-url",
-            &service.queue_url(),
-            "--signing-secret",
-            SECRET,
-        ],
-        &log,
-    );
-    tokio::task::block_in_place(|| wait_for_runner(&project, &mut runner));
+    let runner = tokio::task::block_in_place(|| {
+        project.run_locally(&endpoint, &service.queue_url(), SECRET)
+    });
 
     let run = format!("bench-{items}");
     // Generous: a tenth of the items in seconds, at least ten minutes.
@@ -192,25 +173,6 @@ async fn measure(items: u64) -> Measured {
         emulator: cpu_after.emulator - cpu_before.emulator,
         functions: cpu_after.runner_tree - cpu_before.runner_tree,
         this_process: cpu_after.this_process - cpu_before.this_process,
-    }
-}
-
-/// Waits until the runner has written its Lambda endpoint (where `start` finds it).
-fn wait_for_runner(project: &KitProject, runner: &mut Background) {
-    let work_dir = microprocess_kit::local::work_dir(project.path(), "local");
-    let started = Instant::now();
-    while state::read(&work_dir).lambda_endpoint.is_none() {
-        assert!(
-            runner.running(),
-            "the local runner stopped:\n{}",
-            runner.log()
-        );
-        assert!(
-            started.elapsed() < RUNNER_START,
-            "the local runner did not start within {RUNNER_START:?}:\n{}",
-            runner.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
