@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::Utc;
 use demo_service::{Chaos, SeqSelector};
 use kit_tests::mapping::{depth, receive, settle};
 use kit_tests::pipeline::{context, ForwarderOptions, Pipeline, Setup, NAME};
 use lambda_runtime::LambdaEvent;
-use microprocess_shared::ledger::ChildResult;
+use microprocess_shared::ledger::{ChildOutcome, ChildResult};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
@@ -232,6 +233,90 @@ async fn two_forwarders_finishing_the_last_children_claim_one_reduce() {
         b.drain(Duration::from_secs(30)).await;
         assert_eq!(b.reduce_calls(&run), 1);
     }
+}
+
+/// A forwarder killed between winning the reduce claim and queueing the reduce message:
+/// its children are counted and the run is `REDUCING`, with no "queued" note. Its batch
+/// comes back after the visibility timeout; that redelivery queues the reduce.
+async fn claimed_but_never_queued(
+    b: &Pipeline,
+    name: &str,
+    claimed_ago: chrono::Duration,
+) -> RunId {
+    let run = b.run_with_children(name, 3).await;
+    let outcomes: Vec<ChildOutcome> = (0..3)
+        .map(|seq| ChildOutcome {
+            seq,
+            item: demo_service::paging::item_id(seq),
+            state: ChildState::Succeeded,
+            attempts: 1,
+            result: None,
+            reason: None,
+        })
+        .collect();
+    let recorded = b
+        .ledger
+        .record_children(NAME, &run, &outcomes, Utc::now())
+        .await
+        .unwrap();
+    assert!(recorded.complete);
+    let claimed_at = Utc::now() - claimed_ago;
+    assert!(b
+        .ledger
+        .try_claim_reduce(NAME, &run, claimed_at)
+        .await
+        .unwrap());
+    run
+}
+
+#[tokio::test]
+async fn a_claimer_stopped_before_queueing_the_reduce_is_covered_by_its_redelivered_batch() {
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
+
+    // An old claim: the redelivered batch queues the reduce at once.
+    let run = claimed_but_never_queued(&b, "r-orphan-old", chrono::Duration::seconds(30)).await;
+    b.step(10).await.unwrap();
+    let record = b.record(&run).await;
+    assert_eq!(record.state, RunState::Reducing);
+    assert!(record.reduce_queued_at.is_some(), "{record:?}");
+    assert_eq!(
+        depth(&b.sqs, &b.queue_url).await,
+        (1, 0),
+        "one reduce message"
+    );
+    b.drain(Duration::from_secs(30)).await;
+    assert_eq!(b.record(&run).await.state, RunState::Completed);
+    assert_eq!(b.reduce_calls(&run), 1);
+
+    // A claim made just now: its claimer may still be sending, so the batch waits out the
+    // grace, then queues the reduce because no note appeared.
+    let run = claimed_but_never_queued(&b, "r-orphan-young", chrono::Duration::zero()).await;
+    let started = std::time::Instant::now();
+    b.step(10).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(b.record(&run).await.reduce_queued_at.is_some());
+    b.drain(Duration::from_secs(30)).await;
+    assert_eq!(b.record(&run).await.state, RunState::Completed);
+    assert_eq!(b.reduce_calls(&run), 1);
+
+    // A claim whose reduce was queued and noted: a redelivered batch queues nothing more.
+    let run = claimed_but_never_queued(&b, "r-orphan-noted", chrono::Duration::seconds(30)).await;
+    b.ledger
+        .mark_reduce_queued(NAME, &run, Utc::now())
+        .await
+        .unwrap();
+    b.step(10).await.unwrap();
+    assert_eq!(
+        depth(&b.sqs, &b.queue_url).await,
+        (0, 0),
+        "no reduce message"
+    );
+    assert_eq!(b.record(&run).await.state, RunState::Reducing);
+    assert!(b.dead_letters().await.is_empty());
 }
 
 #[tokio::test]

@@ -44,6 +44,10 @@ use results::Placement;
 /// Time kept back from the function's deadline to record outcomes after the last call.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
+/// How old a reduce claim without its "queued" note must be before a redelivered batch
+/// queues the reduce itself: far longer than a live claimer takes to send and note it.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
 /// Why a whole batch goes back to the queue.
 #[derive(Debug, Error)]
 pub enum ForwarderError {
@@ -381,42 +385,86 @@ impl Forwarder {
         }
     }
 
-    /// Claims the reduce of a complete run; the one winner sends the reduce message.
+    /// Claims the reduce of a complete run; the one winner sends the reduce message. A run
+    /// already `REDUCING` whose reduce was never queued had a claimer that stopped in
+    /// between (killed, timed out): this batch is its redelivery, so it queues the reduce.
     pub async fn claim_and_send_reduce(&self, run: &RunRecord) {
-        match self
-            .ledger
-            .try_claim_reduce(self.name(), &run.run, Utc::now())
-            .await
-        {
-            Ok(true) => {
-                let body = QueueMessage::Reduce {
-                    run: run.run.clone(),
+        if run.state == RunState::Processing {
+            match self
+                .ledger
+                .try_claim_reduce(self.name(), &run.run, Utc::now())
+                .await
+            {
+                Ok(true) => {
+                    self.send_reduce(&run.run, "run complete; reduce claimed and queued")
+                        .await;
+                    return;
                 }
-                .to_body();
-                let sent = self
-                    .sqs
-                    .send_message()
-                    .queue_url(&self.settings.common.queue_url)
-                    .message_body(body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => {
-                        tracing::info!(run = %run.run, "run complete; reduce claimed and queued");
-                        self.mark_reduce_queued(&run.run).await;
-                    }
-                    // The SDK has already retried. The claim is in the ledger without its
-                    // "queued" note, so the sweep queues the reduce once the claim has aged.
-                    Err(e) => {
-                        tracing::error!(run = %run.run, error = %error_chain(&e), "reduce claimed but not queued; the sweep will queue it")
-                    }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(run = %run.run, error = %error, "cannot claim the reduce; the sweep will");
+                    return;
                 }
             }
-            Ok(false) => {
-                tracing::debug!(run = %run.run, "reduce already claimed or run not complete")
+        } else if run.state != RunState::Reducing || run.reduce_queued_at.is_some() {
+            return;
+        }
+        self.queue_orphaned_reduce(&run.run).await;
+    }
+
+    /// Queues the reduce of a `REDUCING` run that has no "queued" note once its claim is
+    /// [`ORPHAN_GRACE`] old, waiting out the rest of the grace first: a live claimer notes
+    /// its message within milliseconds, and only a stopped one leaves the note missing.
+    /// A second reduce message is within the contract (at least once, one key), and the
+    /// grace makes one rare.
+    async fn queue_orphaned_reduce(&self, run: &RunId) {
+        let mut waited = false;
+        loop {
+            let record = match self.ledger.run(self.name(), run).await {
+                Ok(Some(record)) => record,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%run, error = %error, "cannot read the run to check its reduce; the sweep will");
+                    return;
+                }
+            };
+            if record.state != RunState::Reducing || record.reduce_queued_at.is_some() {
+                tracing::debug!(%run, state = %record.state, "reduce already claimed and queued, or run not complete");
+                return;
             }
-            Err(error) => {
-                tracing::error!(run = %run.run, error = %error, "cannot claim the reduce; the sweep will")
+            let age = record
+                .reduce_claimed_at
+                .map(|at| (Utc::now() - at).to_std().unwrap_or_default())
+                .unwrap_or(ORPHAN_GRACE);
+            if age >= ORPHAN_GRACE || waited {
+                tracing::warn!(%run, claimed_at = ?record.reduce_claimed_at, "the reduce was claimed but never queued: its claimer stopped in between; queueing it");
+                self.send_reduce(run, "orphaned reduce queued").await;
+                return;
+            }
+            waited = true;
+            tokio::time::sleep(ORPHAN_GRACE - age).await;
+        }
+    }
+
+    /// Sends the reduce message of a claimed run and notes it in the ledger.
+    async fn send_reduce(&self, run: &RunId, done: &str) {
+        let body = QueueMessage::Reduce { run: run.clone() }.to_body();
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(&self.settings.common.queue_url)
+            .message_body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {
+                tracing::info!(%run, "{done}");
+                self.mark_reduce_queued(run).await;
+            }
+            // The SDK has already retried. The claim is in the ledger without its "queued"
+            // note, so a redelivered batch or the sweep queues the reduce later.
+            Err(e) => {
+                tracing::error!(%run, error = %error_chain(&e), "reduce claimed but not queued; the sweep will queue it")
             }
         }
     }
