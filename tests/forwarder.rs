@@ -320,6 +320,31 @@ async fn a_claimer_stopped_before_queueing_the_reduce_is_covered_by_its_redelive
 }
 
 #[tokio::test]
+async fn the_rate_cap_holds_over_a_run() {
+    // 40 calls a second over MAX_CONCURRENCY 2: this forwarder's share is 20 a second,
+    // saved up to one batch of 10 (the exact pacing is `rate.rs`'s unit tests).
+    let b = bench(
+        Chaos::default(),
+        ForwarderOptions {
+            rate_limit_per_second: 40,
+            ..ForwarderOptions::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-capped", 50).await;
+    let started = std::time::Instant::now();
+    b.drain(Duration::from_secs(60)).await;
+    // The first batch goes on saved-up tokens; the 40 calls after it wait for theirs.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(b.record(&run).await.state, RunState::Completed);
+    assert_eq!(
+        b.service.stats().run(NAME, run.as_str()).unwrap().succeeded,
+        50
+    );
+}
+
+#[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_the_reason() {
     let b = bench(Chaos::default(), ForwarderOptions::default()).await;
     let unknown = QueueMessage::Process {

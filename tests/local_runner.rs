@@ -173,6 +173,7 @@ impl Emulator {
             ("MAX_ATTEMPTS", "3".into()),
             ("RATE_LIMIT_PER_SECOND", "0".into()),
             ("MAX_CONCURRENCY", "4".into()),
+            ("BATCH_SIZE", "10".into()),
             ("RESULT_STORAGE", "ledger".into()),
             ("RESULTS_BUCKET", "scores-local-results".into()),
             ("RESULTS_EXPIRY_DAYS", "30".into()),

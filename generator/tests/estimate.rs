@@ -66,6 +66,19 @@ fn estimate_prints_duration_costs_per_service_and_the_comparisons() {
     );
     assert_eq!(row("SQS")[1..3], ["0.300", "requests"]);
     assert_eq!(row("total")[1..], ["$1.71", "$1.71"]);
+    // 200 forwarders each wait most of a batch for their share of the cap; 19 reach it.
+    assert_eq!(
+        lines[4],
+        "  one forwarder batch lasts 990 ms, 905 ms of it waiting for the instance's share of the cap (10 calls/s)"
+    );
+    assert!(
+        stdout.contains(
+            "hint: 19 forwarders reach the cap of 2,000 calls/s without waiting for it: with \
+             `delivery.max_concurrency = 19` in `prod` this run costs $1.56 ($1.56 per million, \
+             Lambda $0.0348 instead of $0.19) at the same pace, while the service answers in 50 ms"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains(
         "Step Functions Distributed Map, per million children: Standard children $50.00; \
          Express children $26.10 (one item each) or $2.61 (10 items each, at-least-once)"

@@ -100,6 +100,8 @@ pub struct ForwarderOptions {
     pub http: Option<SharedHttpClient>,
     /// The ledger's retry policy for throttled and conflicting writes.
     pub ledger_retry: Option<RetryPolicy>,
+    /// Cap on process calls a second across `MAX_CONCURRENCY` (2) forwarders; 0 for none.
+    pub rate_limit_per_second: u32,
 }
 
 impl Default for ForwarderOptions {
@@ -112,6 +114,7 @@ impl Default for ForwarderOptions {
             secret: SECRET.to_owned(),
             http: None,
             ledger_retry: None,
+            rate_limit_per_second: 0,
         }
     }
 }
@@ -604,8 +607,12 @@ fn forwarder_vars(
         ("RESULTS_BUCKET", "results".into()),
         ("RESULT_STORAGE", options.storage.into()),
         ("RESULTS_EXPIRY_DAYS", "30".into()),
-        ("RATE_LIMIT_PER_SECOND", "0".into()),
+        (
+            "RATE_LIMIT_PER_SECOND",
+            options.rate_limit_per_second.to_string(),
+        ),
         ("MAX_CONCURRENCY", "2".into()),
+        ("BATCH_SIZE", "10".into()),
         (
             "BACKOFF_BASE_MILLIS",
             options.backoff_base_millis.to_string(),

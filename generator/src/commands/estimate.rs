@@ -164,9 +164,10 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
         "  one forwarder batch lasts {} ms{}",
         millis(t.batch_seconds),
         match i.rate_limit_per_second {
-            Some(r) if i.batch_size > 1 => format!(
-                ", its calls spaced {} ms apart by the instance's share of the cap",
-                millis(f64::from(i.max_concurrency) / f64::from(r))
+            Some(r) if t.cap_wait_seconds > WAIT_WORTH_SAYING => format!(
+                ", {} ms of it waiting for the instance's share of the cap ({} calls/s)",
+                millis(t.cap_wait_seconds),
+                share(r, i.max_concurrency)
             ),
             _ => ", its calls made at once".into(),
         }
@@ -234,6 +235,9 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
         dollars(e.cost.total()),
         dollars(e.per_million.total())
     );
+    if let Some(hint) = concurrency_hint(env, e) {
+        let _ = writeln!(s, "{hint}");
+    }
     let _ = writeln!(s);
     let sf = &e.step_functions;
     let _ = writeln!(
@@ -262,6 +266,45 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
         prices::PRICES_REGION
     );
     s
+}
+
+/// Shorter waits for the cap are not worth a line: the model's AWS call times are rougher.
+const WAIT_WORTH_SAYING: f64 = 0.001;
+
+/// When forwarders wait for the rate cap inside their invocations (billed Lambda time),
+/// the concurrency that reaches the cap without waiting, and what the run then costs.
+fn concurrency_hint(env: &Environment, e: &Estimate) -> Option<String> {
+    let i = &e.inputs;
+    let t = &e.timing;
+    let enough = t.forwarders_for_cap?;
+    if t.cap_wait_seconds <= WAIT_WORTH_SAYING || enough >= i.max_concurrency {
+        return None;
+    }
+    let sized = estimate::estimate(&Inputs {
+        max_concurrency: enough,
+        ..i.clone()
+    });
+    Some(format!(
+        "hint: {} forwarders reach the cap of {} calls/s without waiting for it: with `delivery.max_concurrency = {enough}` in `{}` this run costs {} ({} per million, Lambda {} instead of {}) at the same pace, while the service answers in {} ms",
+        enough,
+        grouped(f64::from(i.rate_limit_per_second.unwrap_or_default())),
+        env.name,
+        dollars(sized.cost.total()),
+        dollars(sized.per_million.total()),
+        dollars(sized.per_million.lambda),
+        dollars(e.per_million.lambda),
+        millis(i.latency_seconds),
+    ))
+}
+
+/// One forwarder's share of the cap, in calls a second.
+fn share(rate: u32, forwarders: u32) -> String {
+    let share = f64::from(rate) / f64::from(forwarders.max(1));
+    if share >= 10.0 {
+        grouped(share)
+    } else {
+        format!("{share:.1}")
+    }
 }
 
 /// `$1.23`, or more digits for small amounts.

@@ -10,7 +10,8 @@
 //! - **event source mapping**, per batch: one `ReceiveMessage` and one
 //!   `DeleteMessageBatch`;
 //! - **forwarder**, per batch: a consistent `Query` of the run (run record and its counter
-//!   shards), the process calls at once (spaced by the rate cap's share of the instance),
+//!   shards), the process calls at once (after waiting for the rate cap's share of the
+//!   instance, a token bucket of one batch, when the instance would call faster),
 //!   the results put in S3 one after another when they go there, one `TransactWriteItems`
 //!   of the batch's children and the counter items they count on, and a consistent `Query`
 //!   to see whether the run is complete; per retry one `ChangeMessageVisibility`, per child
@@ -200,6 +201,10 @@ impl Cost {
 pub struct Timing {
     /// One forwarder invocation, in seconds.
     pub batch_seconds: f64,
+    /// The part of it spent waiting for the instance's share of the rate cap.
+    pub cap_wait_seconds: f64,
+    /// With a rate cap: the fewest forwarders that reach it without waiting for it.
+    pub forwarders_for_cap: Option<u32>,
     /// Process calls a second once the mapping has scaled up.
     pub children_per_second: f64,
     /// What sets that pace.
@@ -419,12 +424,6 @@ pub fn child_record_bytes(inputs: &Inputs) -> u64 {
 fn timing(inputs: &Inputs, attempts: f64) -> Timing {
     let b = f64::from(inputs.batch_size.max(1));
     let c = f64::from(inputs.max_concurrency.max(1));
-    // Each instance takes its share of the cap and spaces its calls by it (forwarder
-    // `rate.rs`), so a batch's last call starts (b - 1) intervals after its first.
-    let spacing = inputs
-        .rate_limit_per_second
-        .filter(|r| *r > 0)
-        .map_or(0.0, |r| (b - 1.0) * c / f64::from(r));
     let to_s3 = match inputs.storage {
         Storage::Bucket => true,
         Storage::Ledger => inputs.result_bytes > MAX_INLINE_RESULT_BYTES,
@@ -432,15 +431,23 @@ fn timing(inputs: &Inputs, attempts: f64) -> Timing {
     };
     // Results go to S3 one after another (`judge` per child).
     let s3 = if to_s3 { b * S3_PUT_SECONDS } else { 0.0 };
-    let batch_seconds =
-        FORWARDER_WORK_SECONDS + 3.0 * AWS_CALL_SECONDS + inputs.latency_seconds + spacing + s3;
+    let unpaced = FORWARDER_WORK_SECONDS + 3.0 * AWS_CALL_SECONDS + inputs.latency_seconds + s3;
     // The mapping receives the next batch while nothing runs on the instance.
-    let cycle = batch_seconds + AWS_CALL_SECONDS;
-    let by_concurrency = c * b / cycle;
+    let free_cycle = unpaced + AWS_CALL_SECONDS;
+    let by_concurrency = c * b / free_cycle;
     let cap = inputs
         .rate_limit_per_second
         .filter(|r| *r > 0)
         .map_or(f64::INFINITY, f64::from);
+    // Each instance's share of the cap is a token bucket of one batch (forwarder
+    // `rate.rs`): an instance that would call faster than its share waits for the tokens
+    // inside its invocation, so its batches come one share period apart.
+    let cycle = free_cycle.max(c * b / cap);
+    let batch_seconds = cycle - AWS_CALL_SECONDS;
+    let forwarders_for_cap = inputs
+        .rate_limit_per_second
+        .filter(|r| *r > 0)
+        .map(|r| ((f64::from(r) * free_cycle / b).ceil() as u32).max(2));
     let calls_per_second = by_concurrency.min(cap);
     let children_per_second = calls_per_second / attempts;
 
@@ -474,6 +481,8 @@ fn timing(inputs: &Inputs, attempts: f64) -> Timing {
     let reduce = cycle + inputs.latency_seconds + 2.0 * AWS_CALL_SECONDS;
     Timing {
         batch_seconds,
+        cap_wait_seconds: batch_seconds - unpaced,
+        forwarders_for_cap,
         children_per_second,
         bound,
         split_seconds,
@@ -581,21 +590,36 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_cap_spaces_a_batch_and_bounds_the_pace() {
+    fn the_rate_cap_makes_too_many_forwarders_wait_and_bounds_the_pace() {
         let capped = Inputs {
             max_concurrency: 200,
             rate_limit_per_second: Some(2000),
             ..inputs()
         };
         let e = estimate(&capped);
-        // Each of 200 instances gets 10 calls a second: a batch's last call 0.9 s in.
-        assert!(close(e.timing.batch_seconds, 0.085 + 0.9));
+        // Each of 200 instances gets 10 calls a second: a batch of 10 a second, all but
+        // its 85 ms of work spent waiting for tokens inside the invocation.
+        assert!(close(e.timing.batch_seconds, 0.99));
+        assert!(close(e.timing.cap_wait_seconds, 0.99 - 0.085));
         assert!(close(e.timing.children_per_second, 2000.0));
         assert_eq!(e.timing.bound, Bound::RateCap);
+        // 2,000 calls a second at 10 per 95 ms cycle: 19 forwarders, none waiting.
+        assert_eq!(e.timing.forwarders_for_cap, Some(19));
+        let sized = estimate(&Inputs {
+            max_concurrency: 19,
+            ..capped.clone()
+        });
+        assert!(close(sized.timing.cap_wait_seconds, 0.0));
+        assert!(sized.timing.children_per_second >= 2000.0 - 1e-9);
+        assert_eq!(sized.timing.bound, Bound::RateCap);
+        assert!(sized.per_million.lambda < e.per_million.lambda / 5.0);
+        assert!(sized.per_million.total() < 1.60, "{:?}", sized.per_million);
+
         let free = estimate(&inputs());
         // 50 instances, 10 children per 95 ms cycle.
         assert!(close(free.timing.children_per_second, 50.0 * 10.0 / 0.095));
         assert_eq!(free.timing.bound, Bound::Concurrency);
+        assert_eq!(free.timing.forwarders_for_cap, None);
     }
 
     #[test]

@@ -112,7 +112,11 @@ impl Forwarder {
             ledger: Ledger::from_config(config, settings.common.ledger_table.clone()),
             sqs: aws_sdk_sqs::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
-            limiter: RateLimiter::new(settings.rate_limit_per_second, settings.max_concurrency),
+            limiter: RateLimiter::new(
+                settings.rate_limit_per_second,
+                settings.max_concurrency,
+                settings.batch_size,
+            ),
             service,
             settings,
         })

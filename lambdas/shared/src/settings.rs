@@ -54,6 +54,9 @@ pub const RESULTS_EXPIRY_DAYS: &str = "RESULTS_EXPIRY_DAYS";
 pub const RATE_LIMIT_PER_SECOND: &str = "RATE_LIMIT_PER_SECOND";
 /// The event source mapping's MaximumConcurrency (forwarder).
 pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
+/// The event source mapping's BatchSize: what a forwarder's share of the rate cap may
+/// save up (forwarder).
+pub const BATCH_SIZE: &str = "BATCH_SIZE";
 /// First retry delay in milliseconds; optional, 2000 by default (forwarder).
 pub const BACKOFF_BASE_MILLIS: &str = "BACKOFF_BASE_MILLIS";
 
@@ -99,6 +102,8 @@ pub struct ForwarderSettings {
     /// Process calls a second across all forwarders of the microprocess.
     pub rate_limit_per_second: Option<u32>,
     pub max_concurrency: u32,
+    /// Messages a batch holds at most.
+    pub batch_size: u32,
     /// First retry delay; later ones double, with jitter.
     pub backoff_base: Duration,
 }
@@ -153,6 +158,7 @@ const STORAGE_EXPECTED: &str = "`ledger`, `bucket` or `discard`";
 const EXPIRY_EXPECTED: &str = "a whole number of days from 1 to 3650, like `90`";
 const RATE_EXPECTED: &str = "a whole number of calls a second from 0 (no cap) to 100000";
 const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
+const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
@@ -283,6 +289,7 @@ impl ForwarderSettings {
             )?)
             .filter(|r| *r > 0),
             max_concurrency: env.number(MAX_CONCURRENCY, CONCURRENCY_EXPECTED, 2..=1000)?,
+            batch_size: env.number(BATCH_SIZE, BATCH_SIZE_EXPECTED, 1..=10)?,
             backoff_base: Duration::from_millis(match env.get(BACKOFF_BASE_MILLIS) {
                 None => 2000,
                 Some(_) => env.number(BACKOFF_BASE_MILLIS, BACKOFF_EXPECTED, 1..=900_000)?,
@@ -427,6 +434,7 @@ mod tests {
             (RESULTS_EXPIRY_DAYS, "90"),
             (RATE_LIMIT_PER_SECOND, "0"),
             (MAX_CONCURRENCY, "10"),
+            (BATCH_SIZE, "10"),
         ]));
         all
     }

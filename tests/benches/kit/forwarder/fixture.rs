@@ -157,6 +157,7 @@ impl Fixture {
             ("MAX_ATTEMPTS", "3".into()),
             ("RATE_LIMIT_PER_SECOND", "0".into()),
             ("MAX_CONCURRENCY", "10".into()),
+            ("BATCH_SIZE", "10".into()),
             ("RESULT_STORAGE", "ledger".into()),
             ("RESULTS_BUCKET", BUCKET.into()),
             ("RESULTS_EXPIRY_DAYS", "30".into()),
