@@ -295,7 +295,12 @@ impl Forwarder {
                         tracing::info!(%run, duplicates = ?recorded.duplicates, "already counted; nothing changed");
                     }
                     if recorded.complete {
-                        self.claim_and_send_reduce(&recorded.run).await;
+                        // A claimer stopped before its reduce message leaves its batch to
+                        // come back with every child already counted.
+                        let redelivered = work.iter().any(|(r, ..)| r.attempt > 1)
+                            && recorded.newly_counted.is_empty()
+                            && recorded.moved_to_succeeded.is_empty();
+                        self.claim_and_send_reduce(&recorded.run, redelivered).await;
                     }
                 }
                 Err(error) => {
@@ -389,10 +394,11 @@ impl Forwarder {
         }
     }
 
-    /// Claims the reduce of a complete run; the one winner sends the reduce message. A run
-    /// already `REDUCING` whose reduce was never queued had a claimer that stopped in
-    /// between (killed, timed out): this batch is its redelivery, so it queues the reduce.
-    pub async fn claim_and_send_reduce(&self, run: &RunRecord) {
+    /// Claims the reduce of a complete run; the one winner sends the reduce message. A
+    /// `redelivered` batch that counted nothing new may be the batch of a claimer that
+    /// stopped (killed, timed out) between its claim and its reduce message: when the run
+    /// is `REDUCING` without the "queued" note, it queues the reduce.
+    pub async fn claim_and_send_reduce(&self, run: &RunRecord, redelivered: bool) {
         if run.state == RunState::Processing {
             match self
                 .ledger
@@ -413,7 +419,9 @@ impl Forwarder {
         } else if run.state != RunState::Reducing || run.reduce_queued_at.is_some() {
             return;
         }
-        self.queue_orphaned_reduce(&run.run).await;
+        if redelivered {
+            self.queue_orphaned_reduce(&run.run).await;
+        }
     }
 
     /// Queues the reduce of a `REDUCING` run that has no "queued" note once its claim is
