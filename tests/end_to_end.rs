@@ -140,6 +140,34 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{out}"
     );
 
+    // Two letters redrive must not send again: one of a child that succeeded (as when a
+    // duplicate of its message succeeded after this copy was dead-lettered) and a second
+    // letter of the failed child.
+    let sqs = aws_sdk_sqs::Client::new(&kit_tests::moto::sdk_config(&endpoint).await);
+    let queues = sqs.list_queues().send().await.unwrap();
+    let dlq = queues
+        .queue_urls()
+        .iter()
+        .find(|u| u.ends_with("-credit-scores-dlq"))
+        .unwrap_or_else(|| panic!("no dead-letter queue of credit-scores: {queues:?}"));
+    let letter = |seq: u64| {
+        microprocess_shared::queue_message::QueueMessage::Process {
+            run: microprocess_shared::run_id::RunId::parse("e2e-1").unwrap(),
+            seq,
+            item: demo_service::paging::item_id(seq),
+            payload: None,
+        }
+        .to_body()
+    };
+    for seq in [0, FAILING_SEQ] {
+        sqs.send_message()
+            .queue_url(dlq)
+            .message_body(letter(seq))
+            .send()
+            .await
+            .unwrap();
+    }
+
     // Fix the service; redrive sends the child back, waits for it, retries the reduce.
     service.service.set_fixed(true);
     let (code, out, err) = cli(
@@ -151,6 +179,12 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
     assert!(
         out.contains(
             "sent 1 dead-lettered child(ren) of run `e2e-1` back to the queue of `credit-scores`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "deleted 1 letter(s) of children that succeeded since (a duplicate of their message did) and 1 second letter(s) of a resent child, without sending them"
         ),
         "{out}"
     );
@@ -184,6 +218,15 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{reduce:?}"
     );
     assert!(reduce.completed);
+    // Neither letter that redrive deleted reached the service: one call for the child
+    // that succeeded, and the failed child's 4xx and its one redriven call.
+    let run_stats = stats.run("credit-scores", "e2e-1").unwrap();
+    assert_eq!(run_stats.child(0).unwrap().calls, 1, "{run_stats:?}");
+    assert_eq!(
+        run_stats.child(FAILING_SEQ).unwrap().calls,
+        2,
+        "{run_stats:?}"
+    );
 
     drop(runner);
     let (code, out, err) = cli(

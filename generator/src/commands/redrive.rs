@@ -71,7 +71,7 @@ async fn redrive_run(
         operate::locate_run(session, &args.run, args.microprocess.as_deref()).await?;
     let mp = session.deployed.microprocess(&name)?;
     let run = before.run.clone();
-    let moved = redrive::move_back(&session.sqs, mp, &run).await?;
+    let moved = redrive::move_back(&session.ledger, &session.sqs, mp, &run).await?;
     let resent = moved.children.len() as u64;
     let _ = writeln!(
         out,
@@ -85,6 +85,14 @@ async fn redrive_run(
             String::new()
         }
     );
+    if !moved.superseded.is_empty() || moved.repeats > 0 {
+        let _ = writeln!(
+            out,
+            "deleted {} letter(s) of children that succeeded since (a duplicate of their message did) and {} second letter(s) of a resent child, without sending them",
+            moved.superseded.len(),
+            moved.repeats
+        );
+    }
     if before.failed > resent {
         let _ = writeln!(
             err,

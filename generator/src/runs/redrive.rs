@@ -5,6 +5,10 @@
 //! those of the run to the microprocess's queue, deletes them from the DLQ only once
 //! resent, and makes every other message visible again at once. A resent child may be
 //! delivered twice if a delete fails after its send; the ledger counts it once.
+//!
+//! A letter is not resent when its child is `SUCCEEDED` in the ledger (a duplicate of its
+//! message succeeded after it was dead-lettered: *superseded*), nor a second letter of a
+//! seq already resent in this pass: both would only call the service again for nothing.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use aws_sdk_sqs::types::{
 use chrono::Utc;
 
 use microprocess_shared::ledger::Ledger;
+use microprocess_shared::ledger_keys::ChildState;
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 
@@ -31,6 +36,11 @@ const HOLD_SECONDS: i32 = 300;
 pub struct Moved {
     /// The run's children sent back to the queue, by seq.
     pub children: BTreeSet<u64>,
+    /// Letters of children that succeeded after all (a duplicate of the message did),
+    /// deleted without a resend.
+    pub superseded: BTreeSet<u64>,
+    /// Second letters of a seq resent in this pass, deleted.
+    pub repeats: usize,
     /// The run's dead-lettered reduce messages, deleted: a reduce is retried with a fresh
     /// message once the children are in, never from an old copy.
     pub reduce_messages: usize,
@@ -40,6 +50,7 @@ pub struct Moved {
 
 /// Moves the dead-lettered messages of `run` from `mp`'s DLQ back to its queue.
 pub async fn move_back(
+    ledger: &Ledger,
     sqs: &aws_sdk_sqs::Client,
     mp: &DeployedMicroprocess,
     run: &RunId,
@@ -77,8 +88,16 @@ pub async fn move_back(
             let body = m.body().unwrap_or_default();
             match QueueMessage::parse(body) {
                 Ok(QueueMessage::Process { run: r, seq, .. }) if &r == run => {
-                    moved.children.insert(seq);
-                    resend.push(m);
+                    if moved.children.contains(&seq) {
+                        moved.repeats += 1;
+                        delete.push(m);
+                    } else if succeeded(ledger, mp, run, seq).await? {
+                        moved.superseded.insert(seq);
+                        delete.push(m);
+                    } else {
+                        moved.children.insert(seq);
+                        resend.push(m);
+                    }
                 }
                 Ok(QueueMessage::Reduce { run: r }) if &r == run => {
                     moved.reduce_messages += 1;
@@ -96,6 +115,19 @@ pub async fn move_back(
     }
     release_batch(sqs, &mp.dead_letter_queue_url, &release).await;
     Ok(moved)
+}
+
+/// Whether child `seq` is `SUCCEEDED` in the ledger.
+async fn succeeded(
+    ledger: &Ledger,
+    mp: &DeployedMicroprocess,
+    run: &RunId,
+    seq: u64,
+) -> Result<bool, RunsError> {
+    Ok(ledger
+        .child(&mp.name, run, seq)
+        .await?
+        .is_some_and(|child| child.state == ChildState::Succeeded))
 }
 
 async fn send_batch(

@@ -323,6 +323,43 @@ impl Ledger {
         Ok((children, next))
     }
 
+    /// The record of child `seq` (strongly consistent); `None` before it is counted.
+    pub async fn child(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        seq: u64,
+    ) -> Result<Option<ChildRecord>, LedgerError> {
+        let context = self.context(Step::Children, microprocess, Some(run));
+        let sk = child_sort_key(seq).map_err(|source| LedgerError::Seq {
+            context: context.clone(),
+            source,
+        })?;
+        let pk = s(run_partition_key(microprocess, run));
+        let got = retrying(&self.retry, || {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key(PARTITION_KEY_ATTRIBUTE, pk.clone())
+                .key(SORT_KEY_ATTRIBUTE, s(sk.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_ledger(context.clone()))?;
+        self.count_reads(got.consumed_capacity());
+        got.item
+            .map(|item| {
+                ChildRecord::from_item(&item).map_err(|(key, why)| LedgerError::Malformed {
+                    context,
+                    key,
+                    why,
+                })
+            })
+            .transpose()
+    }
+
     /// One child in its own transaction: a new record, or a move to `SUCCEEDED`, or
     /// nothing for a duplicate.
     async fn record_one(
