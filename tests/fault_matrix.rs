@@ -452,6 +452,109 @@ async fn s04b_a_forwarder_killed_on_the_last_attempt_still_records_failed() {
     );
 }
 
+#[tokio::test]
+async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the_sweep() {
+    let started = Instant::now();
+    const ITEMS: u64 = 30;
+    let p = Pipeline::start(setup(ITEMS, Chaos::default(), 1)).await;
+    let run = split(&p, "killed-twice", &[]).await;
+    let wire = Tripwire::default();
+    let faulty = FaultyHttp::new(wire.rule());
+    let forwarder = p.build_forwarder(&ForwarderOptions {
+        max_attempts: 1,
+        backoff_base_millis: 20,
+        http: Some(faulty.shared()),
+        ..ForwarderOptions::default()
+    });
+    // Every invocation dies before its ledger write (the 2nd AWS request): after its one
+    // call on the first receive, and again on the extra receive that would have recorded
+    // the child FAILED. SQS then dead-letters every message with nothing in the ledger.
+    let (kills, _) = drain_killing(&p, &forwarder, &wire, |_| Some(2)).await;
+    assert!(!kills.is_empty());
+    let stuck = p.record(&run).await;
+    assert_eq!(
+        (stuck.state, stuck.done),
+        (RunState::Processing, 0),
+        "{stuck:?}"
+    );
+
+    // While anything is on the queue, a missing child may be on its way: no recording.
+    let (sweeper, _) = p.splitter(p.settings(&[("OVERLAP", "allow")]), quick());
+    p.send_process(&run, 0).await;
+    let waiting = handle(&sweeper, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &waiting,
+            Outcome::Swept {
+                failed_from_dead_letters: 0,
+                ..
+            }
+        ),
+        "{waiting:?}"
+    );
+    let extra = receive(&p.mapping_sqs, &p.queue_url, 10, 0).await;
+    let all_handled = aws_lambda_events::sqs::SqsBatchResponse::default();
+    settle(&p.mapping_sqs, &p.queue_url, &extra, &all_handled).await;
+    assert_eq!(depth(&p.sqs, &p.queue_url).await, (0, 0));
+
+    // With the queue empty, the sweep records the letters' children FAILED and claims
+    // the reduce the run now needs.
+    let swept = handle(&sweeper, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Outcome::Swept {
+            processing: 1,
+            failed_from_dead_letters: ITEMS as usize,
+            claimed: vec![run.clone()],
+            requeued: vec![],
+            splitting: vec![],
+        }
+    );
+    // Nothing more the next time.
+    let again = handle(&sweeper, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            &again,
+            Outcome::Swept {
+                failed_from_dead_letters: 0,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    p.drain_with(&p.forwarder, WORKERS, DRAIN_LIMIT).await;
+    assert_completed_with_one_reduce(&p, &run).await;
+    let record = p.record(&run).await;
+    assert_eq!((record.succeeded, record.failed), (0, ITEMS));
+    let children = p.ledger.children(NAME, &run).await.unwrap();
+    assert!(
+        children.iter().all(|c| c.state == ChildState::Failed
+            && c.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("no outcome recorded"))),
+        "{children:?}"
+    );
+    // The letters stay in the dead-letter queue for redrive: the audit finds every
+    // FAILED child there.
+    let audit = p
+        .audit("4c: killed on both last receives", &run, ITEMS)
+        .await;
+    assert_eq!(audit.failed, ITEMS);
+    report(
+        "4c",
+        "s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the_sweep",
+        &format!("{ITEMS} items, max_attempts 1, every invocation killed before its ledger write"),
+        started,
+        &[audit],
+    );
+}
+
 // ---- 5 ------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -863,6 +966,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
         swept,
         Outcome::Swept {
             processing: 1,
+            failed_from_dead_letters: 0,
             claimed: vec![run.clone()],
             requeued: vec![],
             splitting: vec![],
@@ -877,6 +981,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
         again,
         Outcome::Swept {
             processing: 0,
+            failed_from_dead_letters: 0,
             claimed: vec![],
             requeued: vec![],
             splitting: vec![],
@@ -939,6 +1044,7 @@ async fn s10b_a_crash_between_the_claim_and_the_reduce_message_is_swept() {
         swept,
         Outcome::Swept {
             processing: 0,
+            failed_from_dead_letters: 0,
             claimed: vec![],
             requeued: vec![run.clone()],
             splitting: vec![],

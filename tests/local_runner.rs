@@ -200,6 +200,7 @@ impl Emulator {
             ("QUEUE_URL", self.queue_url.clone()),
             ("QUEUE_BASE_URL", queue_base_url.into()),
             ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
+            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
             ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
             ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
             ("SPLIT_PAGE_SIZE", "100".into()),

@@ -529,6 +529,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         swept,
         Outcome::Swept {
             processing: 2,
+            failed_from_dead_letters: 0,
             claimed: vec![finished.clone()],
             requeued: vec![],
             splitting: vec![splitting.clone()],
@@ -551,6 +552,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
         again,
         Outcome::Swept {
             processing: 1,
+            failed_from_dead_letters: 0,
             claimed: vec![],
             requeued: vec![],
             splitting: vec![splitting],

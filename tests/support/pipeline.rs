@@ -406,6 +406,7 @@ impl Pipeline {
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
             ),
             ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
+            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
             ("SPLIT_PAGE_SIZE", "100".into()),
             ("SPLIT_MAX_ATTEMPTS", "3".into()),
             ("OVERLAP", "skip".into()),

@@ -44,7 +44,7 @@ pub const PROCESS_TIMEOUT_SECONDS: &str = "PROCESS_TIMEOUT_SECONDS";
 pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
 /// Bucket for results over 64 KiB; optional (forwarder).
 pub const RESULTS_BUCKET: &str = "RESULTS_BUCKET";
-/// URL of the microprocess's dead-letter queue (forwarder).
+/// URL of the microprocess's dead-letter queue (forwarder, and the splitter's sweep).
 pub const DEAD_LETTER_QUEUE_URL: &str = "DEAD_LETTER_QUEUE_URL";
 /// `ledger`, `bucket` or `discard` (forwarder).
 pub const RESULT_STORAGE: &str = "RESULT_STORAGE";
@@ -76,6 +76,8 @@ pub struct CommonSettings {
 pub struct SplitterSettings {
     pub common: CommonSettings,
     pub split_path: String,
+    /// Read by the sweep, for children SQS dead-lettered with no outcome.
+    pub dead_letter_queue_url: String,
     pub split_page_size: u32,
     pub split_max_attempts: u32,
     /// Whether a run starts while another run of the microprocess is active.
@@ -222,6 +224,11 @@ impl SplitterSettings {
         Ok(SplitterSettings {
             common: CommonSettings::read(&env)?,
             split_path: env.required(SPLIT_PATH, PATH_EXPECTED, is_plain_path)?,
+            dead_letter_queue_url: env.required(
+                DEAD_LETTER_QUEUE_URL,
+                QUEUE_URL_EXPECTED,
+                is_http_url,
+            )?,
             split_page_size: env.number(SPLIT_PAGE_SIZE, PAGE_SIZE_EXPECTED, 1..=10_000)?,
             split_max_attempts: env.number(SPLIT_MAX_ATTEMPTS, SPLIT_ATTEMPTS_EXPECTED, 1..=20)?,
             overlap: match env
@@ -410,6 +417,10 @@ mod tests {
         let mut all = common();
         all.extend(vars(&[
             (SPLIT_PATH, "/jobs/credit-scores/split"),
+            (
+                DEAD_LETTER_QUEUE_URL,
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/credit-scores-dlq",
+            ),
             (SPLIT_PAGE_SIZE, "1000"),
             (SPLIT_MAX_ATTEMPTS, "5"),
             (OVERLAP, "skip"),

@@ -7,7 +7,8 @@
 //!   active and overlap is `skip`, nothing to do when the run exists and has left
 //!   `SPLITTING`, else the split starts or resumes from its checkpoint;
 //! - a **hand-off** (`"resume": true`) resumes a `SPLITTING` run, never creates one;
-//! - a **sweep** claims the reduce of finished runs that missed it ([`sweep`]).
+//! - a **sweep** claims the reduce of finished runs that missed it, and records the
+//!   children SQS dead-lettered with no outcome ([`sweep`], [`dead_letters`]).
 //!
 //! The split ([`split`]) pages the service's split endpoint from the checkpoint, puts one
 //! `process` message per item on the queue ([`enqueue`]), records items that break the
@@ -19,6 +20,7 @@
 //! and settings, built once per process) so tests call it directly, with doubles for the
 //! page source, the queue and the hand-off where they need them.
 
+pub mod dead_letters;
 pub mod deadline;
 pub mod enqueue;
 pub mod event;
@@ -42,6 +44,7 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
+pub use dead_letters::DeadLetters;
 pub use deadline::{Deadline, HandoffRule};
 pub use enqueue::{EnqueueError, EnqueuePolicy, Queue, SqsQueue};
 pub use event::{EventError, Invocation, StartRequest, SCHEDULED_EVENT_DETAIL_TYPE};
@@ -56,6 +59,8 @@ pub struct Splitter {
     pub pages: Arc<dyn PageSource>,
     pub queue: Arc<dyn Queue>,
     pub handoff: Arc<dyn Handoff>,
+    /// The queues as the sweep reads them.
+    pub dead_letters: DeadLetters,
     pub tuning: Tuning,
 }
 
@@ -74,13 +79,16 @@ impl Splitter {
             &settings.common.microprocess_name,
             signing_secret,
         )?;
+        let sqs = aws_sdk_sqs::Client::new(config);
         Ok(Splitter {
             ledger: Arc::new(Ledger::from_config(config, &settings.common.ledger_table)),
             pages: Arc::new(ServiceSplit::new(client, &settings.split_path)),
-            queue: Arc::new(SqsQueue::new(
-                aws_sdk_sqs::Client::new(config),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), &settings.common.queue_url)),
+            dead_letters: DeadLetters::new(
+                sqs,
                 &settings.common.queue_url,
-            )),
+                &settings.dead_letter_queue_url,
+            ),
             handoff: Arc::new(LambdaHandoff::new(
                 aws_sdk_lambda::Client::new(config),
                 function_name,
@@ -161,10 +169,12 @@ pub enum Outcome {
     SplitFailed { run: RunId, reason: String },
     /// Another invocation got ahead of this one, or ended the run: this one stopped.
     Stopped { run: RunId, why: String },
-    /// A sweep: runs found `PROCESSING`, reduces claimed, reduces queued again (claimed
-    /// long ago, never queued), runs still `SPLITTING`.
+    /// A sweep: runs found `PROCESSING`, children recorded `FAILED` from dead letters SQS
+    /// moved with no outcome, reduces claimed, reduces queued again (claimed long ago,
+    /// never queued), runs still `SPLITTING`.
     Swept {
         processing: usize,
+        failed_from_dead_letters: usize,
         claimed: Vec<RunId>,
         requeued: Vec<RunId>,
         splitting: Vec<RunId>,

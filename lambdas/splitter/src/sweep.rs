@@ -6,18 +6,37 @@
 //! the claim's condition has one winner, who queues the reduce message. A crash between
 //! a claim and its reduce message leaves a run `REDUCING` with nothing on the queue: the
 //! sweep queues the reduce of every `REDUCING` run whose claim is older than
-//! `Tuning::reduce_requeue_after` and has no "queued" note. It also reports
+//! `Tuning::reduce_requeue_after` and has no "queued" note.
+//!
+//! A forwarder that stops on a message's last two receives leaves SQS to dead-letter it
+//! with no outcome in the ledger, and its run would wait for that child for good. When a
+//! sealed `PROCESSING` run still misses children and the queue is empty, the sweep reads
+//! the dead-letter queue ([`crate::dead_letters`]), records each of that run's letters
+//! whose child has no record as `FAILED` (counted like any failure, so the run completes
+//! and `redrive` can send it again), and claims the reduce of the runs that completes.
+//! It also reports
 //! the runs still `SPLITTING`, oldest first, so a split that stopped for good is seen
 //! (it is resumed by hand with `{"run": "<id>", "resume": true}`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::Utc;
-use microprocess_shared::ledger_keys::RunState;
+use microprocess_shared::ledger::{ChildOutcome, RunRecord};
+use microprocess_shared::ledger_keys::{ChildState, RunState};
+use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 
 use crate::{reduce, Outcome, Splitter, SplitterError};
 
 /// Runs named one by one in the log; the rest are counted.
 const LOGGED_RUNS: usize = 20;
+
+/// Dead letters one sweep reads at most; the next sweep reads on.
+const MAX_LETTERS: usize = 5_000;
+
+/// Why a child recorded from a dead letter failed.
+const NO_OUTCOME: &str = "dead-lettered by SQS with no outcome recorded: the forwarder \
+     stopped on the message's last receives (`microprocess redrive` sends it again)";
 
 /// Sweeps the microprocess's runs; see the module documentation. Fails, after trying
 /// every run, when a claim or a reduce message failed.
@@ -29,6 +48,17 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
         .await?;
     let mut claimed = Vec::new();
     let mut failures = Vec::new();
+    let failed_from_dead_letters =
+        record_unanswered_dead_letters(splitter, &processing, &mut failures).await;
+    // The runs those letters completed are claimed below with the rest.
+    let processing = if failed_from_dead_letters > 0 {
+        splitter
+            .ledger
+            .runs_in_state(microprocess, RunState::Processing)
+            .await?
+    } else {
+        processing
+    };
     for record in processing.iter().filter(|r| r.all_children_done()) {
         match reduce::claim_and_send(splitter, &record.run).await {
             Ok(true) => {
@@ -65,6 +95,7 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
     tracing::info!(
         %microprocess,
         processing = processing.len(),
+        failed_from_dead_letters,
         claimed = claimed.len(),
         requeued = requeued.len(),
         splitting = splitting.len(),
@@ -78,6 +109,7 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
     }
     Ok(Outcome::Swept {
         processing: processing.len(),
+        failed_from_dead_letters,
         claimed,
         requeued,
         splitting: splitting.into_iter().map(|r| r.run).collect(),
@@ -121,4 +153,98 @@ async fn requeue_lost_reduces(
         }
     }
     Ok(requeued)
+}
+
+/// Records `FAILED` the children of sealed, unfinished runs whose messages SQS
+/// dead-lettered with no outcome in the ledger, once the queue is empty; how many.
+/// Failures are added to `failures`.
+async fn record_unanswered_dead_letters(
+    splitter: &Splitter,
+    processing: &[RunRecord],
+    failures: &mut Vec<String>,
+) -> usize {
+    let microprocess = splitter.name();
+    let waiting: BTreeSet<&RunId> = processing
+        .iter()
+        .filter(|r| r.split_done && !r.all_children_done())
+        .map(|r| &r.run)
+        .collect();
+    if waiting.is_empty() {
+        return 0;
+    }
+    // While the queue holds anything, the missing children may still be on their way.
+    match splitter.dead_letters.queue_is_empty().await {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(error) => {
+            failures.push(error);
+            return 0;
+        }
+    }
+    let letters = match splitter.dead_letters.read(MAX_LETTERS).await {
+        Ok(letters) => letters,
+        Err(error) => {
+            failures.push(error);
+            return 0;
+        }
+    };
+    let mut candidates: BTreeMap<RunId, BTreeMap<u64, String>> = BTreeMap::new();
+    for letter in &letters {
+        if let Ok(QueueMessage::Process { run, seq, item, .. }) = QueueMessage::parse(&letter.body)
+        {
+            if waiting.contains(&run) {
+                candidates.entry(run).or_default().insert(seq, item);
+            }
+        }
+    }
+    let mut recorded = 0;
+    for (run, children) in candidates {
+        match record_unanswered(splitter, &run, children).await {
+            Ok(n) if n > 0 => {
+                tracing::warn!(%microprocess, %run, children = n, "children dead-lettered with no outcome; the sweep recorded them FAILED");
+                recorded += n;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%microprocess, %run, %error, "sweep could not record dead-lettered children");
+                failures.push(error.to_string());
+            }
+        }
+    }
+    splitter.dead_letters.release(&letters).await;
+    recorded
+}
+
+/// Records `FAILED` those of `children` (seq → item) the ledger has no record of.
+async fn record_unanswered(
+    splitter: &Splitter,
+    run: &RunId,
+    children: BTreeMap<u64, String>,
+) -> Result<usize, SplitterError> {
+    let mut outcomes = Vec::new();
+    for (seq, item) in children {
+        if splitter
+            .ledger
+            .child(splitter.name(), run, seq)
+            .await?
+            .is_none()
+        {
+            outcomes.push(ChildOutcome {
+                seq,
+                item,
+                state: ChildState::Failed,
+                attempts: 0,
+                result: None,
+                reason: Some(NO_OUTCOME.to_owned()),
+            });
+        }
+    }
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let recorded = splitter
+        .ledger
+        .record_children(splitter.name(), run, &outcomes, Utc::now())
+        .await?;
+    Ok(recorded.newly_counted.len())
 }

@@ -18,6 +18,7 @@ fn settings() -> SplitterSettings {
             "QUEUE_URL" => "http://127.0.0.1:5000/123456789012/credit-scores",
             "QUEUE_BASE_URL" => "http://127.0.0.1:8081",
             "SPLIT_PATH" => "/jobs/credit-scores/split",
+            "DEAD_LETTER_QUEUE_URL" => "http://127.0.0.1:5000/123456789012/credit-scores-dlq",
             "SPLIT_PAGE_SIZE" => "1000",
             "SPLIT_MAX_ATTEMPTS" => "5",
             "OVERLAP" => "skip",
