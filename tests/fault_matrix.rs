@@ -297,6 +297,20 @@ struct Killed {
     mid_batch: bool,
 }
 
+/// A forwarder with `max_attempts` whose AWS requests go through the returned wire: an
+/// armed wire kills the invocation before the chosen request.
+fn killable_forwarder(p: &Pipeline, max_attempts: u32) -> (Tripwire, Forwarder) {
+    let wire = Tripwire::default();
+    let faulty = FaultyHttp::new(wire.rule());
+    let forwarder = p.build_forwarder(&ForwarderOptions {
+        max_attempts,
+        backoff_base_millis: 20,
+        http: Some(faulty.shared()),
+        ..ForwarderOptions::default()
+    });
+    (wire, forwarder)
+}
+
 /// Drains the queue through `forwarder` as the mapping would, killing the invocations
 /// `kill` picks by their 1-based number (`Some(n)`: before its `n`-th AWS request, through
 /// `wire`). A killed batch is never settled: it comes back after the visibility timeout.
@@ -348,14 +362,7 @@ async fn s04_a_forwarder_killed_mid_batch_loses_nothing() {
     let p = Pipeline::start(setup(200, Chaos::default(), 5)).await;
     let run = split(&p, "killed-forwarder", &[]).await;
     // A forwarder whose AWS requests can hang: the invocation is killed at the armed one.
-    let wire = Tripwire::default();
-    let faulty = FaultyHttp::new(wire.rule());
-    let forwarder = p.build_forwarder(&ForwarderOptions {
-        max_attempts: 5,
-        backoff_base_millis: 20,
-        http: Some(faulty.shared()),
-        ..ForwarderOptions::default()
-    });
+    let (wire, forwarder) = killable_forwarder(&p, 5);
     // About one invocation in ten dies before its 1st to 4th AWS request: before reading
     // the run, before the ledger write (the calls were made), before reading the run
     // back, or before the claim, the dead letters and the visibility changes. An
@@ -403,14 +410,7 @@ async fn s04b_a_forwarder_killed_on_the_last_attempt_still_records_failed() {
     // One attempt only: every delivery is a message's last.
     let p = Pipeline::start(setup(60, Chaos::default(), 1)).await;
     let run = split(&p, "killed-last-attempt", &[]).await;
-    let wire = Tripwire::default();
-    let faulty = FaultyHttp::new(wire.rule());
-    let forwarder = p.build_forwarder(&ForwarderOptions {
-        max_attempts: 1,
-        backoff_base_millis: 20,
-        http: Some(faulty.shared()),
-        ..ForwarderOptions::default()
-    });
+    let (wire, forwarder) = killable_forwarder(&p, 1);
     // The first two batches die after their calls, before the ledger write (the 2nd AWS
     // request). Their messages come back once more (the queue's maxReceiveCount is
     // max_attempts + 1) and are recorded FAILED without another call, then dead-lettered.
@@ -458,14 +458,7 @@ async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the
     const ITEMS: u64 = 30;
     let p = Pipeline::start(setup(ITEMS, Chaos::default(), 1)).await;
     let run = split(&p, "killed-twice", &[]).await;
-    let wire = Tripwire::default();
-    let faulty = FaultyHttp::new(wire.rule());
-    let forwarder = p.build_forwarder(&ForwarderOptions {
-        max_attempts: 1,
-        backoff_base_millis: 20,
-        http: Some(faulty.shared()),
-        ..ForwarderOptions::default()
-    });
+    let (wire, forwarder) = killable_forwarder(&p, 1);
     // Every invocation dies before its ledger write (the 2nd AWS request): after its one
     // call on the first receive, and again on the extra receive that would have recorded
     // the child FAILED. SQS then dead-letters every message with nothing in the ledger.

@@ -10,7 +10,7 @@ use demo_service::{Chaos, SeqSelector};
 use kit_tests::mapping::{depth, receive, settle};
 use kit_tests::pipeline::{context, ForwarderOptions, Pipeline, Setup, NAME};
 use lambda_runtime::LambdaEvent;
-use microprocess_shared::ledger::{ChildOutcome, ChildResult};
+use microprocess_shared::ledger::ChildResult;
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
@@ -260,22 +260,7 @@ async fn claimed_but_never_queued(
                 .unwrap();
         }
     }
-    let outcomes: Vec<ChildOutcome> = (0..3)
-        .map(|seq| ChildOutcome {
-            seq,
-            item: demo_service::paging::item_id(seq),
-            state: ChildState::Succeeded,
-            attempts: 1,
-            result: None,
-            reason: None,
-        })
-        .collect();
-    let recorded = b
-        .ledger
-        .record_children(NAME, &run, &outcomes, Utc::now())
-        .await
-        .unwrap();
-    assert!(recorded.complete);
+    assert!(b.count_succeeded(&run, 3).await.complete);
     let claimed_at = Utc::now() - claimed_ago;
     assert!(b
         .ledger

@@ -19,7 +19,7 @@ use microprocess_kit::estimate::{Inputs, Storage};
 use microprocess_shared::ledger::ChildResult;
 use microprocess_shared::ledger_keys::RunState;
 
-use crate::table::Table;
+use crate::table::{grouped, Table};
 use crate::Size;
 
 const SHARDS: [u32; 3] = [1, 8, 64];
@@ -56,8 +56,8 @@ fn arithmetic(f: &FanIn) -> String {
         f.counters_per_transaction,
         if f.counters_per_transaction == 1.0 { "" } else { "s" },
         f.units_per_child,
-        grouped(f.children_per_second_by_counters),
-        grouped(f.children_per_second_one_partition),
+        grouped(f.children_per_second_by_counters.max(0.0).round() as u64),
+        grouped(f.children_per_second_one_partition.max(0.0).round() as u64),
     )
 }
 
@@ -144,17 +144,4 @@ async fn measure(table: &mut Table, shards: u32, items: u64) {
         format!("within {:.0}%", TOLERANCE * 100.0),
         ((measured - predicted) / predicted).abs() <= TOLERANCE,
     );
-}
-
-/// A whole number with thousands separators.
-fn grouped(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::new();
-    for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

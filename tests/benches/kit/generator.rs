@@ -27,7 +27,7 @@ use microprocess_kit::render::{RenderedStack, Renderer};
 use serde_json::Value;
 use synthetic::SyntheticProject;
 
-use crate::table::Table;
+use crate::table::{grouped, Table};
 use crate::Size;
 
 const AREA: &str = "generator";
@@ -438,17 +438,4 @@ fn report_adding_one(table: &mut Table, mut project: SyntheticProject, before: &
         "only its own stack: +1, the rest byte-identical",
         changed.is_empty() && wrong_additions.is_empty(),
     );
-}
-
-/// `1234567` as `1,234,567`.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -27,7 +27,7 @@ use demo_service::{Config, DemoService};
 use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::MotoServer;
 
-use crate::table::Table;
+use crate::table::{grouped, Table};
 use crate::Size;
 use cpu::CpuTimes;
 
@@ -81,7 +81,7 @@ struct Measured {
 
 impl Measured {
     fn report(&self, table: &mut Table) {
-        let n = thousands(self.items);
+        let n = grouped(self.items);
         let seconds = self.wall.as_secs_f64();
         table.info(
             AREA,
@@ -179,19 +179,6 @@ async fn measure(items: u64) -> Measured {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// `100000` as `100,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `754.2 s (12 min 34 s)` past a minute, `41.3 s` below.

@@ -29,7 +29,7 @@ use microprocess_shared::ledger::Ledger;
 use splitter::enqueue::MAX_BATCH_ENTRIES;
 use splitter::{RecordingHandoff, Splitter, SqsQueue, Tuning};
 
-use crate::table::Table;
+use crate::table::{grouped, Table};
 use crate::Size;
 
 const AREA: &str = "splitter";
@@ -196,17 +196,4 @@ fn counted_splitter(
 fn fewest_calls(items: u64, page: u64) -> u64 {
     let batch = MAX_BATCH_ENTRIES as u64;
     (items / page) * page.div_ceil(batch) + (items % page).div_ceil(batch)
-}
-
-/// `1234567` as `1,234,567`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -127,3 +127,16 @@ impl Table {
         out
     }
 }
+
+/// A whole number with thousands separators: `1234567` as `1,234,567`.
+pub fn grouped(n: impl std::fmt::Display) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
