@@ -79,7 +79,7 @@ async fn table_names(config: &SdkConfig) -> Vec<String> {
 
 #[tokio::test]
 async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     project.generate();
@@ -155,7 +155,7 @@ max_concurrency = 2
 
 #[tokio::test]
 async fn adding_a_microprocess_creates_only_its_stack() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     project.generate();
@@ -203,7 +203,7 @@ async fn adding_a_microprocess_creates_only_its_stack() {
 
 #[tokio::test]
 async fn diff_shows_a_change_and_executes_nothing() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     project.generate();
@@ -254,7 +254,7 @@ async fn diff_shows_a_change_and_executes_nothing() {
 
 #[tokio::test]
 async fn teardown_leaves_nothing() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     project.generate();
@@ -290,7 +290,7 @@ async fn teardown_leaves_nothing() {
 
 #[tokio::test]
 async fn teardown_names_what_is_left_and_fails() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     project.generate();
@@ -314,7 +314,7 @@ async fn teardown_names_what_is_left_and_fails() {
 
 #[tokio::test]
 async fn teardown_refuses_a_protected_environment() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
     let local = project.path().join("environments/local.toml");
@@ -370,7 +370,7 @@ fn local_talks_only_to_a_loopback_endpoint_and_deploy_needs_yes_without_a_termin
 
 #[tokio::test]
 async fn a_template_the_emulator_cannot_take_fails_with_the_stack_and_the_next_step() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let project = KitProject::new(Zips::Fake);
     // Put back what the local core leaves out: moto crashes on KMS key tags.
     let core = project.path().join("templates/core.yaml");

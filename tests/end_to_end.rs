@@ -26,7 +26,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "\n[microprocesses.credit-scores.process]\nmax_attempts = 2\n",
     );
     project.generate();
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let endpoint = moto.endpoint().to_string();
     project.deploy(&moto);
 
@@ -243,7 +243,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
 #[test]
 fn unknown_names_get_a_hint_and_exit_2() {
     let project = KitProject::new(Zips::Fake);
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     project.generate();
     project.deploy(&moto);
     let (code, _, err) = project.cli(

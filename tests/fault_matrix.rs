@@ -1403,7 +1403,7 @@ async fn headline_chaos_run() {
         visibility_timeout: 6,
         ..setup(items, chaos, max_attempts)
     };
-    let p = Pipeline::on(MotoServer::start_kit(), setup).await;
+    let p = Pipeline::on(MotoServer::start(), setup).await;
     let name = "headline";
     let run = RunId::parse(name).unwrap();
 

@@ -27,11 +27,6 @@ impl Moto {
         Moto::on(MotoServer::start()).await
     }
 
-    /// For concurrent writers: conditional writes atomic, as in DynamoDB.
-    async fn start_serialized() -> Moto {
-        Moto::on(MotoServer::start_serialized()).await
-    }
-
     async fn on(server: MotoServer) -> Moto {
         let config = sdk_config(server.endpoint()).await;
         let table = create_ledger_table(&config).await;
@@ -342,13 +337,6 @@ async fn a_duplicate_delivery_changes_nothing() {
     duplicates_change_nothing(Moto::start().await).await;
 }
 
-/// The kit's emulator backs up only the items a transaction touches (tools/emulator.py):
-/// a transaction cancelled by a duplicate must still leave the new children unwritten, or
-/// the child-by-child retry would find them and not count them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_delivery_changes_nothing_on_the_kits_emulator() {
-    duplicates_change_nothing(Moto::on(MotoServer::start_kit()).await).await;
-}
 
 async fn duplicates_change_nothing(moto: Moto) {
     let ledger = moto.ledger();
@@ -613,13 +601,13 @@ async fn race_for_the_claim(moto: &Moto, shards: u32, rounds: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_finishing_the_last_children_claim_the_reduce_once() {
-    let moto = Moto::start_serialized().await;
+    let moto = Moto::start().await;
     race_for_the_claim(&moto, 1, 50).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_counters_give_the_same_totals_and_one_claim() {
-    let moto = Moto::start_serialized().await;
+    let moto = Moto::start().await;
     let ledger = moto.ledger();
     let run = run_id("sharded");
     let total = 250;

@@ -318,7 +318,7 @@ async fn a_run_started_through_the_runner_is_split_forwarded_and_reduced_once() 
     let splitter_zip = shipped_zip("splitter");
     // Requests one at a time: the emulator's conditional writes are not atomic otherwise,
     // and four forwarders write the same run item.
-    let emulator = emulator(MotoServer::start_serialized(), 3, 30).await;
+    let emulator = emulator(MotoServer::start(), 3, 30).await;
     let service =
         demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
             fail_seqs_4xx: SeqSelector::Seqs([FAILING_SEQ].into()),
@@ -521,7 +521,7 @@ async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once(
     let splitter_zip = shipped_zip("splitter");
     // A short visibility timeout, so the batches of killed processes come back soon, and
     // room for many attempts: half the batches are killed, redeliveries included.
-    let emulator = emulator(MotoServer::start_serialized(), 20, 3).await;
+    let emulator = emulator(MotoServer::start(), 20, 3).await;
     let service = demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS))
         .await
         .unwrap();

@@ -169,7 +169,7 @@ async fn resources_named(config: &SdkConfig, part: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn teardown_expired_removes_only_the_sandbox_past_its_expiry() {
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = project();
     let started = std::time::Instant::now();

@@ -253,7 +253,7 @@ async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
 
 #[tokio::test]
 async fn a_tick_delivered_three_times_at_once_starts_one_run() {
-    let bench = bench_on(MotoServer::start_serialized(), 500, Chaos::default()).await;
+    let bench = bench_on(MotoServer::start(), 500, Chaos::default()).await;
     // The deliveries that find the run already started watch its checkpoint this long
     // (the first one splits 500 items in a few seconds here).
     let tuning = Tuning {

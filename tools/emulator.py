@@ -68,6 +68,16 @@ moto's own code at the point moto forgets to:
     The plain `{type: value}` ones are written directly, byte for byte as moto writes
     them, and the page is not copied (moto's answer turns it into new dicts anyway).
 
+The stricter world (IAM enforced on every request, DynamoDB's partition throughput and
+transaction conflicts, SQS's retention, visibility, delay, size and character rules) and
+the emulator's own `/_kit/` endpoint are in `tools/moto_kit/`, one module each; their
+docstrings say what each enforces and what it cannot.
+
+It runs only on the moto it was written against (`PINNED_MOTO` below, as pinned in
+tools/requirements.txt): each fix replaces or wraps moto's own code, so a new moto must
+be read again before it is used. `tools/test_emulator.py` holds a regression test per
+fix and per limit, each failing on plain moto and passing here.
+
 Everything else is moto as installed; `tools/emulator_query_speed.py` times the ledger's
 queries on a growing partition.
 """
@@ -75,16 +85,34 @@ queries on a growing partition.
 import bisect
 import copy
 import datetime
+import io
 import json
 import sys
 import threading
 import time
 from collections import defaultdict
 
-from moto.cloudformation import models as cloudformation
-from moto.core.common_models import CloudFormationModel
-from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.secretsmanager.models import secretsmanager_backends
+import moto
+
+# The moto every fix here was read against; tools/requirements.txt pins the same.
+PINNED_MOTO = "5.2.5"
+
+if moto.__version__ != PINNED_MOTO:
+    sys.exit(
+        f"tools/emulator.py: moto {moto.__version__} is installed, but the emulator's fixes "
+        f"were written against moto {PINNED_MOTO}: each one replaces or wraps moto's own code "
+        "(tools/emulator.py and tools/moto_kit/). Re-read moto's CloudFormation, DynamoDB, SQS "
+        "and IAM code for each fix, run `.venv/bin/python -m unittest discover -s tools -p "
+        "'test_*.py'`, then change PINNED_MOTO and tools/requirements.txt together "
+        "(`make setup` installs the pinned one)."
+    )
+
+from moto.cloudformation import models as cloudformation  # noqa: E402
+
+from moto_kit import control, iam, limits  # noqa: E402
+from moto.core.common_models import CloudFormationModel  # noqa: E402
+from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: E402
+from moto.secretsmanager.models import secretsmanager_backends  # noqa: E402
 
 _execute_change_set = cloudformation.CloudFormationBackend.execute_change_set
 
@@ -188,6 +216,8 @@ def _wrap_requests():
     dispatch = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
+        if control.handles(environ.get("PATH_INFO", "")):
+            return control.answer(environ, start_response)
         # Queue attributes computed during this request (fix 5).
         _request.queue_attributes = {}
         _request.message_action = (
@@ -196,13 +226,23 @@ def _wrap_requests():
         try:
             if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
                 return dispatch(self, environ, start_response)
+            # A request sent again after a throttle or a conflict is counted as a retry.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(raw)
+            control.seen_body(raw)
             # The whole request, body included, is handled under the lock (fix 3).
+            limits.request.hold_seconds = 0
             with _dynamodb_lock:
                 body = dispatch(self, environ, start_response)
                 try:
-                    return [b"".join(body)]
+                    answer = [b"".join(body)]
                 finally:
                     getattr(body, "close", lambda: None)()
+            # A transaction's items stay held while its answer is on its way (limits).
+            if limits.request.hold_seconds:
+                time.sleep(limits.request.hold_seconds)
+            return answer
         finally:
             _request.queue_attributes = None
             _request.message_action = False
@@ -283,6 +323,9 @@ def _queue_attributes_once_per_request():
 
     def compute_for_request(queue):
         if not getattr(_request, "message_action", False):
+            # Expired messages are gone before they are counted (limits).
+            with queue._messages_lock:
+                limits.expire(queue)
             return compute(queue)
         # A send, receive, delete or visibility change reads a setting or two
         # (ContentBasedDeduplication, MessageRetentionPeriod), never a count.
@@ -308,9 +351,10 @@ def _queue_attributes_once_per_request():
     from moto.sqs import models as sqs
 
     def unix_time_millis(dt=None):
-        # moto's version builds two datetimes per call, once per message per scan.
+        # moto's version builds two datetimes per call, once per message per scan. The
+        # clock may be moved forward for tests (limits: `sqs_clock_offset_seconds`).
         if dt is None:
-            return time.time() * 1000.0
+            return limits.sqs_now_ms()
         return (dt - datetime.datetime(1970, 1, 1)).total_seconds() * 1000.0
 
     sqs.unix_time_millis = unix_time_millis
@@ -678,6 +722,8 @@ def _partition_queries():
                             )
                             break
         scanned_count = len(results)
+        # What the query read, before filter and projection, is what DynamoDB charges.
+        limits.request.query_read_bytes = result_size
         # moto deep-copies the page here; its answer (`DynamoResult`) turns the items into
         # new plain dicts at once, so nothing can reach the stored items through it.
         if filter_expression is not None:
@@ -706,7 +752,11 @@ def _messages_by_receipt_handle():
 
     def message_received(self, visibility_timeout=None):
         mark_received(self, visibility_timeout)
+        # The 12 hours of visibility a receive allows count from here (limits).
+        self.kit_received_ms = sqs.unix_time_millis()
         _messages_by_handle[self.receipt_handle] = self
+
+    limits.set_handle_forgetter(lambda handle: _messages_by_handle.pop(handle, None))
 
     def message_with_handle(queue, receipt_handle):
         # moto looks for a message of the queue that ever had the handle: only the one
@@ -740,7 +790,9 @@ def _messages_by_receipt_handle():
                 raise ReceiptHandleIsInvalid
             visibility_timeout_msec = int(visibility_timeout) * 1000
             given_visibility_timeout = sqs.unix_time_millis() + visibility_timeout_msec
-            if given_visibility_timeout - message.sent_timestamp > 43200 * 1000:
+            # SQS counts the 12 hours from the receive; moto counted from the send.
+            received = getattr(message, "kit_received_ms", message.sent_timestamp)
+            if given_visibility_timeout - received > limits.MAX_VISIBILITY_SECONDS * 1000:
                 raise InvalidParameterValue(
                     f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
                     "VisibilityTimeout for the message is beyond the limit [43200 seconds]"
@@ -772,6 +824,8 @@ def _messages_by_receipt_handle():
             while True:
                 if result or (wait_seconds_timeout and sqs.unix_time() > polling_end):
                     break
+                # Messages past the queue's retention are deleted first (limits).
+                limits.expire(queue)
                 messages_to_dlq = []
                 visible = (m for m in queue._messages if m.visible and not m.delayed)
                 for message in visible:
@@ -796,10 +850,6 @@ def _messages_by_receipt_handle():
                     message.mark_received(visibility_timeout=visibility_timeout)
                     message_copy = copy.deepcopy(message)
                     sqs._filter_message_attributes(message_copy, message_attribute_names)
-                    if not self.is_message_valid_based_on_retention_period(
-                        queue_name, message
-                    ):
-                        break
                     result.append(message_copy)
                     if len(result) >= count:
                         break
@@ -828,4 +878,8 @@ _messages_by_receipt_handle()
 if __name__ == "__main__":
     from moto.server import main
 
+    iam.enforce()
+    iam.create_admin()
+    limits.enforce_dynamodb()
+    limits.enforce_sqs()
     main(sys.argv[1:])

@@ -63,6 +63,22 @@ pub struct Aws {
     pub endpoint: Option<String>,
 }
 
+/// The access key of the emulator's administrator (`tools/moto_kit/iam.py` creates it).
+pub const LOCAL_ADMIN_ACCESS_KEY_ID: &str = "AKIAKITLOCALADMIN000";
+/// Its secret.
+pub const LOCAL_ADMIN_SECRET_ACCESS_KEY: &str = "kit-local-admin-secret";
+
+/// The credentials of the emulator's administrator.
+pub fn local_admin_credentials() -> Credentials {
+    Credentials::new(
+        LOCAL_ADMIN_ACCESS_KEY_ID,
+        LOCAL_ADMIN_SECRET_ACCESS_KEY,
+        None,
+        None,
+        "microprocess-local-admin",
+    )
+}
+
 /// What the process environment says, read once so tests can pass their own.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -115,16 +131,17 @@ pub async fn connect(
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    // The emulator accepts any credentials; with none set, the chain would wait on the
-    // instance metadata service before failing.
-    if local && settings.access_key_id.is_none() && settings.profile.is_none() {
-        loader = loader.credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "microprocess-local",
-        ));
+    // The emulator enforces IAM: the local environment is deployed and operated as the
+    // administrator the emulator creates at its start (`tools/moto_kit/iam.py`), whatever
+    // the shell's credentials say.
+    if local {
+        if settings.access_key_id.is_some() || settings.profile.is_some() {
+            notes.push(
+                "the shell's AWS credentials are not used for `local`: the emulator's administrator is"
+                    .to_string(),
+            );
+        }
+        loader = loader.credentials_provider(local_admin_credentials());
     }
     let config = loader.load().await;
 

@@ -1,14 +1,8 @@
-//! A moto server for one test: `<root>/.venv/bin/moto_server` on a free loopback port,
-//! stopped when dropped.
-//!
-//! moto's conditional writes are not atomic under concurrent requests: its threaded HTTP
-//! server checks a condition and applies the write as two steps, so two concurrent
-//! `UpdateItem`s guarded by `state = PROCESSING` can both succeed (seen: about 1 round in
-//! 100 with 8 concurrent writers), which DynamoDB never allows for one item. Tests of
-//! concurrent writers use [`MotoServer::start_serialized`]: the same moto application,
-//! served by the same threaded server, with one request handled at a time, which gives
-//! back DynamoDB's per-item atomicity (stronger than DynamoDB across items, which the
-//! ledger does not rely on).
+//! The kit's emulator for one test: moto started through `tools/emulator.py` (IAM enforced,
+//! DynamoDB's and SQS's limits, the fixes the kit relies on) on a free loopback port,
+//! stopped when dropped. Every test uses this one emulator, as `make emulator-start` and
+//! `make demo` run it, so what a test proves holds under the same rules; the emulator's
+//! own regression tests (`tools/test_emulator.py`) compare it with plain moto.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -18,50 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
 use tempfile::NamedTempFile;
 
 /// How long moto may take to answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Ports tried when another process takes the free port first.
 const PORT_ATTEMPTS: u32 = 3;
-
-/// moto's application behind one lock, for [`MotoServer::start_serialized`]; run by the
-/// `.venv` Python with the host and port as arguments.
-const SERIALIZED_MOTO: &str = r#"
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-
-def serialized(environ, start_response):
-    # The whole request, body included, is handled under the lock.
-    with lock:
-        body = app(environ, start_response)
-        try:
-            return [b"".join(body)]
-        finally:
-            getattr(body, "close", lambda: None)()
-
-run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True,
-           request_handler=MotoRequestHandler)
-"#;
-
-/// How moto is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
-    /// `moto_server` as installed.
-    Plain,
-    /// One request at a time.
-    Serialized,
-    /// `tools/emulator.py`: moto with the fixes `microprocess deploy` needs (stack outputs
-    /// after change sets, Secrets Manager secrets from templates), as `make emulator-start`
-    /// runs it.
-    Kit,
-}
 
 /// A running moto server; the process is killed when this is dropped.
 #[derive(Debug)]
@@ -73,24 +29,14 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts moto and waits until it answers; panics with the reason (and `make setup`
-    /// when the binary is missing).
+    /// Starts the emulator and waits until it answers; panics with the reason (and
+    /// `make setup` when moto is missing).
     pub fn start() -> MotoServer {
         MotoServer::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`MotoServer::start`], returning the reason instead of panicking.
     pub fn try_start() -> Result<MotoServer, String> {
-        MotoServer::launch(Flavor::Plain)
-    }
-
-    /// Starts moto handling one request at a time, so a conditional write is atomic as in
-    /// DynamoDB (see the module documentation); for tests of concurrent writers.
-    pub fn start_serialized() -> MotoServer {
-        MotoServer::launch(Flavor::Serialized).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn launch(flavor: Flavor) -> Result<MotoServer, String> {
         let binary = moto_binary();
         if !binary.is_file() {
             return Err(format!(
@@ -100,7 +46,7 @@ impl MotoServer {
         }
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            match start_on_free_port(&binary, flavor) {
+            match start_on_free_port(&binary) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = e,
             }
@@ -108,9 +54,39 @@ impl MotoServer {
         Err(last)
     }
 
-    /// Starts the kit's emulator (`tools/emulator.py`), which deploys need.
-    pub fn start_kit() -> MotoServer {
-        MotoServer::launch(Flavor::Kit).unwrap_or_else(|e| panic!("{e}"))
+    /// Changes the emulator's limits (`POST /_kit/limits`, keys as in
+    /// `tools/moto_kit/limits.py`), e.g. `{"partition_scale": 0}` for none.
+    pub fn set_limits(&self, limits: &serde_json::Value) {
+        let answer = self.kit_request("POST", "/_kit/limits", &limits.to_string());
+        assert!(answer.0 == 200, "the emulator refused the limits {limits}: {}", answer.1);
+    }
+
+    /// What the emulator denied, throttled, conflicted, refused, expired and saw retried
+    /// (`GET /_kit/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        let (status, body) = self.kit_request("GET", "/_kit/stats", "");
+        assert_eq!(status, 200, "the emulator's stats: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("the emulator's stats are not JSON ({e}): {body}"))
+    }
+
+    fn kit_request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address)
+            .unwrap_or_else(|e| panic!("cannot reach the emulator at {address}: {e}"));
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("ask the emulator");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read the emulator's answer");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_string())
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -141,7 +117,7 @@ pub fn moto_binary() -> PathBuf {
     crate::root().join(".venv").join("bin").join("moto_server")
 }
 
-fn start_on_free_port(binary: &Path, flavor: Flavor) -> Result<MotoServer, String> {
+fn start_on_free_port(binary: &Path) -> Result<MotoServer, String> {
     let port = free_port()?;
     let log = NamedTempFile::new().map_err(|e| format!("cannot create moto's log file: {e}"))?;
     let stdout = log
@@ -151,27 +127,11 @@ fn start_on_free_port(binary: &Path, flavor: Flavor) -> Result<MotoServer, Strin
         .try_clone()
         .map_err(|e| format!("cannot open moto's log file: {e}"))?;
     let port_text = port.to_string();
-    let mut command = match flavor {
-        Flavor::Plain => {
-            let mut command = Command::new(binary);
-            command.args(["-H", "127.0.0.1", "-p", &port_text]);
-            command
-        }
-        Flavor::Serialized => {
-            let python = binary.with_file_name("python");
-            let mut command = Command::new(python);
-            command.args(["-c", SERIALIZED_MOTO, "127.0.0.1", &port_text]);
-            command
-        }
-        Flavor::Kit => {
-            let python = binary.with_file_name("python");
-            let mut command = Command::new(python);
-            command
-                .arg(crate::root().join("tools").join("emulator.py"))
-                .args(["-H", "127.0.0.1", "-p", &port_text]);
-            command
-        }
-    };
+    let python = binary.with_file_name("python");
+    let mut command = Command::new(python);
+    command
+        .arg(crate::root().join("tools").join("emulator.py"))
+        .args(["-H", "127.0.0.1", "-p", &port_text]);
     let child = command
         .env("MOTO_PORT", &port_text)
         .stdin(Stdio::null())
@@ -246,13 +206,7 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "kit-tests",
-        ))
+        .credentials_provider(microprocess_kit::aws::local_admin_credentials())
         .load()
         .await
 }

@@ -147,10 +147,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline on a serialized emulator ([`MotoServer::start_serialized`]): concurrent
-    /// conditional writes stay atomic.
+    /// A pipeline on the kit's emulator ([`MotoServer::start`]).
     pub async fn start(setup: Setup) -> Pipeline {
-        Pipeline::on(MotoServer::start_serialized(), setup).await
+        Pipeline::on(MotoServer::start(), setup).await
     }
 
     /// A pipeline on `moto`.

@@ -203,8 +203,20 @@ fn run_local(project: &Project, args: &LocalRunArgs, err: &mut dyn Write) -> Exi
             .await
             .map_err(|e| (e.to_string(), Exit::Failed))?;
         logs.note("running; Ctrl-C stops every function");
-        runner.run_until_signalled().await;
-        Ok(())
+        let denied = runner.run_until_signalled().await;
+        if denied.is_empty() {
+            Ok(())
+        } else {
+            let list: Vec<String> = denied.iter().map(|d| format!("  {}", d.describe())).collect();
+            Err((
+                format!(
+                    "the emulator denied {} request(s) of the functions, as AWS would:\n{}",
+                    denied.len(),
+                    list.join("\n")
+                ),
+                Exit::Failed,
+            ))
+        }
     });
     // Children are killed on drop; give the runtime a moment to reap them.
     runtime.shutdown_timeout(Duration::from_secs(2));

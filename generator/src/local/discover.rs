@@ -25,6 +25,8 @@ pub struct FunctionSpec {
     pub arn: String,
     pub region: String,
     pub account: String,
+    /// The execution role's ARN: the runner runs the function with its credentials.
+    pub role: String,
     /// The environment variables its template gave it.
     pub environment: BTreeMap<String, String>,
     #[serde(serialize_with = "seconds")]
@@ -118,6 +120,7 @@ pub async fn functions(
                 arn,
                 region,
                 account,
+                role: f.role().unwrap_or_default().to_string(),
                 environment: f
                     .environment()
                     .and_then(|e| e.variables())

@@ -82,6 +82,7 @@ impl Launcher {
                 code_dir: self.code.dir.clone(),
                 environment,
                 init_limit: self.init_limit,
+                memory_limit_mb: Some(self.spec.memory_mb),
             },
             self.logs.clone(),
             self.shutdown.clone(),

@@ -5,7 +5,9 @@
 //! it again when it ends (after a short backoff when it keeps failing to start). An
 //! invocation that outlives the function's timeout is reported as failed and its process
 //! is killed and started again, as Lambda does with a timed-out sandbox; so is one whose
-//! process dies, or that a chaos kill ends.
+//! process dies, or that a chaos kill ends. A process whose resident memory passes the
+//! function's `MemorySize` is killed too, and its invocation fails, as Lambda's sandbox
+//! is stopped at its memory limit (see [`super::memory`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,8 @@ pub struct InstanceConfig {
     pub environment: Vec<(String, String)>,
     /// How long a (re)started process may take to ask for an event.
     pub init_limit: Duration,
+    /// The function's `MemorySize`, in MB (Lambda's MB are MiB); `None` sets no limit.
+    pub memory_limit_mb: Option<u32>,
 }
 
 /// A running instance. Invocations are one at a time: its owner (a queue poller or a
@@ -306,10 +310,18 @@ async fn supervise(process: SupervisedProcess, mut shutdown: watch::Receiver<boo
         }
         pumps.retain(|p| !p.is_finished());
         let stopping;
+        let mut over_memory = None;
+        let watch_memory = super::memory::exceeded(child.id(), config.memory_limit_mb);
         let status = tokio::select! {
             status = child.wait() => { stopping = false; status }
             Some(()) = kill_rx.recv() => {
                 stopping = false;
+                let _ = child.start_kill();
+                child.wait().await
+            }
+            used = watch_memory => {
+                stopping = false;
+                over_memory = Some(used);
                 let _ = child.start_kill();
                 child.wait().await
             }
@@ -326,12 +338,20 @@ async fn supervise(process: SupervisedProcess, mut shutdown: watch::Receiver<boo
             api.fail_in_flight(Failure::Shutdown);
             break;
         }
-        api.fail_in_flight(Failure::Exited {
-            status: status.clone(),
-        });
-        logs.note(format!(
-            "{label}: process ended ({status}); starting it again"
-        ));
+        if let (Some(used), Some(limit_mb)) = (over_memory, config.memory_limit_mb) {
+            api.fail_in_flight(Failure::OutOfMemory { used, limit_mb });
+            logs.note(format!(
+                "{label}: process killed: it used {} MiB, over the function's MemorySize of {limit_mb} MB (Lambda stops a sandbox at its memory limit); starting it again",
+                used / super::memory::MIB
+            ));
+        } else {
+            api.fail_in_flight(Failure::Exited {
+                status: status.clone(),
+            });
+            logs.note(format!(
+                "{label}: process ended ({status}); starting it again"
+            ));
+        }
         if started.elapsed() < QUICK_EXIT {
             if pause(&mut shutdown, backoff).await {
                 break;
@@ -378,17 +398,28 @@ mod tests {
             code_dir: dir.to_path_buf(),
             environment: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
             init_limit: Duration::from_secs(1),
+            memory_limit_mb: None,
         }
     }
 
     async fn start(dir: &std::path::Path, body: &str) -> (Instance, watch::Sender<bool>, PathBuf) {
+        start_with(dir, body, None).await
+    }
+
+    async fn start_with(
+        dir: &std::path::Path,
+        body: &str,
+        memory_limit_mb: Option<u32>,
+    ) -> (Instance, watch::Sender<bool>, PathBuf) {
         let bootstrap = script(dir, body);
         let log = dir.join("log");
         let logs = LogSink::only_file(&log).unwrap();
         let (stop, shutdown) = watch::channel(false);
-        let instance = Instance::start(config(dir, bootstrap), logs, shutdown)
-            .await
-            .unwrap();
+        let config = InstanceConfig {
+            memory_limit_mb,
+            ..config(dir, bootstrap)
+        };
+        let instance = Instance::start(config, logs, shutdown).await.unwrap();
         (instance, stop, log)
     }
 
@@ -535,5 +566,38 @@ done"#;
         wait_for_starts(&instance, 2).await;
         stop.send(true).unwrap();
         instance.stopped().await;
+    }
+
+    #[tokio::test]
+    async fn a_process_over_its_memory_size_is_killed_and_its_invocation_fails() {
+        if !have_curl() {
+            eprintln!("skipped: no curl");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Takes the event, then holds 96 MiB (written, so resident) in a 64 MB function.
+        let body = r#"curl -s -o /dev/null "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next"
+exec python3 -c "b = b'x' * (96 * 1024 * 1024); import time; time.sleep(600)""#;
+        let (instance, stop, log) = start_with(dir.path(), body, Some(64)).await;
+        let result = instance
+            .invoke(Bytes::from_static(b"{}"), Duration::from_secs(30), None)
+            .await;
+        match &result {
+            Err(Failure::OutOfMemory { used, limit_mb }) => {
+                assert_eq!(*limit_mb, 64);
+                assert!(*used > 64 * super::super::memory::MIB, "{used}");
+            }
+            other => panic!(
+                "expected the out-of-memory kill, got {other:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+        let message = result.unwrap_err().to_string();
+        assert!(message.starts_with("Runtime exited with error: signal: killed"), "{message}");
+        wait_for_starts(&instance, 2).await;
+        stop.send(true).unwrap();
+        instance.stopped().await;
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("over the function's MemorySize of 64 MB"), "{text}");
     }
 }

@@ -13,7 +13,7 @@
 //! invokes through it too ([`super::client`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -24,6 +24,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::function::FunctionRuntime;
+use super::permissions::Denial;
 use super::runtime_api::{Outcome, MAX_PAYLOAD_BYTES};
 
 /// The functions the endpoint serves, and the runner's description of itself.
@@ -31,6 +32,8 @@ pub struct Registry {
     pub functions: BTreeMap<String, Arc<FunctionRuntime>>,
     /// Served as `GET /local/status`, with each function's counters added.
     pub description: Value,
+    /// Requests the emulator denied the functions (see `permissions`).
+    pub denied: Arc<Mutex<Vec<Denial>>>,
 }
 
 impl Registry {
@@ -43,6 +46,10 @@ impl Registry {
         };
         let name = name.split(':').next().unwrap_or(name);
         self.functions.get(name)
+    }
+
+    pub fn denials(&self) -> Vec<Denial> {
+        self.denied.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn status(&self) -> Value {
@@ -59,6 +66,10 @@ impl Registry {
             .collect();
         if let Some(object) = status.as_object_mut() {
             object.insert("counters".into(), Value::Object(counters));
+            object.insert(
+                "denied".into(),
+                serde_json::to_value(self.denials()).unwrap_or(Value::Null),
+            );
         }
         status
     }

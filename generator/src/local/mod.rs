@@ -21,7 +21,10 @@ pub mod function;
 pub mod instance;
 pub mod invoke_api;
 pub mod logs;
+pub mod memory;
+pub mod permissions;
 pub mod poller;
+pub mod roles;
 pub mod runtime_api;
 pub mod schedules;
 pub mod secret;
@@ -30,7 +33,7 @@ pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -239,6 +242,12 @@ impl LocalRunner {
                 });
             }
         }
+        // Every function runs as its own role (see `roles`).
+        let sts = aws_sdk_sts::Client::new(&config.sdk);
+        let mut sessions = BTreeMap::new();
+        for f in &functions {
+            sessions.insert(f.name.clone(), roles::assume(&sts, f).await?);
+        }
         let resolution = secret::resolve(
             &secrets_client,
             &functions,
@@ -302,13 +311,18 @@ impl LocalRunner {
         for spec in &functions {
             let spec = Arc::new(spec.clone());
             let code = codes[&spec.name].clone();
+            let session = &sessions[&spec.name];
             let environment = environment(
                 &spec,
                 &config,
                 &code,
                 &lambda_endpoint,
                 resolution.overrides.get(&spec.name),
+                session,
             );
+            // Lambda polls a mapped queue, and dead-letters failed asynchronous events,
+            // with the function's own role.
+            let role_sqs = aws_sdk_sqs::Client::new(&session.sdk_config(&config.sdk));
             let launcher = Arc::new(Launcher {
                 short_name: short_name(&spec.name, &config.function_prefix),
                 spec: spec.clone(),
@@ -341,7 +355,7 @@ impl LocalRunner {
                         region: spec.region.clone(),
                         timeout: spec.timeout,
                         instance,
-                        sqs: sqs.clone(),
+                        sqs: role_sqs.clone(),
                         settings: PollSettings {
                             kill_rate: config.kill_forwarder_rate,
                             ..config.poll.clone()
@@ -364,7 +378,7 @@ impl LocalRunner {
                 workers as usize,
                 next_index,
                 config.async_retry.clone(),
-                sqs.clone(),
+                role_sqs,
                 stats,
             );
             tasks.extend(worker_tasks);
@@ -377,8 +391,10 @@ impl LocalRunner {
             schedules,
             secrets: resolution.secrets,
         };
+        let denied = Arc::new(Mutex::new(Vec::new()));
         let registry = Arc::new(Registry {
             functions: runtimes,
+            denied: denied.clone(),
             description: json!({
                 "emulator": config.emulator_endpoint,
                 "lambda_endpoint": lambda_endpoint,
@@ -399,6 +415,13 @@ impl LocalRunner {
             }
         }));
 
+        tasks.push(tokio::spawn(watch_permissions(
+            config.emulator_endpoint.clone(),
+            denied,
+            stop.clone(),
+            logs.clone(),
+            shutdown.clone(),
+        )));
         let runner = LocalRunner {
             lambda_endpoint,
             registry,
@@ -474,11 +497,22 @@ impl LocalRunner {
         self.logs.note("stopped");
     }
 
-    /// Runs until Ctrl-C or SIGTERM, then stops.
-    pub async fn run_until_signalled(self) {
-        wait_for_signal().await;
-        self.logs.note("stopping (signal received)");
+    /// Requests the emulator denied a function so far (see [`permissions`]).
+    pub fn denials(&self) -> Vec<permissions::Denial> {
+        self.registry.denials()
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, or until the emulator denies a function a request,
+    /// then stops; returns the denials (none after a signal alone).
+    pub async fn run_until_signalled(self) -> Vec<permissions::Denial> {
+        let mut stopped = self.stop.subscribe();
+        tokio::select! {
+            () = wait_for_signal() => self.logs.note("stopping (signal received)"),
+            () = stop_requested(&mut stopped) => {}
+        }
+        let denials = self.denials();
         self.shutdown().await;
+        denials
     }
 
     fn describe(&self, config: &RunnerConfig, zips: &BTreeMap<String, PathBuf>) {
@@ -698,14 +732,60 @@ fn locate_code(
     Ok(codes)
 }
 
+/// Reads the emulator's record of denied requests; at the first new one, names it and
+/// stops the runner, as the function would fail in AWS.
+async fn watch_permissions(
+    emulator: String,
+    denied: Arc<Mutex<Vec<permissions::Denial>>>,
+    stop: watch::Sender<bool>,
+    logs: LogSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let seen = match permissions::emulator_stats(&emulator).await {
+        Ok(stats) => permissions::denials(&stats).len(),
+        Err(e) => {
+            logs.note(format!(
+                "IAM denials are not watched: {e}; the functions still run as their roles"
+            ));
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(permissions::INTERVAL) => {}
+            () = stop_requested(&mut shutdown) => return,
+        }
+        let Ok(stats) = permissions::emulator_stats(&emulator).await else {
+            continue;
+        };
+        let all = permissions::denials(&stats);
+        if all.len() <= seen {
+            continue;
+        }
+        let new = all[seen..].to_vec();
+        for denial in &new {
+            logs.note(format!("error: access denied: {}", denial.describe()));
+        }
+        denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(new);
+        logs.note("stopping: a function was denied a request (see above)");
+        let _ = stop.send(true);
+        return;
+    }
+}
+
 /// The process environment of a function's instances (but `AWS_LAMBDA_RUNTIME_API`):
-/// its own variables, then what Lambda sets, pointed at the emulator and the runner.
+/// its own variables, then what Lambda sets, pointed at the emulator and the runner,
+/// with the credentials of the function's role.
 fn environment(
     spec: &FunctionSpec,
     config: &RunnerConfig,
     code: &Code,
     lambda_endpoint: &str,
     secret_override: Option<&String>,
+    session: &roles::RoleSession,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = spec.environment.clone();
     if let (Some(url), true) = (&config.queue_base_url, env.contains_key("QUEUE_BASE_URL")) {
@@ -731,8 +811,6 @@ fn environment(
         ("AWS_DEFAULT_REGION", spec.region.clone()),
         ("AWS_ENDPOINT_URL", config.emulator_endpoint.clone()),
         ("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint.to_string()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
         ("_HANDLER", spec.handler.clone()),
         ("LAMBDA_TASK_ROOT", code_dir.clone()),
         ("LAMBDA_RUNTIME_DIR", code_dir),
@@ -740,7 +818,7 @@ fn environment(
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
     ];
-    for (name, value) in lambda {
+    for (name, value) in lambda.into_iter().chain(session.environment()) {
         env.insert(name.into(), value);
     }
     env.into_iter().collect()

@@ -47,6 +47,9 @@ pub enum Failure {
     TimedOut { after: Duration },
     #[error("the function's process ended ({status}) before answering")]
     Exited { status: String },
+    /// Lambda's words for a sandbox stopped at its memory limit.
+    #[error("Runtime exited with error: signal: killed (Runtime.OutOfMemory: the process used {} MiB of its {limit_mb} MB)", used / super::memory::MIB)]
+    OutOfMemory { used: u64, limit_mb: u32 },
     #[error("the runner is stopping")]
     Shutdown,
 }

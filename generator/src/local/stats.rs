@@ -18,6 +18,8 @@ pub struct FunctionStats {
     pub crashes: AtomicU64,
     /// Batches whose process a chaos kill ended.
     pub chaos_kills: AtomicU64,
+    /// Invocations whose process passed the function's memory size and was killed.
+    pub out_of_memory: AtomicU64,
     /// Queue messages deleted after their batch.
     pub messages_deleted: AtomicU64,
     /// Queue messages left to come back (reported failures, failed batches).
@@ -36,6 +38,7 @@ impl FunctionStats {
             Ok(Outcome::Error { .. }) => &self.function_errors,
             Err(Failure::TimedOut { .. }) => &self.timeouts,
             Err(Failure::Exited { .. } | Failure::NotStarted { .. }) => &self.crashes,
+            Err(Failure::OutOfMemory { .. }) => &self.out_of_memory,
             Err(Failure::Shutdown) => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -50,6 +53,7 @@ impl FunctionStats {
             timeouts: get(&self.timeouts),
             crashes: get(&self.crashes),
             chaos_kills: get(&self.chaos_kills),
+            out_of_memory: get(&self.out_of_memory),
             messages_deleted: get(&self.messages_deleted),
             messages_kept: get(&self.messages_kept),
             async_retries: get(&self.async_retries),
@@ -67,6 +71,7 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     pub crashes: u64,
     pub chaos_kills: u64,
+    pub out_of_memory: u64,
     pub messages_deleted: u64,
     pub messages_kept: u64,
     pub async_retries: u64,

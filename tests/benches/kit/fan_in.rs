@@ -86,7 +86,7 @@ fn inputs(shards: u32, result_bytes: u64) -> Inputs {
 
 async fn measure(table: &mut Table, shards: u32, items: u64) {
     let p = Pipeline::on(
-        MotoServer::start_kit(),
+        MotoServer::start(),
         Setup {
             items,
             max_receive_count: Some(6),

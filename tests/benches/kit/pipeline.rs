@@ -119,7 +119,7 @@ impl Measured {
 async fn measure(items: u64) -> Measured {
     let project = KitProject::new(Zips::Built);
     project.generate();
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let endpoint = moto.endpoint().to_string();
     tokio::task::block_in_place(|| project.deploy(&moto));
 

@@ -44,7 +44,7 @@ pub async fn run(size: Size, table: &mut Table) {
     let items = items(size);
     // The kit's emulator: plain moto counts every message of the queue on each send,
     // which slows a split to about 26 items a second by 2,000 queued messages.
-    let moto = MotoServer::start_kit();
+    let moto = MotoServer::start();
     let moto_pid = moto.pid();
     let pipeline = Pipeline::on(
         moto,

@@ -41,7 +41,7 @@ pub struct Measured {
 pub async fn local_run(items: u64) -> Measured {
     // The kit's emulator: plain moto slows down as the queue grows (tools/emulator.py).
     let p = Pipeline::on(
-        MotoServer::start_kit(),
+        MotoServer::start(),
         Setup {
             items,
             max_receive_count: Some(MAX_ATTEMPTS + 1),

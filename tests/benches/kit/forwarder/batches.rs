@@ -55,6 +55,8 @@ pub async fn feed(
             code_dir: code.dir.clone(),
             environment,
             init_limit: Duration::from_secs(10),
+            // The forwarder's MemorySize, as the runner holds it.
+            memory_limit_mb: Some(128),
         },
         LogSink::only_file(log).unwrap_or_else(|e| panic!("cannot open `{}`: {e}", log.display())),
         shutdown,

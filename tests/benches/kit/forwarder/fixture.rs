@@ -45,7 +45,7 @@ impl Fixture {
     /// forwarder counts children while the split goes on; without a seal there is no
     /// reduce, so every message is a process call).
     pub async fn start(items: u64) -> Fixture {
-        let moto = MotoServer::start_kit();
+        let moto = MotoServer::start();
         let config = sdk_config(moto.endpoint()).await;
         let table = create_ledger_table(&config).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
@@ -176,8 +176,8 @@ impl Fixture {
             ("AWS_REGION", REGION.into()),
             ("AWS_DEFAULT_REGION", REGION.into()),
             ("AWS_ENDPOINT_URL", self.moto.endpoint().into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_ACCESS_KEY_ID", microprocess_kit::aws::LOCAL_ADMIN_ACCESS_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", microprocess_kit::aws::LOCAL_ADMIN_SECRET_ACCESS_KEY.into()),
             ("_HANDLER", "bootstrap".into()),
             ("LAMBDA_TASK_ROOT", code_dir.clone()),
             ("LAMBDA_RUNTIME_DIR", code_dir),
