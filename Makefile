@@ -105,8 +105,9 @@ emulator-stop: ## Stop the emulator started by emulator-start (everything in it 
 demo: setup build ## From nothing to a finished run of credit-scores over 10,000 companies on this machine, then teardown
 	tools/demo.sh
 
-test: setup build ## Lint, then every test (emulator-free unit, snapshot, config, scanner)
+test: setup build ## Lint, then every test (the emulator's own against plain moto, unit, snapshot, config, scanner, emulator)
 	$(MAKE) lint
+	$(VENV)/bin/python -m unittest discover -s tools -p 'test_*.py'
 	cargo test --workspace --all-targets
 	$(CLI) generate --all-envs --out-dir target/test-dist
 

@@ -1486,6 +1486,7 @@ async fn headline_chaos_run() {
     let reduce = &run_stats.reduce;
     let reduce_200 = reduce.statuses.iter().filter(|s| **s == Some(200)).count();
     let audit = p.audit("headline", &run, items).await;
+    let limits = p.limits();
     let figures: Vec<(&str, String)> = vec![
         ("items", items.to_string()),
         ("split pages", pages.to_string()),
@@ -1516,6 +1517,12 @@ async fn headline_chaos_run() {
             "dead letters superseded by a duplicate's success",
             audit.superseded.len().to_string(),
         ),
+        ("requests denied (IAM)", limits.denied.to_string()),
+        (
+            "DynamoDB requests throttled / conflicted",
+            format!("{} / {}", limits.throttled, limits.conflicted),
+        ),
+        ("requests retried after a throttle or conflict", limits.retried.to_string()),
     ];
     println!(
         "\nheadline chaos run: {items} items, 10% 5xx, {}% of forwarder invocations killed, {}% of messages duplicated, {CHAOS_WORKERS} batches at a time, seed {CHAOS_SEED}\n| figure | value |\n|---|---|",

@@ -85,7 +85,6 @@ queries on a growing partition.
 import bisect
 import copy
 import datetime
-import io
 import json
 import sys
 import threading
@@ -226,11 +225,6 @@ def _wrap_requests():
         try:
             if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
                 return dispatch(self, environ, start_response)
-            # A request sent again after a throttle or a conflict is counted as a retry.
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(raw)
-            control.seen_body(raw)
             # The whole request, body included, is handled under the lock (fix 3).
             limits.request.hold_seconds = 0
             with _dynamodb_lock:
@@ -792,7 +786,7 @@ def _messages_by_receipt_handle():
             given_visibility_timeout = sqs.unix_time_millis() + visibility_timeout_msec
             # SQS counts the 12 hours from the receive; moto counted from the send.
             received = getattr(message, "kit_received_ms", message.sent_timestamp)
-            if given_visibility_timeout - received > limits.MAX_VISIBILITY_SECONDS * 1000:
+            if (given_visibility_timeout - received) // 1000 > limits.MAX_VISIBILITY_SECONDS:
                 raise InvalidParameterValue(
                     f"Value {visibility_timeout} for parameter VisibilityTimeout is invalid. Reason: Total "
                     "VisibilityTimeout for the message is beyond the limit [43200 seconds]"

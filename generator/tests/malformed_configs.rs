@@ -208,6 +208,11 @@ cases! {
     visibility_below_six_times_forwarder: "prod", MP, Replace("rate_limit_per_second = 500\n", "rate_limit_per_second = 500\nvisibility_timeout_seconds = 100\n")
         => "`credit-scores.delivery.visibility_timeout_seconds` (100 s) is less than 6 × the forwarder timeout (30 s)" at "environments/microprocesses.toml:26:30", hint "use at least 180";
 
+    /// SQS deletes a message at its retention with no dead letter: a retry schedule that
+    /// can outlive it would leave the run waiting for that child for good.
+    retry_schedule_longer_than_the_queue_retention: "prod", MP, Replace("timeout_seconds = 25\nmax_attempts = 5\n", "timeout_seconds = 25\nmax_attempts = 100\n")
+        => "`credit-scores.process.max_attempts` (100) with up to 3600 s between attempts can keep a message 4.2 days, past the queue's retention of 4 days (`credit-scores.delivery.message_retention_days`)" at "environments/microprocesses.toml:17:16", hint "allow at most 95 attempts";
+
     queue_idle_timeout_shorter_than_a_forwarder_timeout: "prod", "prod.toml", Replace("layout = \"internal-queue\"\n", "layout = \"internal-queue\"\nqueue_idle_timeout_seconds = 20\n")
         => "`service.queue_idle_timeout_seconds` (20 s) is shorter than the forwarder timeout of `credit-scores` (30 s)" at "environments/prod.toml:26:30", hint "use at least 30";
 

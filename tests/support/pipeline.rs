@@ -542,7 +542,16 @@ impl Pipeline {
 
     /// The bookkeeping of `run`, split into `total` items: the ledger, the service and
     /// the dead letters taken so far compared ([`audit::check`]).
+    /// What the emulator's limits did so far: `(denied, throttled, conflicted, retried)`,
+    /// printed by every audit and asserted where it matters.
+    pub fn limits(&self) -> EmulatorLimits {
+        EmulatorLimits::of(&self.moto)
+    }
+
     pub async fn audit(&self, label: &str, run: &RunId, total: u64) -> Audit {
+        let limits = self.limits();
+        eprintln!("{label}: emulator {limits}");
+        assert_eq!(limits.denied, 0, "{label}: the emulator denied requests: {:?}", self.moto.stats()["denied"]);
         let record = self.record(run).await;
         let children = self.ledger.children(NAME, run).await.unwrap();
         let stats = self.service.stats();
@@ -822,5 +831,41 @@ pub fn sealed(outcome: &Outcome) -> (u64, u64, bool) {
             ..
         } => (*total, *pages, *reduce_queued),
         other => panic!("not sealed: {other:?}"),
+    }
+}
+
+/// The emulator's counters of what its limits did (`GET /_kit/stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmulatorLimits {
+    pub denied: u64,
+    pub throttled: u64,
+    pub conflicted: u64,
+    pub retried: u64,
+    pub refused: u64,
+    pub expired: u64,
+}
+
+impl EmulatorLimits {
+    pub fn of(moto: &MotoServer) -> EmulatorLimits {
+        let stats = moto.stats();
+        let n = |name: &str| stats[name].as_u64().unwrap_or(0);
+        EmulatorLimits {
+            denied: stats["denied"].as_array().map_or(0, |d| d.len() as u64),
+            throttled: n("throttled"),
+            conflicted: n("conflicted"),
+            retried: n("retried"),
+            refused: n("refused"),
+            expired: n("expired"),
+        }
+    }
+}
+
+impl std::fmt::Display for EmulatorLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} denied, {} throttled, {} conflicted, {} retried, {} refused, {} expired",
+            self.denied, self.throttled, self.conflicted, self.retried, self.refused, self.expired
+        )
     }
 }

@@ -4,14 +4,14 @@
   request's principal, action and resource), `throttled`, `conflicted`, `refused` (SQS
   messages refused for their size or characters, and other limit refusals), `expired`
   (SQS messages deleted at their queue's retention) and `retried` (requests sent again
-  after a throttle or a conflict: the same body seen again), plus the limits in force.
+  after a throttle or a conflict: the same action on the same items), plus the limits in
+  force.
 - `POST /_kit/reset-stats`: sets the counters back to zero.
 - `POST /_kit/limits`: a JSON object changing the limits in force (keys as in `stats`).
 
 It needs no credentials: it tells what happened and changes no AWS state.
 """
 
-import hashlib
 import json
 import threading
 
@@ -19,9 +19,11 @@ from . import iam, limits
 
 _lock = threading.Lock()
 _counts = {"throttled": 0, "conflicted": 0, "refused": 0, "expired": 0, "retried": 0}
-# Digests of request bodies refused by a throttle or a conflict, to count their retries.
-_refused_bodies = {}
-_MAX_REFUSED_BODIES = 10_000
+# What throttled or conflicted requests touched (their action and items), to count the
+# request that comes back for the same items as a retry: the kit's own retries build a
+# new request body (new timestamps), the SDK's resend the same one.
+_refused = {}
+_MAX_REFUSED = 10_000
 
 
 def count(name, n=1):
@@ -29,24 +31,18 @@ def count(name, n=1):
         _counts[name] += n
 
 
-def refused_body(body):
+def refused(signature):
     """Remembers a throttled or conflicted request, so its retry is counted."""
-    if not body:
-        return
-    digest = hashlib.sha1(body).digest()
     with _lock:
-        _refused_bodies[digest] = True
-        while len(_refused_bodies) > _MAX_REFUSED_BODIES:
-            _refused_bodies.pop(next(iter(_refused_bodies)))
+        _refused[signature] = True
+        while len(_refused) > _MAX_REFUSED:
+            _refused.pop(next(iter(_refused)))
 
 
-def seen_body(body):
-    """Counts `body` as a retry when it was refused before."""
-    if not body:
-        return
-    digest = hashlib.sha1(body).digest()
+def seen(signature):
+    """Counts a request as a retry when one for the same items was refused before."""
     with _lock:
-        if _refused_bodies.pop(digest, None):
+        if _refused.pop(signature, None):
             _counts["retried"] += 1
 
 
@@ -64,7 +60,7 @@ def reset():
     with _lock:
         for name in _counts:
             _counts[name] = 0
-        _refused_bodies.clear()
+        _refused.clear()
     iam.forget_denials()
 
 

@@ -7,7 +7,8 @@ DynamoDB
   ceiling is scaled by `partition_scale` (environment variable
   `KIT_EMULATOR_PARTITION_SCALE`, 0.1 unless set): a local run capped at 200 calls a
   second meets the ceiling at the same ratio as a production run capped at 2,000 meets
-  DynamoDB's. Over it, a write or read is refused with `ThrottlingException` (an
+  DynamoDB's. A partition may save up one second of a real partition (1,000 units), so
+  one large request passes as it would on DynamoDB. Over it, a write or read is refused with `ThrottlingException` (an
   on-demand table's answer), and a transaction is cancelled with a `ThrottlingError`
   reason for the items on that partition. Units are DynamoDB's: a write 1 per started
   KB of the larger of the old and new item (an update's new item is the old one plus
@@ -98,18 +99,21 @@ def sqs_now_ms():
 
 
 class _Bucket:
-    """One partition's capacity, in write units, refilled continuously; one second of
-    it can be saved up."""
+    """One partition's capacity, in write units, refilled continuously at the scaled
+    rate. It holds one second of a real partition (1,000 units) whatever the scale, so a
+    single request is admitted as DynamoDB admits it (a transaction of 100 items needs
+    200 units: a fifth of a partition's second, not twice a scaled one), while a
+    sustained rate meets the scaled ceiling."""
 
     __slots__ = ("tokens", "at")
 
-    def __init__(self, capacity):
-        self.tokens = capacity
+    def __init__(self):
+        self.tokens = WRITE_UNITS_PER_PARTITION
         self.at = time.monotonic()
 
-    def refill(self, capacity):
+    def refill(self, rate):
         now = time.monotonic()
-        self.tokens = min(capacity, self.tokens + (now - self.at) * capacity)
+        self.tokens = min(WRITE_UNITS_PER_PARTITION, self.tokens + (now - self.at) * rate)
         self.at = now
 
 
@@ -124,11 +128,10 @@ def _capacity():
 
 
 def _bucket(partition):
-    capacity = _capacity()
     bucket = _partitions.get(partition)
     if bucket is None:
-        bucket = _partitions[partition] = _Bucket(capacity)
-    bucket.refill(capacity)
+        bucket = _partitions[partition] = _Bucket()
+    bucket.refill(_capacity())
     return bucket
 
 
@@ -136,7 +139,7 @@ def _has(partition, units):
     """Whether `partition` can take `units` write units now (reads are a third)."""
     if _capacity() == math.inf:
         return True
-    return _bucket(partition).tokens >= min(units, _capacity())
+    return _bucket(partition).tokens >= min(units, WRITE_UNITS_PER_PARTITION)
 
 
 def _charge(partition, units):
@@ -254,9 +257,9 @@ class _Write:
         self.item_id = _item_id(self.table, self.key)
 
 
-def _refuse(handler, kind, error):
+def _refuse(signature, kind, error):
     control.count(kind)
-    control.refused_body(getattr(handler, "raw_body", None))
+    control.refused(signature)
     raise error
 
 
@@ -284,10 +287,12 @@ def enforce_dynamodb():
                 write = _Write(self.dynamodb_backend, params.get("TableName", ""), params, attributes_key, False)
             except Exception:  # an unknown table or a bad key: moto answers
                 return method(self)
+            signature = (self._get_action(), write.item_id)
+            control.seen(signature)
             if _is_held(write.item_id):
-                _refuse(self, "conflicted", _conflict_exception())
+                _refuse(signature, "conflicted", _conflict_exception())
             if not _has(write.partition, write.units):
-                _refuse(self, "throttled", _throttling_exception())
+                _refuse(signature, "throttled", _throttling_exception())
             result = method(self)
             _charge(write.partition, write.units)
             return result
@@ -309,16 +314,18 @@ def enforce_dynamodb():
                 ops.append(_Write(self.dynamodb_backend, op.get("TableName", ""), op, attributes_key, True))
         except Exception:  # moto validates the request and answers
             return transact_write(self)
+        signature = ("TransactWriteItems", tuple(sorted(w.item_id for w in ops)))
+        control.seen(signature)
         if any(_is_held(w.item_id) for w in ops):
             reasons = [("TransactionConflict", ONGOING, None) if _is_held(w.item_id) else (None, None, None) for w in ops]
-            _refuse(self, "conflicted", TransactionCanceledException(reasons))
+            _refuse(signature, "conflicted", TransactionCanceledException(reasons))
         needs = {}
         for w in ops:
             needs[w.partition] = needs.get(w.partition, 0) + w.units
         short = {p for p, units in needs.items() if not _has(p, units)}
         if short:
             reasons = [("ThrottlingError", THROTTLED, None) if w.partition in short else (None, None, None) for w in ops]
-            _refuse(self, "throttled", TransactionCanceledException(reasons))
+            _refuse(signature, "throttled", TransactionCanceledException(reasons))
         result = transact_write(self)
         for partition, units in needs.items():
             _charge(partition, units)
@@ -336,8 +343,10 @@ def enforce_dynamodb():
                 partition = _partition_of(table, key)
             except Exception:
                 return method(self)
+            signature = ("GetItem", _item_id(table, key))
+            control.seen(signature)
             if not _has(partition, 1 / 6):
-                _refuse(self, "throttled", _throttling_exception())
+                _refuse(signature, "throttled", _throttling_exception())
             size = _current_size(self.dynamodb_backend, table, key)
             result = method(self)
             _charge(partition, _read_units(size, bool(params.get("ConsistentRead"))) / 3)
@@ -360,12 +369,14 @@ def enforce_dynamodb():
                 reads.append((_partition_of(table, key), _item_id(table, key), 2 * _read_units(size, True) / 3))
         except Exception:
             return transact_get(self)
+        signature = ("TransactGetItems", tuple(sorted(i for _, i, _ in reads)))
+        control.seen(signature)
         if any(_is_held(item_id) for _, item_id, _ in reads):
             reasons = [("TransactionConflict", ONGOING, None) if _is_held(i) else (None, None, None) for _, i, _ in reads]
-            _refuse(self, "conflicted", TransactionCanceledException(reasons))
+            _refuse(signature, "conflicted", TransactionCanceledException(reasons))
         if any(not _has(p, u) for p, _, u in reads):
             reasons = [("ThrottlingError", THROTTLED, None) if not _has(p, u) else (None, None, None) for p, _, u in reads]
-            _refuse(self, "throttled", TransactionCanceledException(reasons))
+            _refuse(signature, "throttled", TransactionCanceledException(reasons))
         result = transact_get(self)
         for partition, _, units in reads:
             _charge(partition, units)
@@ -392,8 +403,10 @@ def enforce_dynamodb():
                             charges.append((_partition_of(table, key), _read_units(size, consistent) / 3))
             except Exception:
                 return method(self)
+            signature = ("Batch", writes, tuple(sorted(str(p) for p, _ in charges)))
+            control.seen(signature)
             if any(not _has(p, u) for p, u in charges):
-                _refuse(self, "throttled", _throttling_exception())
+                _refuse(signature, "throttled", _throttling_exception())
             result = method(self)
             for partition, units in charges:
                 _charge(partition, units)
@@ -412,11 +425,11 @@ def enforce_dynamodb():
         index_name = kwargs.get("index_name") if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
         consistent = kwargs.get("consistent_read") if "consistent_read" in kwargs else (args[7] if len(args) > 7 else False)
         partition = (self.name, index_name, json.dumps(hash_key.to_json() if hash_key is not None else None, sort_keys=True))
+        handler = getattr(request, "handler", None)
+        signature = ("Query", partition, getattr(handler, "raw_body", None))
+        control.seen(signature)
         if not _has(partition, 1 / 6):
-            handler = getattr(request, "handler", None)
-            control.count("throttled")
-            control.refused_body(getattr(handler, "raw_body", None))
-            raise _throttling_exception()
+            _refuse(signature, "throttled", _throttling_exception())
         results, scanned, last = query(self, hash_key, *args, **kwargs)
         read = getattr(request, "query_read_bytes", None)
         size = read if read is not None else sum(item.size() for item in results)

@@ -124,9 +124,11 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
         path: process_path,
         timeout_seconds: c.int(process_timeout.clone(), &key("process.timeout_seconds"), 25, 1, 900 - FORWARDER_MARGIN_SECONDS, "the service's time for one item; the forwarder Lambda that waits for it runs at most 900 seconds"),
         max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 999, "the queue's maxReceiveCount is one more, and SQS allows at most 1000"),
+        max_retry_after_seconds: c.int(l.get(|m| m.process.as_ref()?.max_retry_after_seconds.as_ref()), &key("process.max_retry_after_seconds"), 3600, 0, 43_200, "a message's visibility can be extended to at most 12 hours (43200 s) from its receive"),
     };
 
     let delivery = validate_delivery(c, name, l, &process, process_timeout);
+    check_retention(c, name, l, &process, &delivery);
 
     let storage = match l.get(|m| m.results.as_ref()?.storage.as_ref()) {
         None => ResultStorage::Ledger,
@@ -210,6 +212,57 @@ fn validate_schedule(c: &mut Checker, name: &str, name_place: &Place, l: &Layers
         timezone,
         enabled,
     }
+}
+
+/// Longest wait the forwarder computes between two attempts (`lambdas/forwarder`'s
+/// `MAX_BACKOFF`), before a `Retry-After`.
+const MAX_BACKOFF_SECONDS: u64 = 900;
+
+/// The longest a message can live through its attempts, which SQS's retention must
+/// cover: SQS deletes a message at its queue's retention with no dead letter, and the run
+/// would wait for that child for good. Between two receives a message stays invisible for
+/// at most the larger of the visibility timeout (a forwarder that stopped) and the
+/// longest wait before a retry (the backoff cap, or the longest `Retry-After` honoured).
+pub fn longest_message_life_seconds(process: &Process, delivery: &Delivery) -> u64 {
+    let between = u64::from(delivery.visibility_timeout_seconds)
+        .max(MAX_BACKOFF_SECONDS)
+        .max(u64::from(process.max_retry_after_seconds));
+    u64::from(process.max_attempts) * between + u64::from(delivery.forwarder_timeout_seconds)
+}
+
+fn check_retention(c: &mut Checker, name: &str, l: &Layers<'_>, process: &Process, delivery: &Delivery) {
+    let key = |k: &str| format!("{name}.{k}");
+    let life = longest_message_life_seconds(process, delivery);
+    let retention = u64::from(delivery.message_retention_days) * 86_400;
+    if life <= retention {
+        return;
+    }
+    let attempts_v = l.get(|m| m.process.as_ref()?.max_attempts.as_ref());
+    let retention_v = l.get(|m| m.delivery.as_ref()?.message_retention_days.as_ref());
+    let retry_after_v = l.get(|m| m.process.as_ref()?.max_retry_after_seconds.as_ref());
+    let Some(place) = l
+        .blame(attempts_v.as_ref().map(|v| &v.place), retention_v.as_ref().map(|v| &v.place))
+        .or(retry_after_v.as_ref().map(|v| &v.place))
+    else {
+        return;
+    };
+    let between = life.saturating_sub(u64::from(delivery.forwarder_timeout_seconds))
+        / u64::from(process.max_attempts.max(1));
+    let fitting = (retention.saturating_sub(u64::from(delivery.forwarder_timeout_seconds)) / between.max(1)).max(1);
+    c.error(
+        place,
+        format!(
+            "`{}` ({}) with up to {between} s between attempts can keep a message {:.1} days, past the queue's retention of {} days (`{}`)",
+            key("process.max_attempts"),
+            process.max_attempts,
+            life as f64 / 86_400.0,
+            delivery.message_retention_days,
+            key("delivery.message_retention_days"),
+        ),
+        format!(
+            "SQS deletes a message at its retention with no dead letter, and the run would wait for that child for good: allow at most {fitting} attempts, lower `process.max_retry_after_seconds`, or keep messages longer (`delivery.message_retention_days`, at most 13)"
+        ),
+    );
 }
 
 /// Delivery numbers and the timeout chain:

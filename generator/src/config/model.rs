@@ -150,6 +150,8 @@ pub struct Process {
     pub path: String,
     pub timeout_seconds: u32,
     pub max_attempts: u32,
+    /// The longest `Retry-After` the forwarder honours; a longer one is capped.
+    pub max_retry_after_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

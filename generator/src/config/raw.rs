@@ -50,6 +50,7 @@ pub struct RawProcess {
     pub path: Option<Spanned<String>>,
     pub timeout_seconds: Option<Spanned<i64>>,
     pub max_attempts: Option<Spanned<i64>>,
+    pub max_retry_after_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

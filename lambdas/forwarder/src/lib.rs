@@ -131,6 +131,8 @@ impl Forwarder {
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, ForwarderError> {
+        // The batch's 12 hours of visibility are counted from about now (see `backoff`).
+        let held_since = std::time::Instant::now();
         let (batch, context) = event.into_parts();
         let without_id = batch
             .records
@@ -192,7 +194,7 @@ impl Forwarder {
         for (id, verdict) in runs.into_iter().flatten().chain(reduces) {
             verdicts.insert(id, verdict);
         }
-        Ok(self.apply(&batch.records, verdicts).await)
+        Ok(self.apply(&batch.records, verdicts, held_since).await)
     }
 
     /// The per-call timeout: the configured one, but never past the function's deadline.
@@ -604,6 +606,7 @@ impl Forwarder {
             self.settings.backoff_base,
             attempt,
             retry_after,
+            self.settings.max_retry_after,
             fastrand::u64(..),
         ))
     }
@@ -614,6 +617,7 @@ impl Forwarder {
         &self,
         records: &[SqsMessage],
         verdicts: BTreeMap<&str, Verdict>,
+        held_since: std::time::Instant,
     ) -> SqsBatchResponse {
         let by_id: BTreeMap<&str, &SqsMessage> = records
             .iter()
@@ -625,7 +629,7 @@ impl Forwarder {
                 let keep = match (verdict, message) {
                     (Verdict::Delete, _) => false,
                     (Verdict::Retry(wait), Some(m)) => {
-                        self.delay_message(m, *wait).await;
+                        self.delay_message(m, *wait, held_since.elapsed()).await;
                         true
                     }
                     (Verdict::DeadLetter(reason), Some(m)) => !self.dead_letter(m, reason).await,
@@ -638,7 +642,7 @@ impl Forwarder {
         batch_response(records, keep.iter().map(String::as_str))
     }
 
-    async fn delay_message(&self, message: &SqsMessage, wait: Duration) {
+    async fn delay_message(&self, message: &SqsMessage, wait: Duration, held: Duration) {
         let Some(receipt) = message.receipt_handle.as_deref() else {
             return;
         };
@@ -647,7 +651,7 @@ impl Forwarder {
             .change_message_visibility()
             .queue_url(&self.settings.common.queue_url)
             .receipt_handle(receipt)
-            .visibility_timeout(backoff::visibility_seconds(wait))
+            .visibility_timeout(backoff::visibility_seconds(wait, held))
             .send()
             .await;
         if let Err(e) = result {

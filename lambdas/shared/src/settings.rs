@@ -59,6 +59,10 @@ pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
 pub const BATCH_SIZE: &str = "BATCH_SIZE";
 /// First retry delay in milliseconds; optional, 2000 by default (forwarder).
 pub const BACKOFF_BASE_MILLIS: &str = "BACKOFF_BASE_MILLIS";
+/// Longest `Retry-After` honoured, in seconds; optional, 3600 by default (forwarder).
+pub const MAX_RETRY_AFTER_SECONDS: &str = "MAX_RETRY_AFTER_SECONDS";
+/// What a forwarder without `MAX_RETRY_AFTER_SECONDS` honours of a `Retry-After`.
+pub const DEFAULT_MAX_RETRY_AFTER_SECONDS: u64 = 3600;
 
 /// Settings both functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +112,9 @@ pub struct ForwarderSettings {
     pub batch_size: u32,
     /// First retry delay; later ones double, with jitter.
     pub backoff_base: Duration,
+    /// A longer `Retry-After` is honoured only up to this (config validation holds the
+    /// whole retry schedule inside the queue's retention).
+    pub max_retry_after: Duration,
 }
 
 /// Where a child's 2xx body is kept.
@@ -162,6 +169,7 @@ const RATE_EXPECTED: &str = "a whole number of calls a second from 0 (no cap) to
 const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
+const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
 
@@ -300,6 +308,10 @@ impl ForwarderSettings {
             backoff_base: Duration::from_millis(match env.get(BACKOFF_BASE_MILLIS) {
                 None => 2000,
                 Some(_) => env.number(BACKOFF_BASE_MILLIS, BACKOFF_EXPECTED, 1..=900_000)?,
+            }),
+            max_retry_after: Duration::from_secs(match env.get(MAX_RETRY_AFTER_SECONDS) {
+                None => DEFAULT_MAX_RETRY_AFTER_SECONDS,
+                Some(_) => env.number(MAX_RETRY_AFTER_SECONDS, RETRY_AFTER_EXPECTED, 0..=43_200)?,
             }),
         })
     }
