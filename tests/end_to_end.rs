@@ -1,7 +1,7 @@
 //! The whole kit as a user drives it, on the kit's emulator: `generate` and `deploy` the
 //! `local` environment, `local run` the shipped Lambda zips against the demo service,
 //! `start --wait`, `status`, `runs show`, `results`, `redrive`, and `teardown` leaving
-//! nothing. Needs `make build` (the zips for this machine) and `make setup` (moto).
+//! nothing, with IAM enforced and nothing denied. Needs `make build` (the zips for this machine) and `make setup` (moto).
 
 use demo_service::{Chaos, Config, SeqSelector};
 use kit_tests::kit_project::{KitProject, Zips};
@@ -228,6 +228,10 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{run_stats:?}"
     );
 
+    // Every function ran as its own role, held to the policies of the deployed
+    // templates, and the CLI as the emulator's administrator: nothing was denied.
+    let denied = moto.stats()["denied"].clone();
+    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
     drop(runner);
     let (code, out, err) = cli(
         &project,

@@ -116,12 +116,24 @@ async fn emulator(moto: MotoServer, max_receive_count: u32, visibility_seconds: 
         .arn()
         .unwrap()
         .to_string();
-    // The emulator only accepts a function whose role exists; a one-role stack makes it.
+    // The emulator only accepts a function whose role exists, and the runner runs both
+    // functions as it; a one-role stack makes it, allowed what the two functions call
+    // (on any resource: these tests are about the runner, the templates' own scoped
+    // policies are held by the end-to-end tests).
     let role = json!({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": "local-runner-test",
         "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}}}}});
+            "Action": "sts:AssumeRole"}]},
+        "Policies": [{"PolicyName": "functions", "PolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+            "Action": [
+                "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                "dynamodb:Query", "dynamodb:UpdateItem",
+                "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage", "sqs:SendMessage",
+                "s3:PutObject", "s3:PutObjectTagging",
+                "secretsmanager:GetSecretValue", "lambda:InvokeFunction"]}]}}]}}}});
     aws_sdk_cloudformation::Client::new(&config)
         .create_stack()
         .stack_name("local-runner-test-role")
@@ -572,4 +584,66 @@ async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once(
     runner.shutdown().await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("chaos: killing the process"), "{text}");
+}
+
+/// Lambda stops a sandbox at its `MemorySize`: a 128 MB forwarder that reads ten 20 MiB
+/// answers at once (200 MiB) is killed, and its invocation fails, where the runner used
+/// to let it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
+    const ITEMS: u64 = 10;
+    let emulator = emulator(MotoServer::start(), 3, 30).await;
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
+            large_result_seqs: SeqSelector::Fraction(1.0),
+            large_result_bytes: 20 * 1024 * 1024,
+            ..Chaos::default()
+        }))
+        .await
+        .unwrap();
+    let nowhere = "http://127.0.0.1:9";
+    emulator
+        .register(
+            FORWARDER,
+            shipped_zip("forwarder"),
+            emulator.forwarder_environment(nowhere),
+            15,
+            2,
+        )
+        .await;
+    let missing_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-created";
+    emulator
+        .register(
+            SPLITTER,
+            shipped_zip("splitter"),
+            emulator.splitter_environment(nowhere, missing_secret),
+            30,
+            2,
+        )
+        .await;
+    emulator.map_queue(10, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runner.log");
+    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
+    config.queue_base_url = Some(service.queue_url());
+    config.signing_secret = Some(SECRET.into());
+    let runner = LocalRunner::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, "too-big")
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(60), "an out-of-memory kill", &log, || async {
+        runner
+            .stats(FORWARDER)
+            .is_some_and(|s| s.out_of_memory >= 1)
+    })
+    .await;
+    runner.shutdown().await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("over the function's MemorySize of 128 MB"),
+        "{text}"
+    );
+    assert!(text.contains("Runtime.OutOfMemory"), "{text}");
 }

@@ -94,6 +94,9 @@ say "the reduce's report ($WORK/reports/credit-scores/$RUN.json)"
 cat "$WORK/reports/credit-scores/$RUN.json"
 echo
 
+say "what the emulator enforced (IAM per function, DynamoDB and SQS limits)"
+.venv/bin/python tools/emulator_stats.py "http://127.0.0.1:$EMULATOR_PORT"
+
 say "tear down"
 kill "$runner" 2>/dev/null || true
 $CLI teardown --env local --yes

@@ -18,7 +18,10 @@ their policies:
    where AWS checks the item actions of a transaction (`dynamodb:UpdateItem`, ...
    `ConditionCheckItem`) and the single-message actions of SQS batches.
 5. A request with no body and no query (Lambda `GetFunction`, `ListFunctions`) is signed
-   over the request headers, so its signature never matches.
+   over the request headers, so its signature never matches; a form-encoded request (the
+   query protocol: CloudFormation, IAM, STS) is signed over its parsed form encoded again,
+   which matches the SDK's own encoding only by chance (the Rust SDK's `CreateChangeSet`
+   never did). Both are checked over the bytes that arrived.
 6. A denial is an XML page even to JSON-protocol clients, which cannot read its code.
    It is answered as AWS answers (`AccessDeniedException`, naming the principal, the
    action and the resource) and recorded, so the local runner can name the role.
@@ -245,6 +248,15 @@ def _aws_actions_and_resources():
     SecretsManagerResponse._determine_resource = secret_resource
 
 
+# The body of the request being handled, as it arrived (the emulator's request wrapper
+# keeps it for form-encoded requests, whose body werkzeug parses away).
+_arrived = threading.local()
+
+
+def keep_arrived_body(body):
+    _arrived.body = body
+
+
 def _signature_of_empty_requests():
     from moto.iam import access_control
 
@@ -252,9 +264,11 @@ def _signature_of_empty_requests():
 
     def create_request(self):
         request = create(self)
-        # Form-encoded bodies (IAM, STS) are only in `_data`; others are in `_body`.
         form = "x-www-form-urlencoded" in (self._headers.get("Content-Type") or "")
-        if not self._body and not form:
+        arrived = getattr(_arrived, "body", None)
+        if form and arrived is not None:
+            request.data = arrived
+        elif not self._body and not form:
             request.data = b""
         return request
 
