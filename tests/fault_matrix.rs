@@ -1522,7 +1522,10 @@ async fn headline_chaos_run() {
             "DynamoDB requests throttled / conflicted",
             format!("{} / {}", limits.throttled, limits.conflicted),
         ),
-        ("requests retried after a throttle or conflict", limits.retried.to_string()),
+        (
+            "requests retried after a throttle or conflict",
+            limits.retried.to_string(),
+        ),
     ];
     println!(
         "\nheadline chaos run: {items} items, 10% 5xx, {}% of forwarder invocations killed, {}% of messages duplicated, {CHAOS_WORKERS} batches at a time, seed {CHAOS_SEED}\n| figure | value |\n|---|---|",

@@ -337,7 +337,6 @@ async fn a_duplicate_delivery_changes_nothing() {
     duplicates_change_nothing(Moto::start().await).await;
 }
 
-
 async fn duplicates_change_nothing(moto: Moto) {
     let ledger = moto.ledger();
     let run = run_id("r1");

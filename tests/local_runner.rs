@@ -633,11 +633,16 @@ async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
     client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, "too-big")
         .await
         .unwrap();
-    wait_until(Duration::from_secs(60), "an out-of-memory kill", &log, || async {
-        runner
-            .stats(FORWARDER)
-            .is_some_and(|s| s.out_of_memory >= 1)
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "an out-of-memory kill",
+        &log,
+        || async {
+            runner
+                .stats(FORWARDER)
+                .is_some_and(|s| s.out_of_memory >= 1)
+        },
+    )
     .await;
     runner.shutdown().await;
     let text = std::fs::read_to_string(&log).unwrap();

@@ -17,10 +17,18 @@ const SECRET: &str = "strict-local-test-secret";
 fn take_out_of_the_forwarder_role(project: &KitProject, action: &str) {
     let path = project.path().join("templates").join("microprocess.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let role = text.find("  ForwarderRole:").expect("the template has a ForwarderRole");
-    let end = role + text[role..].find("\n  Splitter:").expect("the splitter follows the role");
+    let role = text
+        .find("  ForwarderRole:")
+        .expect("the template has a ForwarderRole");
+    let end = role
+        + text[role..]
+            .find("\n  Splitter:")
+            .expect("the splitter follows the role");
     let line = format!("                  - {action}\n");
-    let at = role + text[role..end].find(&line).unwrap_or_else(|| panic!("the forwarder's role has no `{action}`"));
+    let at = role
+        + text[role..end]
+            .find(&line)
+            .unwrap_or_else(|| panic!("the forwarder's role has no `{action}`"));
     let edited = format!("{}{}", &text[..at], &text[at + line.len()..]);
     std::fs::write(&path, edited).unwrap();
 }
@@ -40,7 +48,17 @@ async fn an_action_missing_from_the_forwarders_role_stops_the_runner_naming_it()
         project.run_locally(&endpoint, &service.queue_url(), SECRET)
     });
     let (code, out, err) = tokio::task::block_in_place(|| {
-        project.cli(&endpoint, &["start", "credit-scores", "--env", "local", "--run", "denied-1"])
+        project.cli(
+            &endpoint,
+            &[
+                "start",
+                "credit-scores",
+                "--env",
+                "local",
+                "--run",
+                "denied-1",
+            ],
+        )
     });
     assert_eq!(code, 0, "start:\n{out}{err}");
 
@@ -55,18 +73,25 @@ async fn an_action_missing_from_the_forwarders_role_stops_the_runner_naming_it()
     }
     let log = runner.log();
     assert!(
-        log.contains(
-            "access denied: `scores-local-credit-scores-forwarder` runs as role `"
-        ),
+        log.contains("access denied: `scores-local-credit-scores-forwarder` runs as role `"),
         "{log}"
     );
-    assert!(log.contains("which is not allowed `dynamodb:UpdateItem` on `arn:aws:dynamodb:"), "{log}");
+    assert!(
+        log.contains("which is not allowed `dynamodb:UpdateItem` on `arn:aws:dynamodb:"),
+        "{log}"
+    );
     assert!(log.contains("error: the emulator denied"), "{log}");
-    let denied = moto.stats()["denied"].as_array().cloned().unwrap_or_default();
+    let denied = moto.stats()["denied"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!denied.is_empty());
     assert!(
         denied.iter().all(|d| d["action"] == "dynamodb:UpdateItem"
-            && d["principal"].as_str().unwrap_or_default().contains(":assumed-role/")),
+            && d["principal"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(":assumed-role/")),
         "only the forwarder's missing action is denied: {denied:?}"
     );
 }

@@ -58,7 +58,11 @@ impl MotoServer {
     /// `tools/moto_kit/limits.py`), e.g. `{"partition_scale": 0}` for none.
     pub fn set_limits(&self, limits: &serde_json::Value) {
         let answer = self.kit_request("POST", "/_kit/limits", &limits.to_string());
-        assert!(answer.0 == 200, "the emulator refused the limits {limits}: {}", answer.1);
+        assert!(
+            answer.0 == 200,
+            "the emulator refused the limits {limits}: {}",
+            answer.1
+        );
     }
 
     /// What the emulator denied, throttled, conflicted, refused, expired and saw retried
@@ -66,7 +70,8 @@ impl MotoServer {
     pub fn stats(&self) -> serde_json::Value {
         let (status, body) = self.kit_request("GET", "/_kit/stats", "");
         assert_eq!(status, 200, "the emulator's stats: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("the emulator's stats are not JSON ({e}): {body}"))
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("the emulator's stats are not JSON ({e}): {body}"))
     }
 
     fn kit_request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -77,9 +82,13 @@ impl MotoServer {
             "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("ask the emulator");
+        stream
+            .write_all(request.as_bytes())
+            .expect("ask the emulator");
         let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read the emulator's answer");
+        stream
+            .read_to_string(&mut answer)
+            .expect("read the emulator's answer");
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         let status = head
             .split_whitespace()

@@ -551,7 +551,12 @@ impl Pipeline {
     pub async fn audit(&self, label: &str, run: &RunId, total: u64) -> Audit {
         let limits = self.limits();
         eprintln!("{label}: emulator {limits}");
-        assert_eq!(limits.denied, 0, "{label}: the emulator denied requests: {:?}", self.moto.stats()["denied"]);
+        assert_eq!(
+            limits.denied,
+            0,
+            "{label}: the emulator denied requests: {:?}",
+            self.moto.stats()["denied"]
+        );
         let record = self.record(run).await;
         let children = self.ledger.children(NAME, run).await.unwrap();
         let stats = self.service.stats();

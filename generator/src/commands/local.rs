@@ -207,7 +207,10 @@ fn run_local(project: &Project, args: &LocalRunArgs, err: &mut dyn Write) -> Exi
         if denied.is_empty() {
             Ok(())
         } else {
-            let list: Vec<String> = denied.iter().map(|d| format!("  {}", d.describe())).collect();
+            let list: Vec<String> = denied
+                .iter()
+                .map(|d| format!("  {}", d.describe()))
+                .collect();
             Err((
                 format!(
                     "the emulator denied {} request(s) of the functions, as AWS would:\n{}",

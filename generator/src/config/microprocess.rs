@@ -230,7 +230,13 @@ pub fn longest_message_life_seconds(process: &Process, delivery: &Delivery) -> u
     u64::from(process.max_attempts) * between + u64::from(delivery.forwarder_timeout_seconds)
 }
 
-fn check_retention(c: &mut Checker, name: &str, l: &Layers<'_>, process: &Process, delivery: &Delivery) {
+fn check_retention(
+    c: &mut Checker,
+    name: &str,
+    l: &Layers<'_>,
+    process: &Process,
+    delivery: &Delivery,
+) {
     let key = |k: &str| format!("{name}.{k}");
     let life = longest_message_life_seconds(process, delivery);
     let retention = u64::from(delivery.message_retention_days) * 86_400;
@@ -241,14 +247,19 @@ fn check_retention(c: &mut Checker, name: &str, l: &Layers<'_>, process: &Proces
     let retention_v = l.get(|m| m.delivery.as_ref()?.message_retention_days.as_ref());
     let retry_after_v = l.get(|m| m.process.as_ref()?.max_retry_after_seconds.as_ref());
     let Some(place) = l
-        .blame(attempts_v.as_ref().map(|v| &v.place), retention_v.as_ref().map(|v| &v.place))
+        .blame(
+            attempts_v.as_ref().map(|v| &v.place),
+            retention_v.as_ref().map(|v| &v.place),
+        )
         .or(retry_after_v.as_ref().map(|v| &v.place))
     else {
         return;
     };
     let between = life.saturating_sub(u64::from(delivery.forwarder_timeout_seconds))
         / u64::from(process.max_attempts.max(1));
-    let fitting = (retention.saturating_sub(u64::from(delivery.forwarder_timeout_seconds)) / between.max(1)).max(1);
+    let fitting = (retention.saturating_sub(u64::from(delivery.forwarder_timeout_seconds))
+        / between.max(1))
+    .max(1);
     c.error(
         place,
         format!(

@@ -593,11 +593,17 @@ exec python3 -c "b = b'x' * (96 * 1024 * 1024); import time; time.sleep(600)""#;
             ),
         }
         let message = result.unwrap_err().to_string();
-        assert!(message.starts_with("Runtime exited with error: signal: killed"), "{message}");
+        assert!(
+            message.starts_with("Runtime exited with error: signal: killed"),
+            "{message}"
+        );
         wait_for_starts(&instance, 2).await;
         stop.send(true).unwrap();
         instance.stopped().await;
         let text = std::fs::read_to_string(&log).unwrap();
-        assert!(text.contains("over the function's MemorySize of 64 MB"), "{text}");
+        assert!(
+            text.contains("over the function's MemorySize of 64 MB"),
+            "{text}"
+        );
     }
 }

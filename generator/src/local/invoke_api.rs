@@ -49,7 +49,10 @@ impl Registry {
     }
 
     pub fn denials(&self) -> Vec<Denial> {
-        self.denied.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.denied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn status(&self) -> Value {

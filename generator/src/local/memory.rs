@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn the_peak_is_read_from_vmhwm() {
-        let status = "Name:\tbootstrap\nVmPeak:\t  900000 kB\nVmHWM:\t   12288 kB\nVmRSS:\t    8192 kB\n";
+        let status =
+            "Name:\tbootstrap\nVmPeak:\t  900000 kB\nVmHWM:\t   12288 kB\nVmRSS:\t    8192 kB\n";
         assert_eq!(peak_resident_bytes(status), Some(12 * MIB));
         assert_eq!(peak_resident_bytes("Name:\tx\n"), None);
     }

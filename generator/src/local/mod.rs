@@ -766,10 +766,7 @@ async fn watch_permissions(
         for denial in &new {
             logs.note(format!("error: access denied: {}", denial.describe()));
         }
-        denied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(new);
+        denied.lock().unwrap_or_else(|p| p.into_inner()).extend(new);
         logs.note("stopping: a function was denied a request (see above)");
         let _ = stop.send(true);
         return;

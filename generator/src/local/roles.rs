@@ -53,7 +53,10 @@ pub fn role_name(role_arn: &str) -> &str {
 }
 
 /// Assumes the execution role of `function`.
-pub async fn assume(sts: &aws_sdk_sts::Client, function: &FunctionSpec) -> Result<RoleSession, LocalError> {
+pub async fn assume(
+    sts: &aws_sdk_sts::Client,
+    function: &FunctionSpec,
+) -> Result<RoleSession, LocalError> {
     let session = sts
         .assume_role()
         .role_arn(&function.role)
@@ -86,7 +89,13 @@ pub async fn assume(sts: &aws_sdk_sts::Client, function: &FunctionSpec) -> Resul
 fn session_name(function: &str) -> String {
     function
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -97,9 +106,15 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(role_name("arn:aws:iam::123456789012:role/scores-local-fwd"), "scores-local-fwd");
+        assert_eq!(
+            role_name("arn:aws:iam::123456789012:role/scores-local-fwd"),
+            "scores-local-fwd"
+        );
         assert_eq!(role_name("arn:aws:iam::123456789012:role/a/b/c"), "c");
-        assert_eq!(session_name("scores-local-credit-scores-forwarder"), "scores-local-credit-scores-forwarder");
+        assert_eq!(
+            session_name("scores-local-credit-scores-forwarder"),
+            "scores-local-credit-scores-forwarder"
+        );
         assert_eq!(session_name(&"x".repeat(80)).len(), 64);
         assert_eq!(session_name("a b"), "a-b");
     }

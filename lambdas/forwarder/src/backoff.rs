@@ -77,7 +77,13 @@ mod tests {
             Duration::from_secs(60)
         );
         assert_eq!(
-            delay(base, 1, Some(Duration::from_secs(90_000)), MAX_VISIBILITY, 7),
+            delay(
+                base,
+                1,
+                Some(Duration::from_secs(90_000)),
+                MAX_VISIBILITY,
+                7
+            ),
             MAX_VISIBILITY
         );
     }
@@ -109,8 +115,14 @@ mod tests {
         );
         let seconds = visibility_seconds(asked, Duration::from_secs(20));
         assert_eq!(seconds, 43_200 - 20 - 30);
-        assert_eq!(visibility_seconds(Duration::from_secs(100_000), Duration::ZERO), 43_170);
+        assert_eq!(
+            visibility_seconds(Duration::from_secs(100_000), Duration::ZERO),
+            43_170
+        );
         // Short waits are untouched.
-        assert_eq!(visibility_seconds(Duration::from_secs(60), Duration::from_secs(20)), 60);
+        assert_eq!(
+            visibility_seconds(Duration::from_secs(60), Duration::from_secs(20)),
+            60
+        );
     }
 }

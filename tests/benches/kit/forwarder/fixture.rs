@@ -176,8 +176,14 @@ impl Fixture {
             ("AWS_REGION", REGION.into()),
             ("AWS_DEFAULT_REGION", REGION.into()),
             ("AWS_ENDPOINT_URL", self.moto.endpoint().into()),
-            ("AWS_ACCESS_KEY_ID", microprocess_kit::aws::LOCAL_ADMIN_ACCESS_KEY_ID.into()),
-            ("AWS_SECRET_ACCESS_KEY", microprocess_kit::aws::LOCAL_ADMIN_SECRET_ACCESS_KEY.into()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                microprocess_kit::aws::LOCAL_ADMIN_ACCESS_KEY_ID.into(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                microprocess_kit::aws::LOCAL_ADMIN_SECRET_ACCESS_KEY.into(),
+            ),
             ("_HANDLER", "bootstrap".into()),
             ("LAMBDA_TASK_ROOT", code_dir.clone()),
             ("LAMBDA_RUNTIME_DIR", code_dir),
