@@ -9,8 +9,12 @@
 //! --wait` starts a run and returns when it is `COMPLETED`. The wall time is that one
 //! command's; each size gets a fresh emulator, deploy, service and runner.
 //!
-//! Per size it reports items per second, the wall time, and where the CPU went while the
-//! run lasted: the emulator (one Python process, its DynamoDB requests one at a time),
+//! Each size runs twice: with the emulator's limits on, as `make demo` runs (DynamoDB's
+//! partition ceiling at a tenth, transaction conflicts, IAM per function), and with the
+//! throughput limits off (`partition_scale` and `transaction_ms` 0; IAM stays on), so the
+//! price of the ledger's one hot partition shows beside what the pipeline does without it.
+//! Per run it reports items per second, the wall time, what the limits did (throttled,
+//! conflicted, retried) and where the CPU went while the run lasted: the emulator (one Python process, its DynamoDB requests one at a time),
 //! the runner with the function processes it starts, and this process (the demo service
 //! and the CLI). An emulator busy close to one core the whole run is what sets the pace.
 //!
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 use demo_service::{Config, DemoService};
 use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::MotoServer;
+use kit_tests::pipeline::EmulatorLimits;
 
 use crate::table::{grouped, Table};
 use crate::Size;
@@ -41,8 +46,26 @@ const FULL_ITEMS: &[u64] = &[10_000, 100_000];
 
 pub async fn run(size: Size, table: &mut Table) {
     for items in sizes(size) {
-        let measured = measure(items).await;
-        measured.report(table);
+        for limits in [Limits::On, Limits::Off] {
+            let measured = measure(items, limits).await;
+            measured.report(table);
+        }
+    }
+}
+
+/// Whether the emulator's throughput limits are on for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limits {
+    On,
+    Off,
+}
+
+impl Limits {
+    fn label(self) -> &'static str {
+        match self {
+            Limits::On => "limits on",
+            Limits::Off => "limits off",
+        }
     }
 }
 
@@ -73,6 +96,9 @@ fn item_count(text: &str) -> Option<u64> {
 /// One end-to-end run and what it cost.
 struct Measured {
     items: u64,
+    limits: Limits,
+    /// What the emulator's limits did during the run.
+    enforced: EmulatorLimits,
     wall: Duration,
     emulator: CpuTimes,
     functions: CpuTimes,
@@ -81,23 +107,30 @@ struct Measured {
 
 impl Measured {
     fn report(&self, table: &mut Table) {
-        let n = grouped(self.items);
+        let n = format!("{} items, {}", grouped(self.items), self.limits.label());
         let seconds = self.wall.as_secs_f64();
         table.info(
             AREA,
-            format!("{n} items end to end: items/s"),
-            format!("{:.1} items/s", self.items as f64 / seconds),
+            format!("{n}: throttled / conflicted / retried"),
+            format!(
+                "{} / {} / {} ({} denied)",
+                self.enforced.throttled,
+                self.enforced.conflicted,
+                self.enforced.retried,
+                self.enforced.denied
+            ),
         );
         table.info(
             AREA,
-            format!("{n} items: wall time"),
-            duration_text(seconds),
+            format!("{n}: end to end items/s"),
+            format!("{:.1} items/s", self.items as f64 / seconds),
         );
+        table.info(AREA, format!("{n}: wall time"), duration_text(seconds));
         let emulator = self.emulator.seconds();
         let total = emulator + self.functions.seconds() + self.this_process.seconds();
         table.info(
             AREA,
-            format!("{n} items: emulator CPU"),
+            format!("{n}: emulator CPU"),
             format!(
                 "{emulator:.1} s, {:.0}% of one core over the run, {:.0}% of the pipeline's CPU",
                 100.0 * emulator / seconds,
@@ -106,7 +139,7 @@ impl Measured {
         );
         table.info(
             AREA,
-            format!("{n} items: other CPU"),
+            format!("{n}: other CPU"),
             format!(
                 "runner and functions {:.1} s, demo service and CLI {:.1} s",
                 self.functions.seconds(),
@@ -116,10 +149,13 @@ impl Measured {
     }
 }
 
-async fn measure(items: u64) -> Measured {
+async fn measure(items: u64, limits: Limits) -> Measured {
     let project = KitProject::new(Zips::Built);
     project.generate();
     let moto = MotoServer::start();
+    if limits == Limits::Off {
+        moto.set_limits(&serde_json::json!({"partition_scale": 0, "transaction_ms": 0}));
+    }
     let endpoint = moto.endpoint().to_string();
     tokio::task::block_in_place(|| project.deploy(&moto));
 
@@ -130,7 +166,7 @@ async fn measure(items: u64) -> Measured {
         project.run_locally(&endpoint, &service.queue_url(), SECRET)
     });
 
-    let run = format!("bench-{items}");
+    let run = format!("bench-{items}-{}", limits.label().replace(' ', "-"));
     // Generous: a tenth of the items in seconds, at least ten minutes.
     let timeout = (items / 10).max(600).to_string();
     let emulator = cpu::emulator_serving(&endpoint)
@@ -167,8 +203,17 @@ async fn measure(items: u64) -> Measured {
         .shutdown()
         .await
         .unwrap_or_else(|e| panic!("the demo service did not stop: {e}"));
+    let enforced = EmulatorLimits::of(&moto);
+    assert_eq!(
+        enforced.denied,
+        0,
+        "the emulator denied requests: {}",
+        moto.stats()["denied"]
+    );
     Measured {
         items,
+        limits,
+        enforced,
         wall,
         emulator: cpu_after.emulator - cpu_before.emulator,
         functions: cpu_after.runner_tree - cpu_before.runner_tree,
