@@ -22,10 +22,13 @@ use kit_tests::moto::{sdk_config, MotoServer};
 use microprocess_kit::config::host_architecture;
 use microprocess_kit::local::logs::LogSink;
 use microprocess_kit::local::{client, LocalRunner, RunnerConfig};
-use microprocess_shared::ledger::{Ledger, RunRecord};
+use microprocess_shared::ledger::{Ledger, Overlap, RunRecord};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
+use microprocess_shared::settings::{
+    self, CommonSettings, ForwarderSettings, ResultStorage, SplitterSettings,
+};
 use serde_json::json;
 
 const NAME: &str = "credit-scores";
@@ -157,6 +160,14 @@ async fn emulator(moto: MotoServer, max_receive_count: u32, visibility_seconds: 
     }
 }
 
+fn with_log_filter(variables: settings::Environment) -> BTreeMap<String, String> {
+    variables
+        .into_iter()
+        .chain([(settings::RUST_LOG, settings::DEFAULT_RUST_LOG.to_string())])
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
+
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
     sqs.get_queue_attributes()
         .queue_url(url)
@@ -170,62 +181,54 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
 }
 
 impl Emulator {
-    /// The forwarder's variables as `templates/microprocess.yaml` sets them.
-    fn forwarder_environment(&self, queue_base_url: &str) -> BTreeMap<String, String> {
-        [
-            ("MICROPROCESS_NAME", NAME.to_string()),
-            ("MICROPROCESS_ENVIRONMENT", "local".into()),
-            ("LEDGER_TABLE", self.table.clone()),
-            ("QUEUE_URL", self.queue_url.clone()),
-            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
-            ("QUEUE_BASE_URL", queue_base_url.into()),
-            ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
-            ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
-            ("PROCESS_TIMEOUT_SECONDS", "5".into()),
-            ("MAX_ATTEMPTS", "3".into()),
-            ("RATE_LIMIT_PER_SECOND", "0".into()),
-            ("MAX_CONCURRENCY", "4".into()),
-            ("BATCH_SIZE", "10".into()),
-            ("RESULT_STORAGE", "ledger".into()),
-            ("RESULTS_BUCKET", "scores-local-results".into()),
-            ("RESULTS_EXPIRY_DAYS", "30".into()),
-            ("RETENTION_DAYS", "30".into()),
-            ("COUNTER_SHARDS", "1".into()),
-            ("SIGNING_SECRET_ARN", self.secret_arn.clone()),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    fn common(&self, queue_base_url: &str, secret_arn: &str) -> CommonSettings {
+        CommonSettings {
+            microprocess_name: NAME.into(),
+            ledger_table: self.table.clone(),
+            queue_url: self.queue_url.clone(),
+            queue_base_url: queue_base_url.into(),
+            signing_secret_arn: secret_arn.into(),
+        }
     }
 
-    /// The splitter's variables as the template sets them.
+    /// The forwarder's variables, from its typed settings as the generator renders them.
+    fn forwarder_environment(&self, queue_base_url: &str) -> BTreeMap<String, String> {
+        let settings = ForwarderSettings {
+            common: self.common(queue_base_url, &self.secret_arn),
+            process_path: format!("/microprocesses/{NAME}/process"),
+            reduce_path: format!("/microprocesses/{NAME}/reduce"),
+            process_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            results_bucket: Some("scores-local-results".into()),
+            dead_letter_queue_url: self.dlq_url.clone(),
+            result_storage: ResultStorage::Ledger,
+            results_expiry_days: 30,
+            rate_limit_per_second: None,
+            max_concurrency: 4,
+            batch_size: 10,
+            backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
+            max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
+        };
+        with_log_filter(settings.to_environment())
+    }
+
+    /// The splitter's variables, from its typed settings.
     fn splitter_environment(
         &self,
         queue_base_url: &str,
         secret_arn: &str,
     ) -> BTreeMap<String, String> {
-        [
-            ("MICROPROCESS_NAME", NAME.to_string()),
-            ("MICROPROCESS_ENVIRONMENT", "local".into()),
-            ("LEDGER_TABLE", self.table.clone()),
-            ("QUEUE_URL", self.queue_url.clone()),
-            ("QUEUE_BASE_URL", queue_base_url.into()),
-            ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
-            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
-            ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
-            ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
-            ("SPLIT_PAGE_SIZE", "100".into()),
-            ("SPLIT_MAX_ATTEMPTS", "3".into()),
-            ("OVERLAP", "skip".into()),
-            ("RETENTION_DAYS", "30".into()),
-            ("COUNTER_SHARDS", "1".into()),
-            ("SIGNING_SECRET_ARN", secret_arn.into()),
-            ("RUST_LOG", "info".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let settings = SplitterSettings {
+            common: self.common(queue_base_url, secret_arn),
+            split_path: format!("/microprocesses/{NAME}/split"),
+            dead_letter_queue_url: self.dlq_url.clone(),
+            split_page_size: 100,
+            split_max_attempts: 3,
+            overlap: Overlap::Skip,
+            retention_days: 30,
+            counter_shards: 1,
+        };
+        with_log_filter(settings.to_environment())
     }
 
     async fn register(

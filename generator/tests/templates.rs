@@ -311,3 +311,55 @@ fn properties_the_emulator_cannot_show() {
         "ELBSecurityPolicy-TLS13-1-2-2021-06"
     );
 }
+
+/// What a deploy would give each `Ref` of a function's variables, shaped as AWS gives it.
+fn deployed(logical_id: &str) -> String {
+    match logical_id {
+        "Queue" => "https://sqs.ap-southeast-2.amazonaws.com/333333333333/scores-prod-q".into(),
+        "DeadLetterQueue" => {
+            "https://sqs.ap-southeast-2.amazonaws.com/333333333333/scores-prod-dlq".into()
+        }
+        "SigningSecretArn" => {
+            "arn:aws:secretsmanager:ap-southeast-2:333333333333:secret:signing-AbCdEf".into()
+        }
+        "LedgerTableName" => "scores-prod-ledger".into(),
+        "BucketName" => "scores-prod-assets".into(),
+        other => panic!("a function variable refers to `{other}`, which this test does not know"),
+    }
+}
+
+/// The one contract between templates and functions: every function's rendered
+/// `Environment` reads back through the function's own settings loader.
+#[test]
+fn every_function_environment_reads_back_into_its_settings() {
+    use microprocess_shared::settings::{ForwarderSettings, SplitterSettings};
+    let root = root();
+    for env in environments(&root) {
+        for stack in render(&root, &env) {
+            let template: Value = serde_json::from_str(&stack.json).unwrap();
+            let Some(resources) = template["Resources"].as_object() else {
+                continue;
+            };
+            for (id, resource) in resources {
+                if resource["Type"] != "AWS::Lambda::Function" {
+                    continue;
+                }
+                let variables = resource["Properties"]["Environment"]["Variables"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{env} {id}: no variables"));
+                let value = |name: &str| -> Option<String> {
+                    match variables.get(name)? {
+                        Value::String(s) => Some(s.clone()),
+                        other => Some(deployed(other["Ref"].as_str().unwrap_or_default())),
+                    }
+                };
+                let read = match id.as_str() {
+                    "Splitter" => SplitterSettings::from_lookup(value).map(|_| ()),
+                    "Forwarder" => ForwarderSettings::from_lookup(value).map(|_| ()),
+                    other => panic!("{env}: a function `{other}` this test does not know"),
+                };
+                read.unwrap_or_else(|e| panic!("{env} {id}: {e}"));
+            }
+        }
+    }
+}

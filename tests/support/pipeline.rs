@@ -34,7 +34,9 @@ use microprocess_shared::ledger::{
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
-use microprocess_shared::settings::{ForwarderSettings, SplitterSettings};
+use microprocess_shared::settings::{
+    CommonSettings, ForwarderSettings, ResultStorage, SplitterSettings,
+};
 use serde_json::{json, Value};
 use splitter::enqueue::{Entry, FailedEntry};
 use splitter::{
@@ -209,14 +211,14 @@ impl Pipeline {
                 .build(),
         );
         let forwarder_requests = RequestCounter::default();
-        let vars = forwarder_vars(
+        let settings = forwarder_settings(
             &table,
             &queue_url,
             &dlq_url,
             &service.queue_url(),
             &setup.forwarder,
         );
-        let forwarder = new_forwarder(&config, &vars, &forwarder_requests, &setup.forwarder);
+        let forwarder = new_forwarder(&config, settings, &forwarder_requests, &setup.forwarder);
         Pipeline {
             ledger: Ledger::from_config(&config, &table),
             forwarder_requests,
@@ -240,14 +242,14 @@ impl Pipeline {
 
     /// Another forwarder over this pipeline, its requests counted in `forwarder_requests`.
     pub fn build_forwarder(&self, options: &ForwarderOptions) -> Forwarder {
-        let vars = forwarder_vars(
+        let settings = forwarder_settings(
             &self.table,
             &self.queue_url,
             &self.dlq_url,
             &self.service.queue_url(),
             options,
         );
-        new_forwarder(&self.config, &vars, &self.forwarder_requests, options)
+        new_forwarder(&self.config, settings, &self.forwarder_requests, options)
     }
 
     /// A sealed run of `total` children, their messages on the queue (the splitter's part).
@@ -416,25 +418,25 @@ impl Pipeline {
 
     /// The splitter's environment, with `overrides`.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> SplitterSettings {
-        let mut vars: BTreeMap<&str, String> = [
-            ("MICROPROCESS_NAME", NAME.to_owned()),
-            ("LEDGER_TABLE", self.table.clone()),
-            ("QUEUE_URL", self.queue_url.clone()),
-            ("QUEUE_BASE_URL", self.service.queue_url()),
-            (
-                "SIGNING_SECRET_ARN",
-                "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
-            ),
-            ("SPLIT_PATH", format!("/microprocesses/{NAME}/split")),
-            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
-            ("SPLIT_PAGE_SIZE", "100".into()),
-            ("SPLIT_MAX_ATTEMPTS", "3".into()),
-            ("OVERLAP", "skip".into()),
-            ("RETENTION_DAYS", "30".into()),
-            ("COUNTER_SHARDS", "1".into()),
-        ]
-        .into_iter()
-        .collect();
+        let base = SplitterSettings {
+            common: CommonSettings {
+                microprocess_name: NAME.to_owned(),
+                ledger_table: self.table.clone(),
+                queue_url: self.queue_url.clone(),
+                queue_base_url: self.service.queue_url(),
+                signing_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing"
+                    .into(),
+            },
+            split_path: format!("/microprocesses/{NAME}/split"),
+            dead_letter_queue_url: self.dlq_url.clone(),
+            split_page_size: 100,
+            split_max_attempts: 3,
+            overlap: Overlap::Skip,
+            retention_days: 30,
+            counter_shards: 1,
+        };
+        // Overrides by variable name, read back as the splitter reads its environment.
+        let mut vars: BTreeMap<&str, String> = base.to_environment().into_iter().collect();
         for (name, value) in overrides {
             vars.insert(name, (*value).to_owned());
         }
@@ -577,15 +579,15 @@ impl Pipeline {
     }
 }
 
-/// A forwarder with the environment `vars`, wired as `options` says, its requests
-/// counted by `counter`.
+/// A forwarder with `settings`, wired as `options` says, its requests counted by
+/// `counter`.
 fn new_forwarder(
     config: &SdkConfig,
-    vars: &BTreeMap<&str, String>,
+    settings: ForwarderSettings,
     counter: &RequestCounter,
     options: &ForwarderOptions,
 ) -> Forwarder {
-    let settings = ForwarderSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let table = settings.common.ledger_table.clone();
     let mut forwarder = Forwarder::new(settings, config, options.secret.clone()).unwrap();
     let (http, retry) = match &options.http {
         Some(http) => (Some(http.clone()), RetryConfig::disabled()),
@@ -606,7 +608,7 @@ fn new_forwarder(
         .interceptor(counter.clone());
     dynamodb.set_http_client(http);
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamodb.build());
-    let ledger = Ledger::new(dynamodb, vars["LEDGER_TABLE"].clone());
+    let ledger = Ledger::new(dynamodb, table);
     forwarder.ledger = match options.ledger_retry {
         Some(policy) => ledger.with_retry_policy(policy),
         None => ledger,
@@ -615,46 +617,42 @@ fn new_forwarder(
 }
 
 /// The forwarder's environment.
-fn forwarder_vars(
+fn forwarder_settings(
     table: &str,
     queue_url: &str,
     dlq_url: &str,
     service_url: &str,
     options: &ForwarderOptions,
-) -> BTreeMap<&'static str, String> {
-    [
-        ("MICROPROCESS_NAME", NAME.to_string()),
-        ("LEDGER_TABLE", table.to_owned()),
-        ("QUEUE_URL", queue_url.to_owned()),
-        ("DEAD_LETTER_QUEUE_URL", dlq_url.to_owned()),
-        ("QUEUE_BASE_URL", service_url.to_owned()),
-        (
-            "SIGNING_SECRET_ARN",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing".into(),
+) -> ForwarderSettings {
+    ForwarderSettings {
+        common: CommonSettings {
+            microprocess_name: NAME.to_string(),
+            ledger_table: table.to_owned(),
+            queue_url: queue_url.to_owned(),
+            queue_base_url: service_url.trim_end_matches('/').to_owned(),
+            signing_secret_arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing"
+                .into(),
+        },
+        process_path: format!("/microprocesses/{NAME}/process"),
+        reduce_path: format!("/microprocesses/{NAME}/reduce"),
+        process_timeout: std::time::Duration::from_secs(options.process_timeout_seconds.into()),
+        max_attempts: options.max_attempts,
+        results_bucket: Some("results".into()),
+        dead_letter_queue_url: dlq_url.to_owned(),
+        result_storage: match options.storage {
+            "bucket" => ResultStorage::Bucket,
+            "discard" => ResultStorage::Discard,
+            _ => ResultStorage::Ledger,
+        },
+        results_expiry_days: 30,
+        rate_limit_per_second: Some(options.rate_limit_per_second).filter(|r| *r > 0),
+        max_concurrency: 2,
+        batch_size: 10,
+        backoff_base: std::time::Duration::from_millis(options.backoff_base_millis),
+        max_retry_after: std::time::Duration::from_secs(
+            microprocess_shared::settings::DEFAULT_MAX_RETRY_AFTER_SECONDS,
         ),
-        ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
-        ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
-        (
-            "PROCESS_TIMEOUT_SECONDS",
-            options.process_timeout_seconds.to_string(),
-        ),
-        ("MAX_ATTEMPTS", options.max_attempts.to_string()),
-        ("RESULTS_BUCKET", "results".into()),
-        ("RESULT_STORAGE", options.storage.into()),
-        ("RESULTS_EXPIRY_DAYS", "30".into()),
-        (
-            "RATE_LIMIT_PER_SECOND",
-            options.rate_limit_per_second.to_string(),
-        ),
-        ("MAX_CONCURRENCY", "2".into()),
-        ("BATCH_SIZE", "10".into()),
-        (
-            "BACKOFF_BASE_MILLIS",
-            options.backoff_base_millis.to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect()
+    }
 }
 
 /// A Lambda context with a minute left.

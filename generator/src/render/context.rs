@@ -245,6 +245,14 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
         "results_expiry_days".into(),
         json!(results_expiry_step(m.results.retention_days)),
     );
+    c.insert(
+        "splitter_environment".into(),
+        super::function_environment::splitter(env, m),
+    );
+    c.insert(
+        "forwarder_environment".into(),
+        super::function_environment::forwarder(env, m),
+    );
     // Shaped like an EventBridge scheduled event; Scheduler fills the placeholders per tick.
     let input = json!({
         "version": "0",

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod context;
+pub mod function_environment;
 
 use std::path::{Path, PathBuf};
 

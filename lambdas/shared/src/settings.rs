@@ -1,10 +1,15 @@
-//! A function's settings, read from the environment variables its template sets
-//! (`templates/microprocess.yaml`).
+//! A function's settings: the one contract between the templates and the functions.
 //!
 //! Each function reads what it uses: [`SplitterSettings`] and [`ForwarderSettings`], both
 //! holding the [`CommonSettings`]. `from_lookup` takes the lookup as a closure, so tests
 //! pass a map and never touch the process environment; `from_env` is the same over
 //! `std::env`. Variables a function does not use are ignored.
+//!
+//! `to_environment` is the way back: the variables, in order, that `from_lookup` reads
+//! into the same settings. The generator renders each function's `Environment` from it
+//! (with CloudFormation references for what only a deploy knows), and the local runner's
+//! tests and the benchmarks build their functions' environments from it, so a variable's
+//! name, range and default are written here only.
 
 use std::time::Duration;
 
@@ -59,6 +64,14 @@ pub const MAX_CONCURRENCY: &str = "MAX_CONCURRENCY";
 pub const BATCH_SIZE: &str = "BATCH_SIZE";
 /// First retry delay in milliseconds; optional, 2000 by default (forwarder).
 pub const BACKOFF_BASE_MILLIS: &str = "BACKOFF_BASE_MILLIS";
+/// The environment the function belongs to (`prod`); read by people in the console.
+pub const MICROPROCESS_ENVIRONMENT: &str = "MICROPROCESS_ENVIRONMENT";
+/// The log filter (`info`, `forwarder=debug,info`).
+pub const RUST_LOG: &str = "RUST_LOG";
+/// The log filter the templates set.
+pub const DEFAULT_RUST_LOG: &str = "info";
+/// What a forwarder without `BACKOFF_BASE_MILLIS` waits before its first retry.
+pub const DEFAULT_BACKOFF_BASE_MILLIS: u64 = 2000;
 /// Longest `Retry-After` honoured, in seconds; optional, 3600 by default (forwarder).
 pub const MAX_RETRY_AFTER_SECONDS: &str = "MAX_RETRY_AFTER_SECONDS";
 /// What a forwarder without `MAX_RETRY_AFTER_SECONDS` honours of a `Retry-After`.
@@ -215,6 +228,89 @@ impl CommonSettings {
     pub fn queue_host_url(&self, path: &str) -> String {
         format!("{}{path}", self.queue_base_url)
     }
+
+    fn write(&self, out: &mut Environment) {
+        out.push((MICROPROCESS_NAME, self.microprocess_name.clone()));
+        out.push((LEDGER_TABLE, self.ledger_table.clone()));
+        out.push((QUEUE_URL, self.queue_url.clone()));
+        out.push((QUEUE_BASE_URL, self.queue_base_url.clone()));
+        out.push((SIGNING_SECRET_ARN, self.signing_secret_arn.clone()));
+    }
+}
+
+/// A function's environment variables, in the order they are written.
+pub type Environment = Vec<(&'static str, String)>;
+
+impl SplitterSettings {
+    /// The variables [`SplitterSettings::from_lookup`] reads back into these settings.
+    pub fn to_environment(&self) -> Environment {
+        let mut out = Environment::new();
+        self.common.write(&mut out);
+        out.extend([
+            (SPLIT_PATH, self.split_path.clone()),
+            (DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
+            (SPLIT_PAGE_SIZE, self.split_page_size.to_string()),
+            (SPLIT_MAX_ATTEMPTS, self.split_max_attempts.to_string()),
+            (
+                OVERLAP,
+                match self.overlap {
+                    Overlap::Skip => "skip",
+                    Overlap::Allow => "allow",
+                }
+                .to_string(),
+            ),
+            (RETENTION_DAYS, self.retention_days.to_string()),
+            (COUNTER_SHARDS, self.counter_shards.to_string()),
+        ]);
+        out
+    }
+}
+
+impl ForwarderSettings {
+    /// The variables [`ForwarderSettings::from_lookup`] reads back into these settings.
+    pub fn to_environment(&self) -> Environment {
+        let mut out = Environment::new();
+        self.common.write(&mut out);
+        out.extend([
+            (DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
+            (PROCESS_PATH, self.process_path.clone()),
+            (REDUCE_PATH, self.reduce_path.clone()),
+            (
+                PROCESS_TIMEOUT_SECONDS,
+                self.process_timeout.as_secs().to_string(),
+            ),
+            (MAX_ATTEMPTS, self.max_attempts.to_string()),
+            (
+                MAX_RETRY_AFTER_SECONDS,
+                self.max_retry_after.as_secs().to_string(),
+            ),
+            (
+                BACKOFF_BASE_MILLIS,
+                self.backoff_base.as_millis().to_string(),
+            ),
+            (
+                RATE_LIMIT_PER_SECOND,
+                self.rate_limit_per_second.unwrap_or(0).to_string(),
+            ),
+            (MAX_CONCURRENCY, self.max_concurrency.to_string()),
+            (BATCH_SIZE, self.batch_size.to_string()),
+            (
+                RESULT_STORAGE,
+                match self.result_storage {
+                    ResultStorage::Ledger => "ledger",
+                    ResultStorage::Bucket => "bucket",
+                    ResultStorage::Discard => "discard",
+                }
+                .to_string(),
+            ),
+            (
+                RESULTS_BUCKET,
+                self.results_bucket.clone().unwrap_or_default(),
+            ),
+            (RESULTS_EXPIRY_DAYS, self.results_expiry_days.to_string()),
+        ]);
+        out
+    }
 }
 
 impl SplitterSettings {
@@ -306,7 +402,7 @@ impl ForwarderSettings {
             max_concurrency: env.number(MAX_CONCURRENCY, CONCURRENCY_EXPECTED, 2..=1000)?,
             batch_size: env.number(BATCH_SIZE, BATCH_SIZE_EXPECTED, 1..=10)?,
             backoff_base: Duration::from_millis(match env.get(BACKOFF_BASE_MILLIS) {
-                None => 2000,
+                None => DEFAULT_BACKOFF_BASE_MILLIS,
                 Some(_) => env.number(BACKOFF_BASE_MILLIS, BACKOFF_EXPECTED, 1..=900_000)?,
             }),
             max_retry_after: Duration::from_secs(match env.get(MAX_RETRY_AFTER_SECONDS) {
@@ -468,6 +564,21 @@ mod tests {
 
     fn forwarder(vars: &Vars) -> Result<ForwarderSettings, SettingsError> {
         ForwarderSettings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn to_environment_reads_back_into_the_same_settings() {
+        let splitter_settings = splitter(&splitter_vars()).unwrap();
+        let written: Vars = splitter_settings.to_environment().into_iter().collect();
+        assert_eq!(splitter(&written).unwrap(), splitter_settings);
+        let mut with_bucket = forwarder_vars();
+        with_bucket.insert(RESULTS_BUCKET, "scores-dev-results".into());
+        with_bucket.insert(RATE_LIMIT_PER_SECOND, "200".into());
+        for vars in [forwarder_vars(), with_bucket] {
+            let forwarder_settings = forwarder(&vars).unwrap();
+            let written: Vars = forwarder_settings.to_environment().into_iter().collect();
+            assert_eq!(forwarder(&written).unwrap(), forwarder_settings);
+        }
     }
 
     /// Both functions' loaders, so every rule is checked on each.

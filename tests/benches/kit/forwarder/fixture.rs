@@ -4,6 +4,7 @@
 //! environment the microprocess template and the local runner give the function.
 
 use std::path::Path;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
@@ -14,6 +15,7 @@ use kit_tests::moto::{sdk_config, MotoServer};
 use microprocess_shared::ledger::{Ledger, Overlap};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
+use microprocess_shared::settings::{self, CommonSettings, ForwarderSettings, ResultStorage};
 use serde_json::json;
 
 use super::timing_proxy::TimingProxy;
@@ -144,27 +146,31 @@ impl Fixture {
     /// as Lambda does (`microprocess local run`).
     pub fn environment(&self, code_dir: &Path) -> Vec<(String, String)> {
         let code_dir = code_dir.display().to_string();
-        [
-            ("MICROPROCESS_NAME", NAME.to_string()),
-            ("MICROPROCESS_ENVIRONMENT", "local".into()),
-            ("LEDGER_TABLE", self.table.clone()),
-            ("QUEUE_URL", self.queue_url.clone()),
-            ("DEAD_LETTER_QUEUE_URL", self.dlq_url.clone()),
-            ("QUEUE_BASE_URL", self.proxy.url.clone()),
-            ("PROCESS_PATH", format!("/microprocesses/{NAME}/process")),
-            ("REDUCE_PATH", format!("/microprocesses/{NAME}/reduce")),
-            ("PROCESS_TIMEOUT_SECONDS", "10".into()),
-            ("MAX_ATTEMPTS", "3".into()),
-            ("RATE_LIMIT_PER_SECOND", "0".into()),
-            ("MAX_CONCURRENCY", "10".into()),
-            ("BATCH_SIZE", "10".into()),
-            ("RESULT_STORAGE", "ledger".into()),
-            ("RESULTS_BUCKET", BUCKET.into()),
-            ("RESULTS_EXPIRY_DAYS", "30".into()),
-            ("RETENTION_DAYS", "30".into()),
-            ("COUNTER_SHARDS", "1".into()),
-            ("SIGNING_SECRET_ARN", self.secret_arn.clone()),
-            ("RUST_LOG", "info".into()),
+        let function = ForwarderSettings {
+            common: CommonSettings {
+                microprocess_name: NAME.into(),
+                ledger_table: self.table.clone(),
+                queue_url: self.queue_url.clone(),
+                queue_base_url: self.proxy.url.clone(),
+                signing_secret_arn: self.secret_arn.clone(),
+            },
+            process_path: format!("/microprocesses/{NAME}/process"),
+            reduce_path: format!("/microprocesses/{NAME}/reduce"),
+            process_timeout: Duration::from_secs(10),
+            max_attempts: 3,
+            results_bucket: Some(BUCKET.into()),
+            dead_letter_queue_url: self.dlq_url.clone(),
+            result_storage: ResultStorage::Ledger,
+            results_expiry_days: 30,
+            rate_limit_per_second: None,
+            max_concurrency: 10,
+            batch_size: 10,
+            backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
+            max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
+        };
+        let lambda = [
+            (settings::MICROPROCESS_ENVIRONMENT, "local".to_string()),
+            (settings::RUST_LOG, settings::DEFAULT_RUST_LOG.into()),
             ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION.into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
@@ -190,10 +196,13 @@ impl Fixture {
             ("TZ", ":UTC".into()),
             ("LANG", "en_US.UTF-8".into()),
             ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        ];
+        function
+            .to_environment()
+            .into_iter()
+            .chain(lambda)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
     }
 
     pub async fn shutdown(self) {
