@@ -298,6 +298,46 @@ impl Emulator {
         config
     }
 
+    /// Both functions as the template registers them, the forwarder behind the queue with
+    /// `concurrency` pollers. Their own `QUEUE_BASE_URL` leads nowhere (the runner points
+    /// them at the service), and the splitter's secret was never created (as in the
+    /// emulator's CloudFormation: the runner makes one with the given value). A 30 s
+    /// splitter timeout is under its 60 s hand-off margin, so each invocation reads one
+    /// page and hands the rest to itself.
+    async fn register_pipeline(&self, forwarder_reserved: i32, concurrency: i32) {
+        let nowhere = "http://127.0.0.1:9";
+        self.register(
+            FORWARDER,
+            shipped_zip("forwarder"),
+            self.forwarder_environment(nowhere),
+            15,
+            forwarder_reserved,
+        )
+        .await;
+        let missing_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-created";
+        self.register(
+            SPLITTER,
+            shipped_zip("splitter"),
+            self.splitter_environment(nowhere, missing_secret),
+            30,
+            2,
+        )
+        .await;
+        self.map_queue(10, concurrency).await;
+    }
+
+    /// The runner over this emulator, its functions pointed at `service`, its log in `dir`.
+    async fn start_runner(&self, dir: &std::path::Path, service: &str) -> (LocalRunner, PathBuf) {
+        let log = dir.join("runner.log");
+        let mut config = self.runner_config(&dir.join("work"), &log);
+        config.queue_base_url = Some(service.into());
+        config.signing_secret = Some(SECRET.into());
+        let runner = LocalRunner::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (runner, log)
+    }
+
     async fn run(&self, run: &RunId) -> Option<RunRecord> {
         self.ledger.run(NAME, run).await.unwrap()
     }
@@ -329,10 +369,6 @@ where
 async fn a_run_started_through_the_runner_is_split_forwarded_and_reduced_once() {
     const ITEMS: u64 = 300;
     const FAILING_SEQ: u64 = 7;
-    let forwarder_zip = shipped_zip("forwarder");
-    let splitter_zip = shipped_zip("splitter");
-    // Requests one at a time: the emulator's conditional writes are not atomic otherwise,
-    // and four forwarders write the same run item.
     let emulator = emulator(MotoServer::start(), 3, 30).await;
     let service =
         demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
@@ -341,41 +377,11 @@ async fn a_run_started_through_the_runner_is_split_forwarded_and_reduced_once() 
         }))
         .await
         .unwrap();
-    // The functions' own QUEUE_BASE_URL leads nowhere: the runner's flag points them at
-    // the demo service.
-    let nowhere = "http://127.0.0.1:9";
-    emulator
-        .register(
-            FORWARDER,
-            forwarder_zip,
-            emulator.forwarder_environment(nowhere),
-            15,
-            4,
-        )
-        .await;
-    // The splitter's secret was never created (as in the emulator's CloudFormation): the
-    // runner makes one with the given value. A 30 s timeout is under the splitter's 60 s
-    // hand-off margin, so each invocation reads one page and hands the rest to itself.
-    let missing_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-created";
-    emulator
-        .register(
-            SPLITTER,
-            splitter_zip,
-            emulator.splitter_environment(nowhere, missing_secret),
-            30,
-            2,
-        )
-        .await;
-    emulator.map_queue(10, 4).await;
-
+    emulator.register_pipeline(4, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("runner.log");
-    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
-    config.queue_base_url = Some(service.queue_url());
-    config.signing_secret = Some(SECRET.into());
-    let runner = LocalRunner::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (runner, log) = emulator
+        .start_runner(dir.path(), &service.queue_url())
+        .await;
     let deployment = runner.deployment();
     assert_eq!(deployment.functions.len(), 2);
     assert_eq!(deployment.mappings.len(), 1);
@@ -604,35 +610,11 @@ async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
         }))
         .await
         .unwrap();
-    let nowhere = "http://127.0.0.1:9";
-    emulator
-        .register(
-            FORWARDER,
-            shipped_zip("forwarder"),
-            emulator.forwarder_environment(nowhere),
-            15,
-            2,
-        )
-        .await;
-    let missing_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:never-created";
-    emulator
-        .register(
-            SPLITTER,
-            shipped_zip("splitter"),
-            emulator.splitter_environment(nowhere, missing_secret),
-            30,
-            2,
-        )
-        .await;
-    emulator.map_queue(10, 2).await;
+    emulator.register_pipeline(2, 2).await;
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("runner.log");
-    let mut config = emulator.runner_config(&dir.path().join("work"), &log);
-    config.queue_base_url = Some(service.queue_url());
-    config.signing_secret = Some(SECRET.into());
-    let runner = LocalRunner::start(config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (runner, log) = emulator
+        .start_runner(dir.path(), &service.queue_url())
+        .await;
     client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, "too-big")
         .await
         .unwrap();

@@ -57,10 +57,22 @@ async fn an_action_missing_from_the_forwarders_role_stops_the_runner_naming_it()
                 "local",
                 "--run",
                 "denied-1",
+                "--wait",
+                "--timeout",
+                "90",
             ],
         )
     });
-    assert_eq!(code, 0, "start:\n{out}{err}");
+    // `start --wait` ends as soon as the runner stops, naming the denial (exit 3).
+    assert_eq!(code, 3, "start --wait:\n{out}{err}");
+    assert!(
+        err.contains("the local runner stopped because the emulator denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("which is not allowed `dynamodb:UpdateItem`"),
+        "{err}"
+    );
 
     let started = Instant::now();
     while runner.running() {

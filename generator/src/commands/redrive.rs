@@ -153,6 +153,9 @@ async fn redrive_run(
             interval: Duration::from_millis(500),
             appear_within: Duration::from_secs(60),
             timeout: None,
+            local_runner: session
+                .is_local()
+                .then(|| crate::local::work_dir(&session.project_root, &session.env.name)),
         };
         let ended = starting::follow(&session.ledger, &name, &run, follow, &mut bars).await;
         bars.clear();

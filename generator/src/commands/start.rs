@@ -104,6 +104,9 @@ async fn start(
         },
         appear_within: Duration::from_secs(120),
         timeout: args.timeout.map(Duration::from_secs),
+        local_runner: session
+            .is_local()
+            .then(|| crate::local::work_dir(&session.project_root, &session.env.name)),
     };
     let ended = starting::follow(&session.ledger, &mp.name, run, follow, &mut bars).await;
     bars.clear();

@@ -298,6 +298,7 @@ impl LocalRunner {
             }
         }
         state.pid = Some(std::process::id());
+        state.denied.clear();
         state.lambda_endpoint = Some(lambda_endpoint.clone());
         state.emulator = Some(config.emulator_endpoint.clone());
         state::write(&config.work_dir, &state).map_err(|source| LocalError::Io {
@@ -417,6 +418,7 @@ impl LocalRunner {
 
         tasks.push(tokio::spawn(watch_permissions(
             config.emulator_endpoint.clone(),
+            config.work_dir.clone(),
             denied,
             stop.clone(),
             logs.clone(),
@@ -736,6 +738,7 @@ fn locate_code(
 /// stops the runner, as the function would fail in AWS.
 async fn watch_permissions(
     emulator: String,
+    work_dir: PathBuf,
     denied: Arc<Mutex<Vec<permissions::Denial>>>,
     stop: watch::Sender<bool>,
     logs: LogSink,
@@ -765,6 +768,14 @@ async fn watch_permissions(
         let new = all[seen..].to_vec();
         for denial in &new {
             logs.note(format!("error: access denied: {}", denial.describe()));
+        }
+        let mut state = state::read(&work_dir);
+        state.denied = new.clone();
+        if let Err(e) = state::write(&work_dir, &state) {
+            logs.note(format!(
+                "cannot write `{}`: {e}",
+                state::path(&work_dir).display()
+            ));
         }
         denied.lock().unwrap_or_else(|p| p.into_inner()).extend(new);
         logs.note("stopping: a function was denied a request (see above)");

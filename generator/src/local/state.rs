@@ -22,6 +22,10 @@ pub struct RunnerState {
     /// UUIDs of the mappings whose delivery the runner turned off in the emulator.
     #[serde(default)]
     pub taken_over_mappings: BTreeSet<String>,
+    /// The requests the emulator denied the functions, when the runner stopped for them
+    /// (`start --wait` reads them); cleared at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<super::permissions::Denial>,
 }
 
 pub fn path(work_dir: &Path) -> PathBuf {
@@ -57,6 +61,7 @@ mod tests {
             lambda_endpoint: Some("http://127.0.0.1:9000".into()),
             emulator: Some("http://127.0.0.1:5000".into()),
             taken_over_mappings: ["uuid-1".to_string()].into(),
+            denied: Vec::new(),
         };
         write(dir.path(), &state).unwrap();
         assert_eq!(read(dir.path()), state);

@@ -92,7 +92,7 @@ async fn active_run(ledger: &Ledger, microprocess: &str) -> Result<Option<RunRec
 }
 
 /// How [`follow`] looks at a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Follow {
     /// Between two reads of the run record.
     pub interval: Duration,
@@ -100,6 +100,9 @@ pub struct Follow {
     pub appear_within: Duration,
     /// Give up after this long (`None`: wait until the run ends).
     pub timeout: Option<Duration>,
+    /// The local runner's work folder (the `local` environment): the run is over for the
+    /// runner too when it stopped because the emulator denied a function a request.
+    pub local_runner: Option<std::path::PathBuf>,
 }
 
 /// Reads the run until it is terminal, drawing its bar; returns its last progress.
@@ -146,6 +149,21 @@ pub async fn follow(
                 )));
             }
             None => {}
+        }
+        if let Some(work_dir) = &follow.local_runner {
+            let denied = crate::local::state::read(work_dir).denied;
+            if !denied.is_empty() {
+                let list: Vec<String> = denied
+                    .iter()
+                    .map(|d| format!("  {}", d.describe()))
+                    .collect();
+                return Err(RunsError::Other(format!(
+                    "run `{run}` of `{microprocess}` cannot go on: the local runner stopped because the emulator denied {} request(s), as AWS would:\n{}\n  \
+                     hint: fix the role in `templates/microprocess.yaml`, then `make deploy ENV=local` and start the runner again",
+                    denied.len(),
+                    list.join("\n")
+                )));
+            }
         }
         if let Some(limit) = follow.timeout {
             if now.duration_since(started) > limit {
