@@ -533,7 +533,6 @@ def set_handle_forgetter(forget):
 
 
 def enforce_sqs():
-    from moto.sqs import models as sqs
     from moto.sqs.exceptions import InvalidAttributeValue, InvalidParameterValue
     from moto.sqs.models import Queue, SQSBackend
 
