@@ -17,6 +17,7 @@
 pub mod client;
 pub mod code;
 pub mod discover;
+mod environment;
 pub mod function;
 pub mod instance;
 pub mod invoke_api;
@@ -313,7 +314,7 @@ impl LocalRunner {
             let spec = Arc::new(spec.clone());
             let code = codes[&spec.name].clone();
             let session = &sessions[&spec.name];
-            let environment = environment(
+            let environment = environment::environment(
                 &spec,
                 &config,
                 &code,
@@ -416,7 +417,7 @@ impl LocalRunner {
             }
         }));
 
-        tasks.push(tokio::spawn(watch_permissions(
+        tasks.push(tokio::spawn(permissions::watch(
             config.emulator_endpoint.clone(),
             config.work_dir.clone(),
             denied,
@@ -732,104 +733,6 @@ fn locate_code(
         codes.insert(f.name.clone(), code::unpack(&zip, &code_root)?);
     }
     Ok(codes)
-}
-
-/// Reads the emulator's record of denied requests; at the first new one, names it and
-/// stops the runner, as the function would fail in AWS.
-async fn watch_permissions(
-    emulator: String,
-    work_dir: PathBuf,
-    denied: Arc<Mutex<Vec<permissions::Denial>>>,
-    stop: watch::Sender<bool>,
-    logs: LogSink,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let seen = match permissions::emulator_stats(&emulator).await {
-        Ok(stats) => permissions::denials(&stats).len(),
-        Err(e) => {
-            logs.note(format!(
-                "IAM denials are not watched: {e}; the functions still run as their roles"
-            ));
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(permissions::INTERVAL) => {}
-            () = stop_requested(&mut shutdown) => return,
-        }
-        let Ok(stats) = permissions::emulator_stats(&emulator).await else {
-            continue;
-        };
-        let all = permissions::denials(&stats);
-        if all.len() <= seen {
-            continue;
-        }
-        let new = all[seen..].to_vec();
-        for denial in &new {
-            logs.note(format!("error: access denied: {}", denial.describe()));
-        }
-        let mut state = state::read(&work_dir);
-        state.denied = new.clone();
-        if let Err(e) = state::write(&work_dir, &state) {
-            logs.note(format!(
-                "cannot write `{}`: {e}",
-                state::path(&work_dir).display()
-            ));
-        }
-        denied.lock().unwrap_or_else(|p| p.into_inner()).extend(new);
-        logs.note("stopping: a function was denied a request (see above)");
-        let _ = stop.send(true);
-        return;
-    }
-}
-
-/// The process environment of a function's instances (but `AWS_LAMBDA_RUNTIME_API`):
-/// its own variables, then what Lambda sets, pointed at the emulator and the runner,
-/// with the credentials of the function's role.
-fn environment(
-    spec: &FunctionSpec,
-    config: &RunnerConfig,
-    code: &Code,
-    lambda_endpoint: &str,
-    secret_override: Option<&String>,
-    session: &roles::RoleSession,
-) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = spec.environment.clone();
-    if let (Some(url), true) = (&config.queue_base_url, env.contains_key("QUEUE_BASE_URL")) {
-        env.insert("QUEUE_BASE_URL".into(), url.clone());
-    }
-    if let Some(arn) = secret_override {
-        env.insert(secret::SIGNING_SECRET_ARN.into(), arn.clone());
-    }
-    let code_dir = code.dir.display().to_string();
-    let lambda = [
-        ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_REGION", spec.region.clone()),
-        ("AWS_DEFAULT_REGION", spec.region.clone()),
-        ("AWS_ENDPOINT_URL", config.emulator_endpoint.clone()),
-        ("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint.to_string()),
-        ("_HANDLER", spec.handler.clone()),
-        ("LAMBDA_TASK_ROOT", code_dir.clone()),
-        ("LAMBDA_RUNTIME_DIR", code_dir),
-        ("TZ", ":UTC".into()),
-        ("LANG", "en_US.UTF-8".into()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
-    ];
-    for (name, value) in lambda.into_iter().chain(session.environment()) {
-        env.insert(name.into(), value);
-    }
-    env.into_iter().collect()
 }
 
 /// `scores-local-credit-scores-forwarder` → `credit-scores-forwarder`.

@@ -5,12 +5,17 @@
 //! defect of the templates: it names the function, its role, the action and the
 //! resource, keeps the list in `GET /local/status`, and stops (`local run` exits non-zero).
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::logs::LogSink;
 
 /// How often the emulator's record is read.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -86,6 +91,56 @@ pub fn denials(stats: &Value) -> Vec<Denial> {
         .cloned()
         .and_then(|d| serde_json::from_value(d).ok())
         .unwrap_or_default()
+}
+
+/// Reads the emulator's record of denied requests; at the first new one, names it and
+/// stops the runner, as the function would fail in AWS.
+pub(super) async fn watch(
+    emulator: String,
+    work_dir: PathBuf,
+    denied: Arc<Mutex<Vec<Denial>>>,
+    stop: watch::Sender<bool>,
+    logs: LogSink,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let seen = match emulator_stats(&emulator).await {
+        Ok(stats) => denials(&stats).len(),
+        Err(e) => {
+            logs.note(format!(
+                "IAM denials are not watched: {e}; the functions still run as their roles"
+            ));
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(INTERVAL) => {}
+            () = super::stop_requested(&mut shutdown) => return,
+        }
+        let Ok(stats) = emulator_stats(&emulator).await else {
+            continue;
+        };
+        let all = denials(&stats);
+        if all.len() <= seen {
+            continue;
+        }
+        let new = all[seen..].to_vec();
+        for denial in &new {
+            logs.note(format!("error: access denied: {}", denial.describe()));
+        }
+        let mut state = super::state::read(&work_dir);
+        state.denied = new.clone();
+        if let Err(e) = super::state::write(&work_dir, &state) {
+            logs.note(format!(
+                "cannot write `{}`: {e}",
+                super::state::path(&work_dir).display()
+            ));
+        }
+        denied.lock().unwrap_or_else(|p| p.into_inner()).extend(new);
+        logs.note("stopping: a function was denied a request (see above)");
+        let _ = stop.send(true);
+        return;
+    }
 }
 
 #[cfg(test)]
