@@ -1123,9 +1123,13 @@ async fn s11_throttled_and_conflicting_ledger_writes_are_retried_and_counters_ma
         count("UpdateItem"),
         count("Query"),
     );
+    // The emulator throttles and conflicts on its own too (its partition ceiling and
+    // transaction holds), so which calls reach the injected faults varies: the run reads
+    // may all have been answered before the dice threw a fault for one.
+    let limits = p.limits();
     assert!(
-        transactions > 0 && updates >= 2 && reads > 0,
-        "{injected:?}"
+        transactions > 0 && updates >= 2 && reads + limits.throttled + limits.conflicted > 0,
+        "{injected:?}, emulator {limits}"
     );
     let audit = p.audit("11: conflicts + throttling", &run, 200).await;
     assert_eq!(audit.succeeded, 200);
