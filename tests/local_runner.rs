@@ -227,6 +227,7 @@ impl Emulator {
             overlap: Overlap::Skip,
             retention_days: 30,
             counter_shards: 1,
+            ledger_partitions: 1,
         };
         with_log_filter(settings.to_environment())
     }

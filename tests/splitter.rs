@@ -19,7 +19,7 @@ use kit_tests::pipeline::{
     CrashingQueue, Pipeline, Setup, NAME, SCHEDULED_RUN,
 };
 use microprocess_shared::contract::{SplitItem, SplitPage};
-use microprocess_shared::ledger::Overlap;
+use microprocess_shared::ledger::{Layout, Overlap};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
@@ -228,7 +228,7 @@ async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
     let run = RunId::parse("crashed-before-seal").unwrap();
     bench
         .ledger
-        .start_run(NAME, &run, Overlap::Skip, 30, 1, Utc::now())
+        .start_run(NAME, &run, Overlap::Skip, 30, Layout::SINGLE, Utc::now())
         .await
         .unwrap();
     // The last page was queued and checkpointed (no cursor: no more pages), then the
@@ -502,7 +502,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
     let splitting = RunId::parse("splitting").unwrap();
     bench
         .ledger
-        .start_run(NAME, &splitting, Overlap::Allow, 30, 1, Utc::now())
+        .start_run(NAME, &splitting, Overlap::Allow, 30, Layout::SINGLE, Utc::now())
         .await
         .unwrap();
     bench.queued();

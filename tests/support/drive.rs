@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::Utc;
 use forwarder::Forwarder;
-use microprocess_shared::ledger::{Ledger, Overlap};
+use microprocess_shared::ledger::{Layout, Ledger, Overlap};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 use splitter::{RecordingHandoff, Splitter, SqsQueue};
@@ -51,7 +51,7 @@ pub async fn sharded_run(pipeline: &Pipeline, run: &str, total: u64, shards: u32
     let run = RunId::parse(run).unwrap();
     pipeline
         .ledger
-        .start_run(NAME, &run, Overlap::Allow, 30, shards, Utc::now())
+        .start_run(NAME, &run, Overlap::Allow, 30, Layout::new(shards, 3), Utc::now())
         .await
         .unwrap();
     let seqs: Vec<u64> = (0..total).collect();

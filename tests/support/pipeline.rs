@@ -29,7 +29,7 @@ use demo_service::{Chaos, Config, RunningService};
 use forwarder::Forwarder;
 use lambda_runtime::{Context, LambdaEvent};
 use microprocess_shared::ledger::{
-    ChildOutcome, Ledger, Overlap, Recorded, RetryPolicy, RunRecord,
+    ChildOutcome, Layout, Ledger, Overlap, Recorded, RetryPolicy, RunRecord,
 };
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
@@ -256,7 +256,7 @@ impl Pipeline {
     pub async fn run_with_children(&self, run: &str, total: u64) -> RunId {
         let run = RunId::parse(run).unwrap();
         self.ledger
-            .start_run(NAME, &run, Overlap::Allow, 30, 1, Utc::now())
+            .start_run(NAME, &run, Overlap::Allow, 30, Layout::new(1, 2), Utc::now())
             .await
             .unwrap();
         for seq in 0..total {
@@ -434,6 +434,8 @@ impl Pipeline {
             overlap: Overlap::Skip,
             retention_days: 30,
             counter_shards: 1,
+            // Two keys: every pipeline test reads a run spread over more than one.
+            ledger_partitions: 2,
         };
         // Overrides by variable name, read back as the splitter reads its environment.
         let mut vars: BTreeMap<&str, String> = base.to_environment().into_iter().collect();

@@ -160,6 +160,11 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
             64,
             "one run item takes about 1,000 writes a second; shards spread a run's completions",
         ),
+        partitions: 1,
+    };
+    let results = Results {
+        partitions: partitions(c, &key("results.partitions"), l, &results, &delivery),
+        ..results
     };
 
     Microprocess {
@@ -223,6 +228,54 @@ const MAX_BACKOFF_SECONDS: u64 = 900;
 /// would wait for that child for good. Between two receives a message stays invisible for
 /// at most the larger of the visibility timeout (a forwarder that stopped) and the
 /// longest wait before a retry (the backoff cap, or the longest `Retry-After` honoured).
+/// `results.partitions`: the default derived from the rate cap, or the set value when it
+/// keeps each key at or under half of a partition's ceiling at the cap.
+fn partitions(
+    c: &mut Checker,
+    key: &str,
+    l: &Layers<'_>,
+    results: &Results,
+    delivery: &Delivery,
+) -> u32 {
+    use super::ledger_layout as layout;
+    let units = layout::write_units_per_child(
+        results.storage,
+        delivery.batch_size,
+        layout::ASSUMED_RESULT_BYTES,
+    );
+    let peak = layout::peak_children_per_second(delivery);
+    let minimum = layout::minimum_partitions(peak, units);
+    let Some(set) = l.get(|m| m.results.as_ref()?.partitions.as_ref()) else {
+        return layout::default_partitions(peak, units);
+    };
+    let max = microprocess_shared::ledger_keys::MAX_PARTITIONS;
+    let Some(value) = c.int_at(
+        &set,
+        key,
+        1,
+        max,
+        "a run's blocks spread over this many ledger partition keys",
+    ) else {
+        return minimum;
+    };
+    if value < minimum {
+        c.error(
+            &set.place,
+            format!(
+                "`{key}` = {value} puts {:.0} write units a second on each key at {peak:.0} \
+                 children a second, over half of DynamoDB's 1,000 a key",
+                peak * units / f64::from(value)
+            ),
+            format!(
+                "use at least {minimum}, or leave it out for the default of {}",
+                layout::default_partitions(peak, units)
+            ),
+        );
+        return minimum;
+    }
+    value
+}
+
 pub fn longest_message_life_seconds(process: &Process, delivery: &Delivery) -> u64 {
     let between = u64::from(delivery.visibility_timeout_seconds)
         .max(MAX_BACKOFF_SECONDS)

@@ -7,6 +7,7 @@
 mod checks;
 pub mod diagnostic;
 mod environment;
+pub mod ledger_layout;
 mod microprocess;
 pub mod model;
 mod parse;

@@ -188,4 +188,6 @@ pub struct Results {
     pub retention_days: u32,
     /// 1 means one counter on the run item; more spread a run's fan-in over partitions.
     pub counter_shards: u32,
+    /// Child partition keys a run's blocks spread over (`config::ledger_layout`).
+    pub partitions: u32,
 }

@@ -78,6 +78,7 @@ pub struct RawResults {
     pub storage: Option<Spanned<String>>,
     pub retention_days: Option<Spanned<i64>>,
     pub counter_shards: Option<Spanned<i64>>,
+    pub partitions: Option<Spanned<i64>>,
 }
 
 /// `environments/ENV.toml`.

@@ -55,6 +55,7 @@ pub fn splitter_settings(env: &Environment, m: &Microprocess) -> SplitterSetting
         },
         retention_days: m.results.retention_days,
         counter_shards: m.results.counter_shards,
+        ledger_partitions: m.results.partitions,
     }
 }
 

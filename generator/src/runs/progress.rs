@@ -329,6 +329,7 @@ mod tests {
             reduce_claimed_at: None,
             reduce_queued_at: None,
             counter_shards: 1,
+            partitions: 1,
             retention_days: 30,
             expires_at: 0,
         }

@@ -528,14 +528,14 @@ impl Forwarder {
             failed: record.failed,
             started_at: record.started_at,
             split_done_at: record.split_done_at.unwrap_or(record.started_at),
-            results: ResultsLocator {
-                table: self.settings.common.ledger_table.clone(),
-                partition_key: record.partition_key(),
-                bucket: match self.settings.result_storage {
+            results: ResultsLocator::new(
+                self.settings.common.ledger_table.clone(),
+                record.child_partition_keys(),
+                match self.settings.result_storage {
                     ResultStorage::Discard => None,
                     _ => self.settings.results_bucket.clone(),
                 },
-            },
+            ),
         };
         let attempt = received.attempt;
         let d = match self.exhausted(attempt) {

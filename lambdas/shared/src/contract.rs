@@ -83,13 +83,33 @@ pub struct ReduceRequest {
     pub results: ResultsLocator,
 }
 
-/// Where the children's results of a run are: the ledger table and the partition key of
-/// the run (see [`crate::ledger_keys`]), and the bucket holding results over 64 KiB.
+/// Where the children's results of a run are: the ledger table and every partition key
+/// holding the run's children (see [`crate::ledger_keys`]), and the bucket holding
+/// results over 64 KiB. `partition_key` is sent only when there is exactly one key
+/// (contract 1.1), so a service that reads one key fails loudly on a spread run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultsLocator {
     pub table: String,
-    pub partition_key: String,
+    pub partition_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
     pub bucket: Option<String>,
+}
+
+impl ResultsLocator {
+    /// The locator of `partition_keys`, with `partition_key` when there is one key.
+    pub fn new(table: String, partition_keys: Vec<String>, bucket: Option<String>) -> Self {
+        let partition_key = match partition_keys.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        };
+        ResultsLocator {
+            table,
+            partition_keys,
+            partition_key,
+            bucket,
+        }
+    }
 }
 
 /// Why a split item becomes a failed child; the message is the reason stored with it.
@@ -366,11 +386,14 @@ mod tests {
             failed: 10,
             started_at: Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).unwrap(),
             split_done_at: Utc.with_ymd_and_hms(2026, 11, 1, 2, 7, 12).unwrap(),
-            results: ResultsLocator {
-                table: "ledger".into(),
-                partition_key: "RUN#credit-scores#2026-11-01T02-00-00Z".into(),
-                bucket: None,
-            },
+            results: ResultsLocator::new(
+                "ledger".into(),
+                vec![
+                    "RUN#credit-scores#2026-11-01T02-00-00Z#0".into(),
+                    "RUN#credit-scores#2026-11-01T02-00-00Z#1".into(),
+                ],
+                None,
+            ),
         };
         let value = serde_json::to_value(&request).unwrap();
         assert_eq!(
@@ -379,11 +402,19 @@ mod tests {
                    "total": 19_000_000, "succeeded": 18_999_990, "failed": 10,
                    "started_at": "2026-11-01T02:00:00Z", "split_done_at": "2026-11-01T02:07:12Z",
                    "results": {"table": "ledger",
-                               "partition_key": "RUN#credit-scores#2026-11-01T02-00-00Z",
+                               "partition_keys": ["RUN#credit-scores#2026-11-01T02-00-00Z#0",
+                                                  "RUN#credit-scores#2026-11-01T02-00-00Z#1"],
                                "bucket": null}})
         );
         let back: ReduceRequest = serde_json::from_value(value).unwrap();
         assert_eq!(back, request);
+        // One key: `partition_key` is sent beside `partition_keys`.
+        let one = ResultsLocator::new("ledger".into(), vec!["RUN#m#r#0".into()], None);
+        assert_eq!(
+            serde_json::to_value(&one).unwrap(),
+            json!({"table": "ledger", "partition_keys": ["RUN#m#r#0"],
+                   "partition_key": "RUN#m#r#0", "bucket": null})
+        );
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! Key layout of the ledger table, and the states of runs and children.
 //!
 //! The table has a string partition key attribute `pk` and a string sort key attribute
-//! `sk`. All records of one run share one partition:
+//! `sk`. A run's record and counters live on one key; its children are counted in blocks
+//! of [`BLOCK_SEQS`] consecutive seqs, spread over the run's `partitions` child keys so
+//! that no key takes more than a share of one DynamoDB partition's throughput:
 //!
 //! | record | `pk` | `sk` |
 //! |---|---|---|
 //! | the run | `RUN#<microprocess>#<run>` | `RUN` |
-//! | counter shard `k` (only with more than one shard) | `RUN#<microprocess>#<run>` | `SHARD#<k, zero-padded to 3 digits>` |
-//! | child `seq` | `RUN#<microprocess>#<run>` | `CHILD#<seq, zero-padded to 12 digits>` |
+//! | counter shard `k` (only with more than one shard) | `RUN#<microprocess>#<run>` | `SHARD#<k, 3 digits>` |
+//! | block `b` (seqs `100 b` to `100 b + 99`) | `RUN#<microprocess>#<run>#<b % partitions>` | `BLOCK#<b, 10 digits>` |
+//! | details of children of block `b` | same as the block | `BLOCK#<b, 10 digits>#D#<writer's nonce>` |
 //!
-//! for example `RUN#credit-scores#2026-11-01T02-00-00Z` / `CHILD#000000000041`. The
-//! reduce call's `results.partition_key` is that `pk`: a service reads its children's
-//! results with one `Query` on `pk = <partition_key> AND begins_with(sk, "CHILD#")`, in
-//! `seq` order thanks to the padding. Neither a microprocess name nor a run id may
-//! contain `#`, so a key splits back into its parts without ambiguity.
+//! for example `RUN#credit-scores#2026-11-01T02-00-00Z#3` / `BLOCK#0000000041`. The
+//! reduce call's `results.partition_keys` lists the child keys: a service reads its
+//! children with one `Query` per key on `begins_with(sk, "BLOCK#")`, each key in block
+//! order thanks to the padding (`docs/ledger.md`). Neither a microprocess name nor a run id
+//! may contain `#`, so a key splits back into its parts without ambiguity.
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,6 +40,15 @@ pub const CHILD_SORT_KEY_PREFIX: &str = "CHILD#";
 /// The largest `seq` whose sort key keeps 12 digits, and so its place in `seq` order.
 pub const MAX_SEQ: u64 = 999_999_999_999;
 
+/// Consecutive seqs counted on one block item.
+pub const BLOCK_SEQS: u64 = 100;
+/// Prefix of every block's (and its details') sort key.
+pub const BLOCK_SORT_KEY_PREFIX: &str = "BLOCK#";
+/// What follows a block's sort key in the sort keys of its details.
+pub const DETAIL_SORT_KEY_INFIX: &str = "#D#";
+/// The most child partition keys a run can have.
+pub const MAX_PARTITIONS: u32 = 1000;
+
 /// A `seq` too large for the 12-digit sort key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("child seq {seq} is past the last one the ledger can order ({MAX_SEQ}); split the work into several microprocesses")]
@@ -47,6 +59,55 @@ pub struct SeqOutOfRange {
 /// `RUN#<microprocess>#<run>`: the partition of a run and all its children.
 pub fn run_partition_key(microprocess: &str, run: &RunId) -> String {
     format!("RUN#{microprocess}#{run}")
+}
+
+/// `RUN#<microprocess>#<run>#<partition>`: child partition key `partition` of a run.
+pub fn child_partition_key(microprocess: &str, run: &RunId, partition: u32) -> String {
+    format!("RUN#{microprocess}#{run}#{partition}")
+}
+
+/// Every child partition key of a run with `partitions` of them, in order.
+pub fn child_partition_keys(microprocess: &str, run: &RunId, partitions: u32) -> Vec<String> {
+    (0..partitions.max(1))
+        .map(|p| child_partition_key(microprocess, run, p))
+        .collect()
+}
+
+/// The block of `seq`.
+pub fn block_of(seq: u64) -> u64 {
+    seq / BLOCK_SEQS
+}
+
+/// The child partition of block `block` in a run with `partitions` of them.
+pub fn partition_of(block: u64, partitions: u32) -> u32 {
+    // The remainder is below `partitions`, a u32.
+    u32::try_from(block % u64::from(partitions.max(1))).unwrap_or(0)
+}
+
+/// `BLOCK#<block zero-padded to 10 digits>` (the blocks of every 12-digit seq).
+pub fn block_sort_key(block: u64) -> String {
+    format!("{BLOCK_SORT_KEY_PREFIX}{block:010}")
+}
+
+/// `BLOCK#<block>#D#<nonce>`: a details item of block `block`, written once by one writer.
+pub fn detail_sort_key(block: u64, nonce: &str) -> String {
+    format!("{}{DETAIL_SORT_KEY_INFIX}{nonce}", block_sort_key(block))
+}
+
+/// The block of a block or details sort key, and whether it is the block item itself;
+/// `None` when `sort_key` is neither.
+pub fn parse_block_sort_key(sort_key: &str) -> Option<(u64, bool)> {
+    let rest = sort_key.strip_prefix(BLOCK_SORT_KEY_PREFIX)?;
+    let (digits, tail) = rest.split_at_checked(10)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let block = digits.parse().ok()?;
+    match tail {
+        "" => Some((block, true)),
+        t if t.starts_with(DETAIL_SORT_KEY_INFIX) => Some((block, false)),
+        _ => None,
+    }
 }
 
 /// `CHILD#<seq zero-padded to 12 digits>`.
@@ -214,6 +275,31 @@ mod tests {
             child_sort_key(MAX_SEQ + 1),
             Err(SeqOutOfRange { seq: MAX_SEQ + 1 })
         );
+    }
+
+    #[test]
+    fn blocks_spread_over_the_child_partitions() {
+        let run = RunId::parse("2026-11-01T02-00-00Z").unwrap();
+        assert_eq!(
+            child_partition_key("credit-scores", &run, 3),
+            "RUN#credit-scores#2026-11-01T02-00-00Z#3"
+        );
+        assert_eq!(child_partition_keys("m", &run, 0).len(), 1);
+        assert_eq!(block_of(99), 0);
+        assert_eq!(block_of(4_100), 41);
+        assert_eq!(partition_of(41, 8), 1);
+        assert_eq!(partition_of(41, 1), 0);
+        assert_eq!(block_sort_key(41), "BLOCK#0000000041");
+        assert_eq!(block_sort_key(block_of(MAX_SEQ)), "BLOCK#9999999999");
+        assert_eq!(detail_sort_key(41, "n1"), "BLOCK#0000000041#D#n1");
+        assert_eq!(parse_block_sort_key("BLOCK#0000000041"), Some((41, true)));
+        assert_eq!(parse_block_sort_key("BLOCK#0000000041#D#x"), Some((41, false)));
+        assert_eq!(parse_block_sort_key("BLOCK#0000000041#X"), None);
+        assert_eq!(parse_block_sort_key("BLOCK#41"), None);
+        assert_eq!(parse_block_sort_key("RUN"), None);
+        // A block's details sort right after it, before the next block.
+        assert!(block_sort_key(41) < detail_sort_key(41, "z"));
+        assert!(detail_sort_key(41, "z").as_str() < block_sort_key(42).as_str());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub const OVERLAP: &str = "OVERLAP";
 pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
 /// Counter shards of a run, fixed when the run starts (splitter).
 pub const COUNTER_SHARDS: &str = "COUNTER_SHARDS";
+/// Child partition keys of a run, fixed when the run starts (splitter).
+pub const LEDGER_PARTITIONS: &str = "LEDGER_PARTITIONS";
 /// Path of the process endpoint (forwarder).
 pub const PROCESS_PATH: &str = "PROCESS_PATH";
 /// Path of the reduce endpoint (forwarder).
@@ -103,6 +105,8 @@ pub struct SplitterSettings {
     pub retention_days: u32,
     /// Counter shards of a new run.
     pub counter_shards: u32,
+    /// Child partition keys of a new run.
+    pub ledger_partitions: u32,
 }
 
 /// Settings of the forwarder.
@@ -174,6 +178,7 @@ const SPLIT_ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 20, like `5`";
 const OVERLAP_EXPECTED: &str = "`skip` or `allow`";
 const RETENTION_EXPECTED: &str = "a whole number of days from 1 to 3650, like `90`";
 const SHARDS_EXPECTED: &str = "a whole number from 1 to 64, like `1`";
+const PARTITIONS_EXPECTED: &str = "a whole number from 1 to 1000, like `2`";
 const TIMEOUT_EXPECTED: &str = "a whole number of seconds from 1 to 900, like `25`";
 const ATTEMPTS_EXPECTED: &str = "a whole number from 1 to 1000, like `5`";
 const STORAGE_EXPECTED: &str = "`ledger`, `bucket` or `discard`";
@@ -261,6 +266,7 @@ impl SplitterSettings {
             ),
             (RETENTION_DAYS, self.retention_days.to_string()),
             (COUNTER_SHARDS, self.counter_shards.to_string()),
+            (LEDGER_PARTITIONS, self.ledger_partitions.to_string()),
         ]);
         out
     }
@@ -346,6 +352,11 @@ impl SplitterSettings {
             },
             retention_days: env.number(RETENTION_DAYS, RETENTION_EXPECTED, 1..=3650)?,
             counter_shards: env.number(COUNTER_SHARDS, SHARDS_EXPECTED, 1..=64)?,
+            ledger_partitions: env.number(
+                LEDGER_PARTITIONS,
+                PARTITIONS_EXPECTED,
+                1..=crate::ledger_keys::MAX_PARTITIONS,
+            )?,
         })
     }
 }
@@ -534,6 +545,7 @@ mod tests {
             (OVERLAP, "skip"),
             (RETENTION_DAYS, "90"),
             (COUNTER_SHARDS, "1"),
+            (LEDGER_PARTITIONS, "2"),
         ]));
         all
     }
@@ -679,6 +691,8 @@ mod tests {
             (RETENTION_DAYS, "3651"),
             (COUNTER_SHARDS, "0"),
             (COUNTER_SHARDS, "65"),
+            (LEDGER_PARTITIONS, "0"),
+            (LEDGER_PARTITIONS, "1001"),
             (PROCESS_PATH, "/a b"),
             (REDUCE_PATH, "/reduce#x"),
             (PROCESS_TIMEOUT_SECONDS, "0"),

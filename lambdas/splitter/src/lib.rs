@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::Diagnostic;
-use microprocess_shared::ledger::{Ledger, LedgerError, RunRecord, StartRun};
+use microprocess_shared::ledger::{Layout, Ledger, LedgerError, RunRecord, StartRun};
 use microprocess_shared::ledger_keys::RunState;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::{ClientError, ServiceClient};
@@ -313,7 +313,7 @@ async fn run(
                     &run,
                     settings.overlap,
                     settings.retention_days,
-                    settings.counter_shards,
+                    Layout::new(settings.counter_shards, settings.ledger_partitions),
                     Utc::now(),
                 )
                 .await?;

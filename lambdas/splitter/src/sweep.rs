@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
 use microprocess_shared::ledger::{ChildOutcome, RunRecord};
-use microprocess_shared::ledger_keys::{ChildState, RunState};
+use microprocess_shared::ledger_keys::{block_of, ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 
@@ -172,6 +172,22 @@ async fn record_unanswered_dead_letters(
     if waiting.is_empty() {
         return 0;
     }
+    // The last block of a sealed run is complete only once the seal sized it: a seal that
+    // stopped between sizing it and reporting it leaves it to the sweep.
+    for record in processing
+        .iter()
+        .filter(|r| r.split_done && !r.all_children_done())
+    {
+        if let Some(last) = record.total.and_then(|t| t.checked_sub(1)) {
+            if let Err(error) = splitter
+                .ledger
+                .settle_block(microprocess, &record.run, block_of(last), Utc::now())
+                .await
+            {
+                failures.push(error.to_string());
+            }
+        }
+    }
     // While the queue holds anything, the missing children may still be on their way.
     match splitter.dead_letters.queue_is_empty().await {
         Ok(true) => {}
@@ -222,6 +238,7 @@ async fn record_unanswered(
     children: BTreeMap<u64, String>,
 ) -> Result<usize, SplitterError> {
     let mut outcomes = Vec::new();
+    let blocks: BTreeSet<u64> = children.keys().map(|seq| block_of(*seq)).collect();
     for (seq, item) in children {
         if splitter
             .ledger
@@ -239,12 +256,23 @@ async fn record_unanswered(
             });
         }
     }
-    if outcomes.is_empty() {
-        return Ok(0);
+    let recorded = if outcomes.is_empty() {
+        0
+    } else {
+        splitter
+            .ledger
+            .record_children(splitter.name(), run, &outcomes, Utc::now())
+            .await?
+            .newly_counted
+            .len()
+    };
+    // A letter's child may be counted in a block its writer completed but stopped
+    // before reporting (its batch came back until SQS dead-lettered it).
+    for block in blocks {
+        splitter
+            .ledger
+            .settle_block(splitter.name(), run, block, Utc::now())
+            .await?;
     }
-    let recorded = splitter
-        .ledger
-        .record_children(splitter.name(), run, &outcomes, Utc::now())
-        .await?;
-    Ok(recorded.newly_counted.len())
+    Ok(recorded)
 }

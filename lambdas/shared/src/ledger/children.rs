@@ -1,155 +1,95 @@
-//! Child-level calls: recording terminal outcomes with their counters, exactly once per
-//! seq, and reading children back.
+//! Child-level calls: counting terminal outcomes in blocks, exactly once per seq, and
+//! reading children back. `blocks` holds the expressions; this module makes the calls.
 
-use aws_sdk_dynamodb::error::BuildError;
+use std::collections::BTreeMap;
+
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    CancellationReason, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Error;
 use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
 
-use super::attrs::{expires_at, key, s, Item, Reader};
+use super::attrs::{expires_at, key, s, Item};
+use super::blocks::{self, Block, BlockItems, Change, MAX_SEQS_PER_UPDATE};
 use super::capacity;
 use super::error::{Context, LedgerError, Step};
-use super::plan::{batches, counter_update, dedupe, summed_deltas, Target, Write};
-use super::records::{attr, child_item, cut, ChildOutcome, ChildRecord, InvalidItem, Recorded};
+use super::plan::{counter_update, dedupe, Delta, Target};
+use super::records::{cut, ChildOutcome, ChildRecord, InvalidItem, Recorded};
 use super::retry::{retrying, CallError};
-use super::Ledger;
+use super::{Ledger, RunParams};
 use crate::ledger_keys::{
-    child_sort_key, run_partition_key, ChildState, CHILD_SORT_KEY_PREFIX, PARTITION_KEY_ATTRIBUTE,
-    SORT_KEY_ATTRIBUTE,
+    block_of, block_sort_key, child_partition_key, child_sort_key, partition_of, ChildState,
+    BLOCK_SEQS, PARTITION_KEY_ATTRIBUTE, SORT_KEY_ATTRIBUTE,
 };
 use crate::run_id::RunId;
 
-/// Why a transaction did not go through.
-enum TransactError {
-    /// Cancelled; one reason per item, in the order written (children first).
-    Cancelled(Vec<CancellationReason>),
-    Call(CallError),
-    /// The request could not be built.
-    Build(String),
-}
-
-impl TransactError {
-    fn into_ledger(self, context: &Context) -> LedgerError {
-        match self {
-            TransactError::Cancelled(reasons) => LedgerError::Cancelled {
-                context: context.clone(),
-                reasons: describe(&reasons),
-            },
-            TransactError::Call(error) => error.into_ledger(context.clone()),
-            TransactError::Build(why) => LedgerError::InvalidInput {
-                context: context.clone(),
-                why,
-            },
-        }
-    }
-}
-
-/// What one child's write did.
-enum Counted {
-    New,
-    Moved,
-    Duplicate,
-}
-
-/// What the ledger knows of a child that was not written in its batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Known {
-    /// Its condition held: no record at the time.
-    Absent,
-    /// Its condition failed and DynamoDB returned the record in this state.
-    Exists(ChildState),
-    /// Its condition failed and no record came back.
-    ExistsUnknown,
-    /// Nothing is known (its item was fine but another one failed).
-    Unknown,
-}
-
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 
-/// Reason codes a cancelled child write can carry and still be sorted out child by child:
-/// the item was fine, its condition failed, or it was busy or throttled.
-const EXPECTED_REASONS: [&str; 5] = [
-    "None",
-    CONDITIONAL_CHECK_FAILED,
-    "TransactionConflict",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-];
+/// Rounds of "the block changed under me" before a write gives up: each round is a
+/// concurrent writer of the same block finishing first, so a few suffice.
+const MAX_ROUNDS: usize = 8;
 
-/// Whether every reason is one [`EXPECTED_REASONS`] lists.
-fn expected(reasons: &[CancellationReason]) -> bool {
-    reasons
-        .iter()
-        .all(|r| EXPECTED_REASONS.contains(&r.code().unwrap_or("None")))
+/// What a conditional update of a block did.
+enum Updated {
+    /// Written; the block after it.
+    Written(Block),
+    /// The condition failed; the block as it was.
+    Refused(Block),
 }
 
-/// `index: code (message)` of each item that was not fine.
-fn describe(reasons: &[CancellationReason]) -> String {
-    let described: Vec<String> = reasons
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
-        .map(|(i, r)| {
-            format!(
-                "item {i}: {} ({})",
-                r.code().unwrap_or_default(),
-                r.message().unwrap_or("no message")
-            )
-        })
-        .collect();
-    if described.is_empty() {
-        "no reason given".into()
-    } else {
-        described.join("; ")
+/// What recording one block's children did.
+#[derive(Default)]
+struct BlockCounted {
+    new: Vec<u64>,
+    moved: Vec<u64>,
+    duplicates: Vec<u64>,
+}
+
+/// Where one run's children are written, with what.
+struct Place<'a> {
+    context: &'a Context,
+    microprocess: &'a str,
+    run: &'a RunId,
+    params: RunParams,
+    now: DateTime<Utc>,
+    expires_at: i64,
+}
+
+impl Place<'_> {
+    fn partition_key(&self, block: u64) -> String {
+        child_partition_key(
+            self.microprocess,
+            self.run,
+            partition_of(block, self.params.partitions),
+        )
+    }
+
+    fn run_key(&self) -> String {
+        crate::ledger_keys::run_partition_key(self.microprocess, self.run)
     }
 }
 
-fn known(reason: Option<&CancellationReason>) -> Known {
-    let Some(reason) = reason else {
-        return Known::Unknown;
-    };
-    match reason.code() {
-        Some(CONDITIONAL_CHECK_FAILED) => match reason.item().map(child_state) {
-            Some(Some(state)) => Known::Exists(state),
-            _ => Known::ExistsUnknown,
-        },
-        None | Some("None") => Known::Absent,
-        Some(_) => Known::Unknown,
-    }
-}
-
-fn child_state(item: &Item) -> Option<ChildState> {
-    Reader::new(item).str(attr::STATE).ok()?.parse().ok()
-}
-
-/// The first write to try for `outcome` given what is known; `None`: a duplicate.
-fn first_write(outcome: &ChildOutcome, known: Known) -> Option<Write> {
-    match known {
-        Known::Absent | Known::Unknown => Some(Write::New),
-        Known::Exists(ChildState::Failed) | Known::ExistsUnknown
-            if outcome.state == ChildState::Succeeded =>
-        {
-            Some(Write::MoveToSucceeded)
-        }
-        Known::Exists(_) | Known::ExistsUnknown => None,
-    }
-}
-
-/// The write to try after `write` failed its condition; `None`: a duplicate.
-fn next_write(outcome: &ChildOutcome, write: Write, known: Known) -> Option<Write> {
-    match write {
-        Write::New => first_write(outcome, known).filter(|w| *w == Write::MoveToSucceeded),
-        // `state = FAILED` did not hold: the child is SUCCEEDED (never downgraded).
-        Write::MoveToSucceeded => None,
-    }
+/// A unique, time-ordered name for one writer's details item.
+fn nonce(now: DateTime<Utc>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(now.timestamp_nanos_opt().unwrap_or_default());
+    format!(
+        "{:013x}{:08x}",
+        now.timestamp_micros().max(0),
+        hasher.finish() as u32
+    )
 }
 
 impl Ledger {
     /// Records terminal outcomes (`SUCCEEDED` or `FAILED`) of children of a run, each
-    /// counted once whatever the deliveries; see the module documentation.
+    /// counted once whatever the deliveries; see `docs/ledger.md`. Per block of the
+    /// outcomes: the details item is written, then one conditional update counts every
+    /// child not counted yet (a refused update returns the block, whose `counted` says
+    /// which are duplicates), a `FAILED` child now `SUCCEEDED` moves, and a block this
+    /// completes adds its counts to the run's counters.
     pub async fn record_children(
         &self,
         microprocess: &str,
@@ -174,44 +114,38 @@ impl Ledger {
         }
         let (kept, mut duplicates) = dedupe(outcomes);
         let params = self.params(&context, microprocess, run).await?;
-        let pk = run_partition_key(microprocess, run);
-        let batch = Batch {
+        let place = Place {
             context: &context,
-            pk: &pk,
-            shards: params.shards,
+            microprocess,
+            run,
+            params,
             now,
             expires_at: expires_at(now, params.retention_days),
         };
-        let seqs: Vec<u64> = kept.iter().map(|o| o.seq).collect();
+        let mut by_block: BTreeMap<u64, Vec<&ChildOutcome>> = BTreeMap::new();
+        for outcome in kept {
+            by_block
+                .entry(block_of(outcome.seq))
+                .or_default()
+                .push(outcome);
+        }
+        let counted = try_join_all(
+            by_block
+                .iter()
+                .map(|(block, outcomes)| self.record_block(&place, *block, outcomes)),
+        )
+        .await?;
         let mut newly_counted = Vec::new();
         let mut moved_to_succeeded = Vec::new();
-        for range in batches(&seqs, params.shards) {
-            let children = &kept[range];
-            let writes: Vec<(&ChildOutcome, Write)> =
-                children.iter().map(|o| (*o, Write::New)).collect();
-            let reasons = match self.transact(&batch, &writes).await {
-                Ok(()) => {
-                    newly_counted.extend(children.iter().map(|o| o.seq));
-                    continue;
-                }
-                Err(TransactError::Cancelled(reasons)) if expected(&reasons) => reasons,
-                Err(error) => return Err(error.into_ledger(&context)),
-            };
-            if counter_refused(&reasons, children.len()) {
-                return Err(LedgerError::RunNotFound { context });
-            }
-            // A child already exists: write the batch child by child.
-            for (index, outcome) in children.iter().enumerate() {
-                let first = first_write(outcome, known(reasons.get(index)));
-                match self.record_one(&batch, outcome, first).await? {
-                    Counted::New => newly_counted.push(outcome.seq),
-                    Counted::Moved => moved_to_succeeded.push(outcome.seq),
-                    Counted::Duplicate => duplicates.push(outcome.seq),
-                }
-            }
+        for block in counted {
+            newly_counted.extend(block.new);
+            moved_to_succeeded.extend(block.moved);
+            duplicates.extend(block.duplicates);
         }
-        let run_record = self.require_run(&context, microprocess, run).await?;
+        newly_counted.sort_unstable();
+        moved_to_succeeded.sort_unstable();
         duplicates.sort_unstable();
+        let run_record = self.require_run(&context, microprocess, run).await?;
         Ok(Recorded {
             newly_counted,
             moved_to_succeeded,
@@ -245,7 +179,434 @@ impl Ledger {
             .await
     }
 
-    /// Every child record of the run, in seq order (strongly consistent, every page).
+    async fn record_block(
+        &self,
+        place: &Place<'_>,
+        block: u64,
+        outcomes: &[&ChildOutcome],
+    ) -> Result<BlockCounted, LedgerError> {
+        let pk = place.partition_key(block);
+        // Details first: a counted child always has them.
+        let details = blocks::details_items(
+            &pk,
+            block,
+            outcomes,
+            &nonce(place.now),
+            place.now,
+            place.expires_at,
+        );
+        for item in details {
+            self.put_details(place.context, item).await?;
+        }
+        let mut result = BlockCounted::default();
+        let mut image: Option<Block> = None;
+        let mut moves = Vec::new();
+        for chunk in outcomes.chunks(MAX_SEQS_PER_UPDATE) {
+            let mut remaining: Vec<(u64, ChildState)> =
+                chunk.iter().map(|o| (o.seq, o.state)).collect();
+            for _ in 0..=BLOCK_SEQS {
+                if remaining.is_empty() {
+                    break;
+                }
+                let change = blocks::count(&remaining, place.expires_at);
+                match self.update_block(place.context, &pk, block, change).await? {
+                    Updated::Written(after) => {
+                        result.new.extend(remaining.iter().map(|(seq, _)| *seq));
+                        remaining.clear();
+                        image = Some(after);
+                    }
+                    Updated::Refused(before) => {
+                        // Some are counted already: duplicates, or failures to move.
+                        let left = remaining.len();
+                        remaining.retain(|(seq, state)| match before.state_of(*seq) {
+                            ChildState::Pending => true,
+                            ChildState::Failed if *state == ChildState::Succeeded => {
+                                moves.push(*seq);
+                                false
+                            }
+                            _ => {
+                                result.duplicates.push(*seq);
+                                false
+                            }
+                        });
+                        if remaining.len() == left {
+                            // Refused, yet none of them counted: nothing to learn by retrying.
+                            return Err(LedgerError::Refused {
+                                context: place.context.clone(),
+                                why: format!(
+                                    "the count of block {block} was refused, but the block \
+                                     returned counts none of its children"
+                                ),
+                            });
+                        }
+                        image = Some(before);
+                    }
+                }
+            }
+        }
+        let mut image = image.unwrap_or_else(|| Block::empty(block));
+        for seq in moves {
+            if self.move_child(place, &pk, seq, &mut image).await? {
+                result.moved.push(seq);
+            } else {
+                result.duplicates.push(seq);
+            }
+        }
+        if image.needs_report() {
+            self.report_block(place, &pk, image).await?;
+        }
+        Ok(result)
+    }
+
+    /// Moves counted `FAILED` child `seq` to `SUCCEEDED`; `false` when it is not `FAILED`
+    /// (a duplicate). `image` is the block as last seen, and is kept up to date.
+    async fn move_child(
+        &self,
+        place: &Place<'_>,
+        pk: &str,
+        seq: u64,
+        image: &mut Block,
+    ) -> Result<bool, LedgerError> {
+        for _ in 0..MAX_ROUNDS {
+            if image.state_of(seq) != ChildState::Failed {
+                return Ok(false);
+            }
+            if !image.reported {
+                let change = blocks::move_to_succeeded(seq, false, place.expires_at);
+                match self.update_block(place.context, pk, image.block, change).await? {
+                    Updated::Written(after) => {
+                        *image = after;
+                        return Ok(true);
+                    }
+                    Updated::Refused(before) => *image = before,
+                }
+                continue;
+            }
+            // Reported: the run's counters move in the same transaction.
+            let change = blocks::move_to_succeeded(seq, true, place.expires_at);
+            let delta = Delta {
+                succeeded: 1,
+                failed: -1,
+                done: 0,
+            };
+            match self
+                .transact_block(place, pk, image.block, change, delta)
+                .await?
+            {
+                true => {
+                    image.failed.remove(&(seq % BLOCK_SEQS));
+                    image.failed_count = image.failed_count.saturating_sub(1);
+                    return Ok(true);
+                }
+                false => *image = self.read_block(place.context, pk, image.block).await?,
+            }
+        }
+        Err(self.busy(place.context, image.block))
+    }
+
+    /// Adds a complete block's counts to the run's counters, once.
+    async fn report_block(
+        &self,
+        place: &Place<'_>,
+        pk: &str,
+        mut seen: Block,
+    ) -> Result<(), LedgerError> {
+        for _ in 0..MAX_ROUNDS {
+            if !seen.needs_report() {
+                return Ok(());
+            }
+            let delta = Delta {
+                succeeded: i64::try_from(seen.done - seen.failed_count).unwrap_or(i64::MAX),
+                failed: i64::try_from(seen.failed_count).unwrap_or(i64::MAX),
+                done: i64::try_from(seen.done).unwrap_or(i64::MAX),
+            };
+            if self
+                .transact_block(place, pk, seen.block, blocks::report(&seen), delta)
+                .await?
+            {
+                return Ok(());
+            }
+            // Reported by another writer, or a child moved since: look again.
+            seen = self.read_block(place.context, pk, seen.block).await?;
+        }
+        Err(self.busy(place.context, seen.block))
+    }
+
+    fn busy(&self, context: &Context, block: u64) -> LedgerError {
+        LedgerError::Refused {
+            context: context.clone(),
+            why: format!(
+                "block {block} kept changing under {MAX_ROUNDS} writes in a row; \
+                 the batch comes back"
+            ),
+        }
+    }
+
+    /// The block's change and the run's counters in one transaction; `false` when the
+    /// block's condition failed.
+    async fn transact_block(
+        &self,
+        place: &Place<'_>,
+        pk: &str,
+        block: u64,
+        change: Change,
+        delta: Delta,
+    ) -> Result<bool, LedgerError> {
+        let build = |e: aws_sdk_dynamodb::error::BuildError| LedgerError::InvalidInput {
+            context: place.context.clone(),
+            why: format!("cannot build the transaction: {e}"),
+        };
+        let block_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, &block_sort_key(block))))
+            .update_expression(change.update)
+            .condition_expression(change.condition)
+            .set_expression_attribute_names(Some(change.names))
+            .set_expression_attribute_values(Some(change.values))
+            .build()
+            .map_err(build)?;
+        let target = Target::of(block * BLOCK_SEQS, place.params.shards);
+        let counters = counter_update(delta, place.expires_at);
+        let mut counter = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&place.run_key(), &target.sort_key())))
+            .update_expression(counters.update)
+            .set_expression_attribute_names(Some(counters.names))
+            .set_expression_attribute_values(Some(counters.values));
+        if target == Target::Run {
+            // Never create a run record from a stray block.
+            counter = counter
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE);
+        }
+        let items = vec![
+            TransactWriteItem::builder().update(block_update).build(),
+            TransactWriteItem::builder()
+                .update(counter.build().map_err(build)?)
+                .build(),
+        ];
+        let result = retrying(&self.retry, || {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => {
+                self.count_writes(output.consumed_capacity());
+                // Two units per started KB in a transaction; both items are under one.
+                self.estimate_writes(4);
+                Ok(true)
+            }
+            Err(CallError::Service(error)) => match *error {
+                Error::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    if refused(reasons, 1) {
+                        return Err(LedgerError::RunNotFound {
+                            context: place.context.clone(),
+                        });
+                    }
+                    if refused(reasons, 0) {
+                        return Ok(false);
+                    }
+                    Err(LedgerError::Cancelled {
+                        context: place.context.clone(),
+                        reasons: describe(reasons),
+                    })
+                }
+                other => Err(CallError::Service(Box::new(other)).into_ledger(place.context.clone())),
+            },
+            Err(exhausted) => Err(exhausted.into_ledger(place.context.clone())),
+        }
+    }
+
+    /// One conditional update of a block, returning the block after it (or before it,
+    /// when the condition failed).
+    async fn update_block(
+        &self,
+        context: &Context,
+        pk: &str,
+        block: u64,
+        change: Change,
+    ) -> Result<Updated, LedgerError> {
+        let item_key = key(pk, &block_sort_key(block));
+        let result = retrying(&self.retry, || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .update_expression(&change.update)
+                .condition_expression(&change.condition)
+                .set_expression_attribute_names(Some(change.names.clone()))
+                .set_expression_attribute_values(Some(change.values.clone()))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await;
+        let malformed = |(key, why)| LedgerError::Malformed {
+            context: context.clone(),
+            key,
+            why,
+        };
+        match result {
+            Ok(output) => {
+                self.count_writes(output.consumed_capacity());
+                let item = output.attributes.unwrap_or_default();
+                self.estimate_writes(capacity::units(capacity::item_size(&item)));
+                Ok(Updated::Written(
+                    Block::from_item(block, Some(&item)).map_err(malformed)?,
+                ))
+            }
+            Err(CallError::Service(error)) => match *error {
+                Error::ConditionalCheckFailedException(failed) => Ok(Updated::Refused(
+                    Block::from_item(block, failed.item.as_ref()).map_err(malformed)?,
+                )),
+                other => Err(CallError::Service(Box::new(other)).into_ledger(context.clone())),
+            },
+            Err(exhausted) => Err(exhausted.into_ledger(context.clone())),
+        }
+    }
+
+    async fn put_details(&self, context: &Context, item: Item) -> Result<(), LedgerError> {
+        let units = capacity::units(capacity::item_size(&item));
+        let output = retrying(&self.retry, || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_ledger(context.clone()))?;
+        self.count_writes(output.consumed_capacity());
+        self.estimate_writes(units);
+        Ok(())
+    }
+
+    /// Block `block`, strongly consistent (the empty block when it has no item yet).
+    async fn read_block(
+        &self,
+        context: &Context,
+        pk: &str,
+        block: u64,
+    ) -> Result<Block, LedgerError> {
+        let got = retrying(&self.retry, || {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_key(Some(key(pk, &block_sort_key(block))))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_ledger(context.clone()))?;
+        self.count_reads(got.consumed_capacity());
+        Block::from_item(block, got.item.as_ref()).map_err(|(key, why)| LedgerError::Malformed {
+            context: context.clone(),
+            key,
+            why,
+        })
+    }
+
+    /// The state of child `seq` with one read of its block: `PENDING` until counted.
+    pub async fn child_state(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        seq: u64,
+    ) -> Result<ChildState, LedgerError> {
+        let context = self.context(Step::Children, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let block = block_of(seq);
+        let pk = child_partition_key(microprocess, run, partition_of(block, params.partitions));
+        Ok(self.read_block(&context, &pk, block).await?.state_of(seq))
+    }
+
+    /// Reports block `block` of the run if it is complete and not yet on the run's
+    /// counters: the last block of a sealed run (its size is known only then), or a block
+    /// whose completing writer stopped before reporting it. `true` when it is (now) on
+    /// the counters.
+    pub async fn settle_block(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        block: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let context = self.context(Step::RecordChildren, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let place = Place {
+            context: &context,
+            microprocess,
+            run,
+            params,
+            now,
+            expires_at: expires_at(now, params.retention_days),
+        };
+        let pk = place.partition_key(block);
+        let seen = self.read_block(&context, &pk, block).await?;
+        if !seen.is_complete() {
+            return Ok(false);
+        }
+        self.report_block(&place, &pk, seen).await?;
+        Ok(true)
+    }
+
+    /// Sets the size of the last block of a run sealed with `total` children (when it has
+    /// fewer than 100) and reports it if that completes it.
+    pub(crate) async fn size_last_block(
+        &self,
+        context: &Context,
+        microprocess: &str,
+        run: &RunId,
+        total: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let size = total % BLOCK_SEQS;
+        if size == 0 {
+            return Ok(());
+        }
+        let params = self.params(context, microprocess, run).await?;
+        let place = Place {
+            context,
+            microprocess,
+            run,
+            params,
+            now,
+            expires_at: expires_at(now, params.retention_days),
+        };
+        let block = block_of(total);
+        let pk = place.partition_key(block);
+        let after = match self
+            .update_block(context, &pk, block, blocks::set_size(size, place.expires_at))
+            .await?
+        {
+            Updated::Written(after) => after,
+            Updated::Refused(before) => {
+                return Err(LedgerError::Refused {
+                    context: context.clone(),
+                    why: format!(
+                        "the last block {block} has size {:?}, not {size}",
+                        before.size
+                    ),
+                })
+            }
+        };
+        if after.needs_report() {
+            self.report_block(&place, &pk, after).await?;
+        }
+        Ok(())
+    }
+
+    /// Every counted child of the run, in seq order (strongly consistent, every page).
     pub async fn children(
         &self,
         microprocess: &str,
@@ -263,9 +624,11 @@ impl Ledger {
         }
     }
 
-    /// One page of the run's child records in seq order (strongly consistent), starting
-    /// after child `after`; with the seq to pass next, `None` after the last page. Lets a
-    /// reader stream millions of children without holding them.
+    /// One page of the run's counted children in seq order (strongly consistent), starting
+    /// after child `after`; with the seq to pass next, `None` after the last page. A page
+    /// covers a few blocks of every child partition (one `Query` each, at once), so a
+    /// reader streams millions of children without holding them; a page may be empty
+    /// while more follow.
     pub async fn children_page(
         &self,
         microprocess: &str,
@@ -273,54 +636,108 @@ impl Ledger {
         after: Option<u64>,
     ) -> Result<(Vec<ChildRecord>, Option<u64>), LedgerError> {
         let context = self.context(Step::Children, microprocess, Some(run));
-        let pk = s(run_partition_key(microprocess, run));
-        let start = match after {
-            Some(seq) => {
-                let sk = child_sort_key(seq).map_err(|source| LedgerError::Seq {
-                    context: context.clone(),
-                    source,
-                })?;
-                let mut key = Item::new();
-                key.insert(PARTITION_KEY_ATTRIBUTE.to_owned(), pk.clone());
-                key.insert(SORT_KEY_ATTRIBUTE.to_owned(), s(sk));
-                Some(key)
-            }
-            None => None,
+        let Some(record) = self.read_run(&context, microprocess, run).await? else {
+            return Ok((Vec::new(), None));
         };
-        let page = retrying(&self.retry, || {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :child)")
-                .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
-                .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
-                .expression_attribute_values(":pk", pk.clone())
-                .expression_attribute_values(":child", s(CHILD_SORT_KEY_PREFIX))
-                .set_exclusive_start_key(start.clone())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-        })
-        .await
-        .map_err(|e| e.into_ledger(context.clone()))?;
-        self.count_reads(page.consumed_capacity());
+        let partitions = record.partitions.max(1);
+        // A sealed run ends at its total; an unsealed one at the first empty page past its
+        // checkpoint (children of the page being split are counted before it).
+        let sealed = record.split_done && record.total.is_some();
+        let end_block = record
+            .total
+            .unwrap_or(record.enqueued)
+            .div_ceil(BLOCK_SEQS);
+        let first_block = match after {
+            Some(seq) => block_of(seq.saturating_add(1)),
+            None => 0,
+        };
+        if sealed && first_block >= end_block {
+            return Ok((Vec::new(), None));
+        }
+        let page_blocks = u64::from(partitions).max(10);
+        let last_block = if sealed {
+            (first_block + page_blocks).min(end_block) - 1
+        } else {
+            first_block + page_blocks - 1
+        };
+        let queries = (0..partitions).filter_map(|p| {
+            // The first and last block of partition p in the page.
+            let offset = (u64::from(p) + u64::from(partitions) - first_block % u64::from(partitions))
+                % u64::from(partitions);
+            let first = first_block + offset;
+            if first > last_block {
+                return None;
+            }
+            let last = first + (last_block - first) / u64::from(partitions) * u64::from(partitions);
+            Some(self.query_blocks(&context, child_partition_key(microprocess, run, p), first, last))
+        });
+        let mut grouped: BTreeMap<u64, BlockItems> = BTreeMap::new();
+        for items in try_join_all(queries).await? {
+            grouped.extend(blocks::group(items).map_err(|(key, why)| LedgerError::Malformed {
+                context: context.clone(),
+                key,
+                why,
+            })?);
+        }
         let mut children = Vec::new();
-        for item in page.items.unwrap_or_default() {
-            children.push(ChildRecord::from_item(&item).map_err(|(key, why)| {
+        for (block, items) in &grouped {
+            let records = blocks::records(*block, items).map_err(|(key, why)| {
                 LedgerError::Malformed {
                     context: context.clone(),
                     key,
                     why,
                 }
-            })?);
+            })?;
+            children.extend(
+                records
+                    .into_iter()
+                    .filter(|r| after.is_none_or(|a| r.seq > a)),
+            );
         }
-        let more = page.last_evaluated_key.is_some_and(|k| !k.is_empty());
-        let next = if more {
-            children.last().map(|c| c.seq)
-        } else {
-            None
-        };
+        let more = last_block + 1 < end_block || (!sealed && !grouped.is_empty());
+        let next = more.then(|| (last_block + 1) * BLOCK_SEQS - 1);
         Ok((children, next))
+    }
+
+    /// Every item of blocks `first..=last` of one child partition (block and details).
+    async fn query_blocks(
+        &self,
+        context: &Context,
+        pk: String,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<Item>, LedgerError> {
+        let pk = s(pk);
+        let from = s(block_sort_key(first));
+        // `~` sorts after `#`: the last block's details are in the range.
+        let to = s(format!("{}~", block_sort_key(last)));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = retrying(&self.retry, || {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
+                    .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
+                    .expression_attribute_values(":pk", pk.clone())
+                    .expression_attribute_values(":from", from.clone())
+                    .expression_attribute_values(":to", to.clone())
+                    .set_exclusive_start_key(start.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+            })
+            .await
+            .map_err(|e| e.into_ledger(context.clone()))?;
+            self.count_reads(page.consumed_capacity());
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// The record of child `seq` (strongly consistent); `None` before it is counted.
@@ -331,286 +748,83 @@ impl Ledger {
         seq: u64,
     ) -> Result<Option<ChildRecord>, LedgerError> {
         let context = self.context(Step::Children, microprocess, Some(run));
-        let sk = child_sort_key(seq).map_err(|source| LedgerError::Seq {
+        child_sort_key(seq).map_err(|source| LedgerError::Seq {
             context: context.clone(),
             source,
         })?;
-        let pk = s(run_partition_key(microprocess, run));
-        let got = retrying(&self.retry, || {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key(PARTITION_KEY_ATTRIBUTE, pk.clone())
-                .key(SORT_KEY_ATTRIBUTE, s(sk.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-        })
-        .await
-        .map_err(|e| e.into_ledger(context.clone()))?;
-        self.count_reads(got.consumed_capacity());
-        got.item
-            .map(|item| {
-                ChildRecord::from_item(&item).map_err(|(key, why)| LedgerError::Malformed {
-                    context,
-                    key,
-                    why,
-                })
-            })
-            .transpose()
-    }
-
-    /// One child in its own transaction: a new record, or a move to `SUCCEEDED`, or
-    /// nothing for a duplicate.
-    async fn record_one(
-        &self,
-        batch: &Batch<'_>,
-        outcome: &ChildOutcome,
-        first: Option<Write>,
-    ) -> Result<Counted, LedgerError> {
-        let mut next = first;
-        // At most a new write then a move: the loop ends in two rounds.
-        while let Some(write) = next {
-            match self.transact(batch, &[(outcome, write)]).await {
-                Ok(()) => {
-                    return Ok(match write {
-                        Write::New => Counted::New,
-                        Write::MoveToSucceeded => Counted::Moved,
-                    })
-                }
-                Err(TransactError::Cancelled(reasons)) if expected(&reasons) => {
-                    if counter_refused(&reasons, 1) {
-                        return Err(LedgerError::RunNotFound {
-                            context: batch.context.clone(),
-                        });
-                    }
-                    next = next_write(outcome, write, known(reasons.first()));
-                }
-                Err(error) => return Err(error.into_ledger(batch.context)),
-            }
-        }
-        Ok(Counted::Duplicate)
-    }
-
-    /// One `TransactWriteItems`: the children's records, then their counter items.
-    async fn transact(
-        &self,
-        batch: &Batch<'_>,
-        writes: &[(&ChildOutcome, Write)],
-    ) -> Result<(), TransactError> {
-        let (items, estimate) = self
-            .transaction_items(batch, writes)
-            .map_err(|e| TransactError::Build(format!("cannot build the transaction: {e}")))?;
-        let result = retrying(&self.retry, || {
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-        })
-        .await;
-        match result {
-            Ok(output) => {
-                self.count_writes(output.consumed_capacity());
-                self.estimate_writes(estimate);
-                Ok(())
-            }
-            Err(CallError::Service(error)) => match *error {
-                Error::TransactionCanceledException(cancelled) => Err(TransactError::Cancelled(
-                    cancelled.cancellation_reasons().to_vec(),
-                )),
-                other => Err(TransactError::Call(CallError::Service(Box::new(other)))),
-            },
-            Err(exhausted) => Err(TransactError::Call(exhausted)),
-        }
-    }
-
-    fn transaction_items(
-        &self,
-        batch: &Batch<'_>,
-        writes: &[(&ChildOutcome, Write)],
-    ) -> Result<(Vec<TransactWriteItem>, u64), BuildError> {
-        let mut items = Vec::with_capacity(writes.len() + 1);
-        // Transactional writes cost two units per started KB; counter items stay under one.
-        let mut estimate = 0;
-        for (outcome, write) in writes {
-            // Checked before: every seq has a key.
-            let sk = child_sort_key(outcome.seq).unwrap_or_default();
-            let record = child_item(batch.pk, &sk, outcome, batch.now, batch.expires_at);
-            estimate += 2 * capacity::units(capacity::item_size(&record));
-            let put = match write {
-                Write::New => Put::builder()
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE),
-                Write::MoveToSucceeded => Put::builder()
-                    .condition_expression("#state = :failed")
-                    .expression_attribute_names("#state", attr::STATE)
-                    .expression_attribute_values(":failed", s(ChildState::Failed.as_str())),
-            }
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        let deltas = summed_deltas(
-            writes.iter().map(|(o, w)| (o.seq, *w, o.state)),
-            batch.shards,
-        );
-        for (target, delta) in deltas {
-            let expression = counter_update(delta, batch.expires_at);
-            let mut update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(batch.pk, &target.sort_key())))
-                .update_expression(expression.update)
-                .set_expression_attribute_names(Some(expression.names))
-                .set_expression_attribute_values(Some(expression.values));
-            if target == Target::Run {
-                // Never create a run record from a stray child.
-                update = update
-                    .condition_expression("attribute_exists(#pk)")
-                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE);
-            }
-            items.push(TransactWriteItem::builder().update(update.build()?).build());
-            estimate += 2;
-        }
-        Ok((items, estimate))
+        let params = self.params(&context, microprocess, run).await?;
+        let block = block_of(seq);
+        let pk = child_partition_key(microprocess, run, partition_of(block, params.partitions));
+        let items = self.query_blocks(&context, pk, block, block).await?;
+        let malformed = |(key, why)| LedgerError::Malformed {
+            context: context.clone(),
+            key,
+            why,
+        };
+        let grouped = blocks::group(items).map_err(malformed)?;
+        let Some(items) = grouped.get(&block) else {
+            return Ok(None);
+        };
+        Ok(blocks::records(block, items)
+            .map_err(malformed)?
+            .into_iter()
+            .find(|r| r.seq == seq))
     }
 }
 
-/// Everything one `record_children` call writes with.
-struct Batch<'a> {
-    context: &'a Context,
-    pk: &'a str,
-    shards: u32,
-    now: DateTime<Utc>,
-    expires_at: i64,
-}
-
-/// Whether a cancellation came from the run record's `attribute_exists` condition (the
-/// counter items follow the `children` child items).
-fn counter_refused(reasons: &[CancellationReason], children: usize) -> bool {
+/// Whether item `index`'s condition failed in a cancelled transaction.
+fn refused(reasons: &[CancellationReason], index: usize) -> bool {
     reasons
+        .get(index)
+        .is_some_and(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED))
+}
+
+/// `index: code (message)` of each item that was not fine.
+fn describe(reasons: &[CancellationReason]) -> String {
+    let described: Vec<String> = reasons
         .iter()
-        .skip(children)
-        .any(|r| r.code() == Some(CONDITIONAL_CHECK_FAILED))
+        .enumerate()
+        .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
+        .map(|(i, r)| {
+            format!(
+                "item {i}: {} ({})",
+                r.code().unwrap_or_default(),
+                r.message().unwrap_or("no message")
+            )
+        })
+        .collect();
+    if described.is_empty() {
+        "no reason given".into()
+    } else {
+        described.join("; ")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn outcome(state: ChildState) -> ChildOutcome {
-        ChildOutcome {
-            seq: 3,
-            item: "x".into(),
-            state,
-            attempts: 1,
-            result: None,
-            reason: None,
-        }
-    }
-
-    fn reason(code: &str, state: Option<&str>) -> CancellationReason {
-        let mut builder = CancellationReason::builder().code(code);
-        if let Some(state) = state {
-            builder = builder.set_item(Some(HashMap::from([("state".to_owned(), s(state))])));
-        }
-        builder.build()
+    fn reason(code: &str) -> CancellationReason {
+        CancellationReason::builder().code(code).build()
     }
 
     #[test]
-    fn cancellation_reasons_tell_what_exists() {
-        assert_eq!(known(None), Known::Unknown);
-        assert_eq!(known(Some(&reason("None", None))), Known::Absent);
+    fn only_a_failed_condition_is_a_refusal() {
+        let reasons = [reason("None"), reason("ConditionalCheckFailed")];
+        assert!(!refused(&reasons, 0));
+        assert!(refused(&reasons, 1));
+        assert!(!refused(&reasons, 2));
         assert_eq!(
-            known(Some(&reason("ConditionalCheckFailed", Some("FAILED")))),
-            Known::Exists(ChildState::Failed)
-        );
-        assert_eq!(
-            known(Some(&reason("ConditionalCheckFailed", None))),
-            Known::ExistsUnknown
-        );
-        assert_eq!(
-            known(Some(&reason("TransactionConflict", None))),
-            Known::Unknown
+            describe(&[reason("None"), reason("ValidationError")]),
+            "item 1: ValidationError (no message)"
         );
     }
 
     #[test]
-    fn a_succeeded_child_is_never_downgraded() {
-        let failed = outcome(ChildState::Failed);
-        let succeeded = outcome(ChildState::Succeeded);
-        // A late FAILED delivery of a SUCCEEDED (or FAILED) child: nothing to write.
-        assert_eq!(
-            first_write(&failed, Known::Exists(ChildState::Succeeded)),
-            None
-        );
-        assert_eq!(
-            first_write(&failed, Known::Exists(ChildState::Failed)),
-            None
-        );
-        assert_eq!(first_write(&failed, Known::ExistsUnknown), None);
-        assert_eq!(
-            first_write(&succeeded, Known::Exists(ChildState::Succeeded)),
-            None
-        );
-        // A redriven child that now succeeds moves.
-        assert_eq!(
-            first_write(&succeeded, Known::Exists(ChildState::Failed)),
-            Some(Write::MoveToSucceeded)
-        );
-        assert_eq!(
-            first_write(&succeeded, Known::ExistsUnknown),
-            Some(Write::MoveToSucceeded)
-        );
-        assert_eq!(first_write(&failed, Known::Absent), Some(Write::New));
-        assert_eq!(first_write(&succeeded, Known::Unknown), Some(Write::New));
-    }
-
-    #[test]
-    fn a_failed_write_leads_at_most_to_one_move() {
-        let succeeded = outcome(ChildState::Succeeded);
-        let failed = outcome(ChildState::Failed);
-        assert_eq!(
-            next_write(&succeeded, Write::New, Known::ExistsUnknown),
-            Some(Write::MoveToSucceeded)
-        );
-        assert_eq!(next_write(&failed, Write::New, Known::ExistsUnknown), None);
-        assert_eq!(
-            next_write(&succeeded, Write::New, Known::Exists(ChildState::Succeeded)),
-            None
-        );
-        // A new write that failed never becomes a new write again.
-        assert_eq!(next_write(&succeeded, Write::New, Known::Unknown), None);
-        assert_eq!(
-            next_write(&succeeded, Write::MoveToSucceeded, Known::ExistsUnknown),
-            None
-        );
-    }
-
-    #[test]
-    fn validation_errors_are_not_sorted_out_child_by_child() {
-        assert!(expected(&[
-            reason("ConditionalCheckFailed", None),
-            reason("TransactionConflict", None),
-            reason("None", None),
-        ]));
-        let reasons = [reason("None", None), reason("ValidationError", None)];
-        assert!(!expected(&reasons));
-        assert_eq!(describe(&reasons), "item 1: ValidationError (no message)");
-    }
-
-    #[test]
-    fn only_a_counter_item_failure_means_the_run_is_missing() {
-        let reasons = [
-            reason("ConditionalCheckFailed", None),
-            reason("None", None),
-            reason("None", None),
-        ];
-        assert!(!counter_refused(&reasons, 2));
-        let reasons = [reason("None", None), reason("ConditionalCheckFailed", None)];
-        assert!(counter_refused(&reasons, 1));
+    fn nonces_sort_in_time_order() {
+        let early = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let late = DateTime::from_timestamp(1_800_000_001, 0).unwrap();
+        assert!(nonce(early) < nonce(late));
+        assert_eq!(nonce(early).len(), 21);
     }
 }

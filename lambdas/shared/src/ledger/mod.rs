@@ -61,6 +61,7 @@
 //! each successful write wrote (one unit per started KB, two in a transaction).
 
 mod attrs;
+mod blocks;
 mod capacity;
 mod children;
 mod error;
@@ -77,7 +78,7 @@ use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 
 pub use error::{Context, LedgerError, Step};
-pub use plan::{MAX_TRANSACTION_ITEMS, SHARD_BLOCK};
+pub use plan::SHARD_BLOCK;
 pub use records::{
     state_pk, state_sk, ChildOutcome, ChildRecord, ChildResult, InvalidItem, Overlap, Recorded,
     RunRecord, StartRun, MAX_STORED_TEXT,
@@ -96,7 +97,33 @@ const MILLI: f64 = 1000.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunParams {
     shards: u32,
+    partitions: u32,
     retention_days: u32,
+}
+
+/// How a run's counting is laid out, fixed when it starts: counter shards on the run's
+/// key, and child partition keys its blocks spread over (`docs/ledger.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// 1 to 999: the counters on the run record (1) or on that many shard items.
+    pub counter_shards: u32,
+    /// 1 to [`crate::ledger_keys::MAX_PARTITIONS`].
+    pub partitions: u32,
+}
+
+impl Layout {
+    /// One counter item and one child partition key: a small run.
+    pub const SINGLE: Layout = Layout {
+        counter_shards: 1,
+        partitions: 1,
+    };
+
+    pub fn new(counter_shards: u32, partitions: u32) -> Layout {
+        Layout {
+            counter_shards,
+            partitions,
+        }
+    }
 }
 
 /// Entries kept before the cache starts over (a Lambda container sees a few runs).
@@ -202,6 +229,7 @@ impl Ledger {
             record.partition_key(),
             RunParams {
                 shards: record.counter_shards,
+                partitions: record.partitions,
                 retention_days: record.retention_days,
             },
         );

@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::attrs::{b, n, s, time_text, Item, Reader};
-use crate::ledger_keys::{
-    parse_child_sort_key, run_partition_key, ChildState, RunState, SORT_KEY_ATTRIBUTE,
-};
+use crate::ledger_keys::{run_partition_key, ChildState, RunState};
 use crate::run_id::RunId;
 
 /// Attribute names of the ledger's records (docs/ledger.md).
@@ -30,9 +28,9 @@ pub(crate) mod attr {
     pub const REDUCE_CLAIMED_AT: &str = "reduce_claimed_at";
     pub const REDUCE_QUEUED_AT: &str = "reduce_queued_at";
     pub const COUNTER_SHARDS: &str = "counter_shards";
+    pub const PARTITIONS: &str = "partitions";
     pub const RETENTION_DAYS: &str = "retention_days";
     pub const EXPIRES_AT: &str = "expires_at";
-    pub const SEQ: &str = "seq";
     pub const ITEM: &str = "item";
     pub const ATTEMPTS: &str = "attempts";
     pub const RESULT: &str = "result";
@@ -79,15 +77,22 @@ pub struct RunRecord {
     pub reduce_queued_at: Option<DateTime<Utc>>,
     /// Counter shards of the run (1: the counters are on the run record itself).
     pub counter_shards: u32,
+    /// Child partition keys the run's blocks are spread over.
+    pub partitions: u32,
     pub retention_days: u32,
     /// TTL, epoch seconds.
     pub expires_at: i64,
 }
 
 impl RunRecord {
-    /// The partition of the run and its children: the reduce's `results.partition_key`.
+    /// The partition of the run record and its counters.
     pub fn partition_key(&self) -> String {
         run_partition_key(&self.microprocess, &self.run)
+    }
+
+    /// The partition keys of the run's children: the reduce's `results.partition_keys`.
+    pub fn child_partition_keys(&self) -> Vec<String> {
+        crate::ledger_keys::child_partition_keys(&self.microprocess, &self.run, self.partitions)
     }
 
     /// The split is sealed and every child is accounted for.
@@ -121,6 +126,7 @@ impl RunRecord {
             reduce_claimed_at: r.opt_time(attr::REDUCE_CLAIMED_AT).map_err(fail)?,
             reduce_queued_at: r.opt_time(attr::REDUCE_QUEUED_AT).map_err(fail)?,
             counter_shards: r.u32_or(attr::COUNTER_SHARDS, 1).map_err(fail)?.max(1),
+            partitions: r.u32_or(attr::PARTITIONS, 1).map_err(fail)?.max(1),
             retention_days: r.u32_or(attr::RETENTION_DAYS, 0).map_err(fail)?,
             expires_at: r.opt_i64(attr::EXPIRES_AT).map_err(fail)?.unwrap_or(0),
         })
@@ -152,6 +158,7 @@ impl RunRecord {
         put(attr::FAILED, n(self.failed));
         put(attr::DONE, n(self.done));
         put(attr::COUNTER_SHARDS, n(self.counter_shards));
+        put(attr::PARTITIONS, n(self.partitions));
         put(attr::RETENTION_DAYS, n(self.retention_days));
         put(attr::EXPIRES_AT, n(self.expires_at));
         item
@@ -246,69 +253,6 @@ pub struct ChildRecord {
     pub expires_at: i64,
 }
 
-impl ChildRecord {
-    pub(crate) fn from_item(item: &Item) -> Result<ChildRecord, (String, String)> {
-        let r = Reader::new(item);
-        let fail = |why: String| (r.key_text(), why);
-        let sk = r.str(SORT_KEY_ATTRIBUTE).map_err(fail)?;
-        let seq = parse_child_sort_key(sk)
-            .ok_or_else(|| fail(format!("`{SORT_KEY_ATTRIBUTE}` `{sk}` is not a child key")))?;
-        let result = match (
-            r.opt_str(attr::RESULT).map_err(fail)?,
-            r.opt_str(attr::RESULT_S3).map_err(fail)?,
-        ) {
-            (_, Some(uri)) => Some(ChildResult::Stored {
-                s3_uri: uri.to_owned(),
-            }),
-            (Some(json), None) => Some(ChildResult::Inline(json.to_owned())),
-            (None, None) => None,
-        };
-        Ok(ChildRecord {
-            seq,
-            item: r.str(attr::ITEM).map_err(fail)?.to_owned(),
-            state: r
-                .str(attr::STATE)
-                .map_err(fail)?
-                .parse()
-                .map_err(|e: crate::ledger_keys::UnknownState| fail(e.to_string()))?,
-            attempts: r.u32_or(attr::ATTEMPTS, 0).map_err(fail)?,
-            result,
-            reason: r.opt_str(attr::REASON).map_err(fail)?.map(str::to_owned),
-            finished_at: r.time(attr::FINISHED_AT).map_err(fail)?,
-            expires_at: r.opt_i64(attr::EXPIRES_AT).map_err(fail)?.unwrap_or(0),
-        })
-    }
-}
-
-/// The item of a child's terminal record.
-pub(crate) fn child_item(
-    pk: &str,
-    sk: &str,
-    outcome: &ChildOutcome,
-    finished_at: DateTime<Utc>,
-    expires_at: i64,
-) -> Item {
-    let mut item = crate::ledger::attrs::key(pk, sk);
-    let mut put = |name: &str, value| {
-        item.insert(name.to_owned(), value);
-    };
-    put(attr::SEQ, n(outcome.seq));
-    put(attr::ITEM, s(cut(&outcome.item)));
-    put(attr::STATE, s(outcome.state.as_str()));
-    put(attr::ATTEMPTS, n(outcome.attempts));
-    match &outcome.result {
-        Some(ChildResult::Inline(json)) => put(attr::RESULT, s(json)),
-        Some(ChildResult::Stored { s3_uri }) => put(attr::RESULT_S3, s(s3_uri)),
-        None => {}
-    }
-    if let Some(reason) = &outcome.reason {
-        put(attr::REASON, s(cut(reason)));
-    }
-    put(attr::FINISHED_AT, s(time_text(finished_at)));
-    put(attr::EXPIRES_AT, n(expires_at));
-    item
-}
-
 /// `text` cut to at most [`MAX_STORED_TEXT`] bytes, on a character boundary.
 pub(crate) fn cut(text: &str) -> &str {
     if text.len() <= MAX_STORED_TEXT {
@@ -346,6 +290,7 @@ mod tests {
             reduce_claimed_at: None,
             reduce_queued_at: None,
             counter_shards: 4,
+            partitions: 3,
             retention_days: 90,
             expires_at: 1_800_000_000,
         }
@@ -378,36 +323,6 @@ mod tests {
         let (key, why) = RunRecord::from_item(&item).unwrap_err();
         assert_eq!(key, "RUN#credit-scores#2026-11-01T02-00-00Z/RUN");
         assert!(why.starts_with("unknown run state `DONE`"), "{why}");
-    }
-
-    #[test]
-    fn child_items_round_trip() {
-        let finished = Utc.with_ymd_and_hms(2026, 11, 1, 3, 0, 0).unwrap();
-        for result in [
-            None,
-            Some(ChildResult::Inline("{\"score\":7}".into())),
-            Some(ChildResult::Stored {
-                s3_uri: "s3://b/results/m/r/41.json".into(),
-            }),
-        ] {
-            let outcome = ChildOutcome {
-                seq: 41,
-                item: "ACN-000000042".into(),
-                state: ChildState::Succeeded,
-                attempts: 2,
-                result: result.clone(),
-                reason: None,
-            };
-            let item = child_item("RUN#m#r", "CHILD#000000000041", &outcome, finished, 99);
-            let record = ChildRecord::from_item(&item).unwrap();
-            assert_eq!(record.seq, 41);
-            assert_eq!(record.item, "ACN-000000042");
-            assert_eq!(record.state, ChildState::Succeeded);
-            assert_eq!(record.attempts, 2);
-            assert_eq!(record.result, result);
-            assert_eq!(record.finished_at, finished);
-            assert_eq!(record.expires_at, 99);
-        }
     }
 
     #[test]

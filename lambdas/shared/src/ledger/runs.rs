@@ -11,9 +11,10 @@ use super::capacity;
 use super::error::{Context, LedgerError, Step};
 use super::records::{attr, state_pk, Overlap, RunRecord, StartRun};
 use super::retry::{retrying, CallError};
-use super::{Ledger, RunParams, RUNS_BY_STATE_INDEX};
+use super::{Layout, Ledger, RunParams, RUNS_BY_STATE_INDEX};
 use crate::ledger_keys::{
-    run_partition_key, RunState, MAX_COUNTER_SHARDS, PARTITION_KEY_ATTRIBUTE, RUN_SORT_KEY,
+    run_partition_key, RunState, MAX_COUNTER_SHARDS, MAX_PARTITIONS, PARTITION_KEY_ATTRIBUTE,
+    RUN_SORT_KEY,
     SHARD_SORT_KEY_PREFIX, SORT_KEY_ATTRIBUTE,
 };
 use crate::run_id::RunId;
@@ -92,17 +93,18 @@ pub(crate) fn transition(
 
 impl Ledger {
     /// Starts run `run` of `microprocess`, `SPLITTING`, unless it exists or (with
-    /// [`Overlap::Skip`]) another run of the microprocess is active. `shards` (1 to 999)
-    /// and `retention_days` (at least 1) are fixed for the run's life.
+    /// [`Overlap::Skip`]) another run of the microprocess is active. The `layout` and
+    /// `retention_days` (at least 1) are fixed for the run's life.
     pub async fn start_run(
         &self,
         microprocess: &str,
         run: &RunId,
         overlap: Overlap,
         retention_days: u32,
-        shards: u32,
+        layout: Layout,
         now: DateTime<Utc>,
     ) -> Result<StartRun, LedgerError> {
+        let shards = layout.counter_shards;
         let context = self.context(Step::StartRun, microprocess, Some(run));
         if microprocess.is_empty() || microprocess.contains('#') {
             return Err(LedgerError::InvalidInput {
@@ -118,6 +120,15 @@ impl Ledger {
                 why: format!(
                     "counter shards must be 1 to {}, not {shards}",
                     MAX_COUNTER_SHARDS - 1
+                ),
+            });
+        }
+        if !(1..=MAX_PARTITIONS).contains(&layout.partitions) {
+            return Err(LedgerError::InvalidInput {
+                context,
+                why: format!(
+                    "child partitions must be 1 to {MAX_PARTITIONS}, not {}",
+                    layout.partitions
                 ),
             });
         }
@@ -154,6 +165,7 @@ impl Ledger {
             reduce_claimed_at: None,
             reduce_queued_at: None,
             counter_shards: shards,
+            partitions: layout.partitions,
             retention_days,
             expires_at: expires_at(now, retention_days),
         };
@@ -269,6 +281,16 @@ impl Ledger {
     ) -> Result<RunRecord, LedgerError> {
         let context = self.context(Step::Seal, microprocess, Some(run));
         let params = self.params(&context, microprocess, run).await?;
+        let current = self.require_run(&context, microprocess, run).await?;
+        // The last block's size first: it cannot complete the run before the seal, and a
+        // repeated seal sizes it again with the total that stays.
+        let total = if current.split_done {
+            current.total.unwrap_or(total)
+        } else {
+            total
+        };
+        self.size_last_block(&context, microprocess, run, total, now)
+            .await?;
         let change = RunUpdate::new(
             "SET #split_done = :true, #total = :total, #split_done_at = :now, \
              #state = :processing, #state_pk = :state_pk, #expires_at = :expires_at",
@@ -698,6 +720,7 @@ impl Ledger {
         let record = self.require_run(context, microprocess, run).await?;
         Ok(RunParams {
             shards: record.counter_shards,
+            partitions: record.partitions,
             retention_days: record.retention_days,
         })
     }

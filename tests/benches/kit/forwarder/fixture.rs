@@ -12,7 +12,7 @@ use chrono::Utc;
 use demo_service::{Config, DemoService, RunningService};
 use kit_tests::ledger_table::create_ledger_table;
 use kit_tests::moto::{sdk_config, MotoServer};
-use microprocess_shared::ledger::{Ledger, Overlap};
+use microprocess_shared::ledger::{Layout, Ledger, Overlap};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::settings::{self, CommonSettings, ForwarderSettings, ResultStorage};
@@ -73,7 +73,7 @@ impl Fixture {
         let secret_arn = create_secret(&config).await;
         let run = RunId::parse("forwarder-bench").expect("a valid run id");
         Ledger::from_config(&config, &table)
-            .start_run(NAME, &run, Overlap::Allow, 30, 1, Utc::now())
+            .start_run(NAME, &run, Overlap::Allow, 30, Layout::SINGLE, Utc::now())
             .await
             .unwrap_or_else(|e| panic!("cannot start the run: {e}"));
         let service = DemoService::start(Config::new(SECRET).with_items(items))
