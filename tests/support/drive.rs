@@ -45,13 +45,19 @@ pub fn counted_splitter(
     (splitter, handoff)
 }
 
-/// A sealed run of `total` children counted on `shards` counter shards, their messages
-/// on the queue in seq order, ten to a request (what a split does, without the service).
+/// A sealed run of `total` children counted on `shards` counter shards (over three child
+/// partition keys), their messages on the queue in seq order, ten to a request (what a
+/// split does, without the service).
 pub async fn sharded_run(pipeline: &Pipeline, run: &str, total: u64, shards: u32) -> RunId {
+    laid_out_run(pipeline, run, total, Layout::new(shards, 3)).await
+}
+
+/// A sealed run of `total` children laid out as `layout`, its messages on the queue.
+pub async fn laid_out_run(pipeline: &Pipeline, run: &str, total: u64, layout: Layout) -> RunId {
     let run = RunId::parse(run).unwrap();
     pipeline
         .ledger
-        .start_run(NAME, &run, Overlap::Allow, 30, Layout::new(shards, 3), Utc::now())
+        .start_run(NAME, &run, Overlap::Allow, 30, layout, Utc::now())
         .await
         .unwrap();
     let seqs: Vec<u64> = (0..total).collect();

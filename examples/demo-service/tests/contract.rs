@@ -416,9 +416,11 @@ async fn reduce_writes_the_report_once() {
     assert_eq!(written["service"]["failed"], 1);
     assert_eq!(written["service"]["process_calls"], 21);
     assert_eq!(
-        written["results"]["partition_key"],
-        format!("RUN#{MP}#{RUN}")
+        written["results"]["partition_keys"],
+        json!([format!("RUN#{MP}#{RUN}#0"), format!("RUN#{MP}#{RUN}#1")])
     );
+    // Two keys: no `partition_key` for a service that would read only one.
+    assert!(written["results"].get("partition_key").is_none());
     let histogram = written["histogram"].as_object().unwrap();
     assert_eq!(histogram.len(), 11);
     assert_eq!(histogram.keys().next().map(String::as_str), Some("300-349"));

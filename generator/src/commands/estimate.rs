@@ -11,6 +11,7 @@ use super::Exit;
 use crate::config::diagnostic::did_you_mean;
 use crate::config::model::{Environment, Microprocess, ResultStorage};
 use crate::config::Project;
+use crate::estimate::fan_in::{fan_in, peak_units_per_key, PARTITION_WRITE_UNITS_PER_SECOND};
 use crate::estimate::{self, prices, Bound, Estimate, Inputs, Workload};
 
 #[derive(Debug, Args)]
@@ -239,6 +240,7 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
         let _ = writeln!(s, "{hint}");
     }
     let _ = writeln!(s);
+    let _ = writeln!(s, "{}", ledger_limit(e));
     let sf = &e.step_functions;
     let _ = writeln!(
         s,
@@ -266,6 +268,25 @@ pub fn report(env: &Environment, mp: &Microprocess, e: &Estimate) -> String {
         prices::PRICES_REGION
     );
     s
+}
+
+/// The ledger's peak load per partition key at the run's pace, against DynamoDB's
+/// ceiling, and the pace the layout holds before it throttles.
+fn ledger_limit(e: &Estimate) -> String {
+    let f = fan_in(&e.inputs);
+    let pace = e.timing.children_per_second;
+    let peak = peak_units_per_key(&f, pace);
+    format!(
+        "ledger: {} child partition key{} (`results.partitions`), {} write units a child; at {} children/s the busiest key takes {} write units/s of DynamoDB's {} ({:.0}%); the layout holds {} children/s before it throttles",
+        f.partitions,
+        if f.partitions == 1 { "" } else { "s" },
+        decimal(f.units_per_child),
+        grouped(pace),
+        grouped(peak),
+        grouped(PARTITION_WRITE_UNITS_PER_SECOND),
+        100.0 * peak / PARTITION_WRITE_UNITS_PER_SECOND,
+        grouped(f.children_per_second),
+    )
 }
 
 /// Shorter waits for the cap are not worth a line: the model's AWS call times are rougher.

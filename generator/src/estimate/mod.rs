@@ -57,6 +57,7 @@ impl Inputs {
             max_attempts: mp.process.max_attempts,
             page_size: mp.split.page_size,
             counter_shards: mp.results.counter_shards,
+            partitions: mp.results.partitions,
             storage: match mp.results.storage {
                 ResultStorage::Ledger => Storage::Ledger,
                 ResultStorage::Bucket => Storage::Bucket,

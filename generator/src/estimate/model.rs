@@ -12,9 +12,11 @@
 //! - **forwarder**, per batch: a consistent `Query` of the run (run record and its counter
 //!   shards), the process calls at once (after waiting for the rate cap's share of the
 //!   instance, a token bucket of one batch, when the instance would call faster),
-//!   the results put in S3 one after another when they go there, one `TransactWriteItems`
-//!   of the batch's children and the counter items they count on, and a consistent `Query`
-//!   to see whether the run is complete; per retry one `ChangeMessageVisibility`, per child
+//!   the results put in S3 one after another when they go there, per block the batch
+//!   touches (one, two at a block's edge) a `PutItem` of the children's details and one
+//!   conditional `UpdateItem` that counts them, per 100 children the block's report (a
+//!   `TransactWriteItems` of the block and its counter item), and a consistent `Query` to
+//!   see whether the run is complete; per retry one `ChangeMessageVisibility`, per child
 //!   failed for good one `SendMessage` to the dead-letter queue;
 //! - **per run**: the run's start, seal, reduce claim, reduce-queued note and completion
 //!   (`PutItem`, `UpdateItem`), the reduce message through the queue, the splitter's
@@ -60,7 +62,7 @@ pub const SWEEP_SECONDS: f64 = 0.020;
 /// execution the map starts, and at least one task state in it.
 pub const SFN_STANDARD_TRANSITIONS_PER_CHILD: f64 = 2.0;
 
-/// Largest result kept inline in a child record (`results::MAX_INLINE_BYTES`).
+/// Largest result kept inline in a child's details (`results::MAX_INLINE_BYTES`).
 pub const MAX_INLINE_RESULT_BYTES: u64 = 64 * 1024;
 /// A typical run id (`manual-20261124t020000z`, a schedule's `2026-11-01T02-00-00Z`).
 const RUN_ID_BYTES: u64 = 24;
@@ -100,6 +102,8 @@ pub struct Inputs {
     pub max_attempts: u32,
     pub page_size: u32,
     pub counter_shards: u32,
+    /// Child partition keys of a run (`results.partitions`).
+    pub partitions: u32,
     pub storage: Storage,
     pub forwarder_memory_mb: u32,
     pub splitter_memory_mb: u32,
@@ -255,8 +259,8 @@ pub struct Estimate {
     pub attempts_per_child: f64,
     /// Fraction of children failed for good.
     pub failed_fraction: f64,
-    /// Bytes of one child record.
-    pub child_record_bytes: u64,
+    /// Bytes of one batch's details item.
+    pub details_item_bytes: u64,
     pub step_functions: StepFunctions,
     /// Empty receives of one idle queue in a month, and their cost.
     pub idle_queue_requests_per_month: f64,
@@ -278,7 +282,7 @@ pub fn estimate(inputs: &Inputs) -> Estimate {
         (1.0 - failed) / (1.0 - p)
     };
     let page = f64::from(inputs.page_size.max(1));
-    let child_bytes = child_record_bytes(inputs);
+    let child_bytes = details_item_bytes(inputs);
     let to_s3 = match inputs.storage {
         Storage::Bucket => true,
         Storage::Ledger => inputs.result_bytes > MAX_INLINE_RESULT_BYTES,
@@ -294,14 +298,14 @@ pub fn estimate(inputs: &Inputs) -> Estimate {
         sqs_receive: batches,
         sqs_delete: batches,
         sqs_change_visibility: attempts - 1.0,
-        dynamodb_transactions: 1.0 / b,
-        // The splitter's checkpoint, once a page.
-        dynamodb_writes: 1.0 / page,
-        // The run read at the start of each batch, and again after its transaction.
+        // A block's report, once per 100 children.
+        dynamodb_transactions: 1.0 / BLOCK,
+        // Per block a batch touches: its details and its count; the splitter's
+        // checkpoint, once a page.
+        dynamodb_writes: 2.0 * blocks_touched(inputs) / b + 1.0 / page,
+        // The run read at the start of each batch, and again after its writes.
         dynamodb_queries: batches + 1.0 / b,
-        dynamodb_write_units: 2.0 * write_units(child_bytes)
-            + 2.0 * counters_touched(inputs) / b
-            + 1.0 / page,
+        dynamodb_write_units: ledger_write_units_per_child(inputs) + 1.0 / page,
         dynamodb_read_units: (batches + 1.0 / b) * run_read_units(inputs),
         s3_put: if to_s3 { 1.0 - failed } else { 0.0 },
         lambda_invocations: batches,
@@ -353,7 +357,7 @@ pub fn estimate(inputs: &Inputs) -> Estimate {
         timing,
         attempts_per_child: attempts,
         failed_fraction: failed,
-        child_record_bytes: child_bytes,
+        details_item_bytes: child_bytes,
         step_functions: step_functions(inputs),
         idle_queue_requests_per_month: idle_requests,
         idle_queue_cost_per_month: idle_requests * prices::SQS_REQUEST,
@@ -370,17 +374,37 @@ pub fn write_units(bytes: u64) -> f64 {
     bytes.div_ceil(1024).max(1) as f64
 }
 
-/// Counter items one batch's transaction updates: the run record, or the shard of the
-/// block of 100 seqs its children fall in (`(seq / 100) % shards`; a batch's seqs were
-/// queued close together), plus a second one when the batch straddles a block's edge,
-/// which `batch - 1` of every 100 starting seqs do.
-pub fn counters_touched(inputs: &Inputs) -> f64 {
-    if inputs.counter_shards <= 1 {
-        return 1.0;
-    }
-    let straddle =
-        f64::from(inputs.batch_size.max(1) - 1) / microprocess_shared::ledger::SHARD_BLOCK as f64;
+/// Seqs of one block of the ledger.
+const BLOCK: f64 = microprocess_shared::ledger_keys::BLOCK_SEQS as f64;
+
+/// Blocks one batch's children fall in: one (a batch's seqs were queued close together),
+/// plus a second when the batch straddles a block's edge, which `batch - 1` of every 100
+/// starting seqs do. Each is a details item and a count update; with counter shards, each
+/// block reports to its own shard.
+pub fn blocks_touched(inputs: &Inputs) -> f64 {
+    let straddle = f64::from(inputs.batch_size.max(1) - 1) / BLOCK;
     1.0 + straddle.min(1.0)
+}
+
+/// Write units of a block's report: a transaction of the block item and its counter item,
+/// both under 1 KB, two units each.
+pub const REPORT_WRITE_UNITS: f64 = 4.0;
+
+/// Write units a child costs the ledger, by DynamoDB's rules: per block a batch touches,
+/// the details item (its children's share of the batch) and the count update (1 unit: the
+/// block item stays under 1 KB), and a report per 100 children.
+pub fn ledger_write_units_per_child(inputs: &Inputs) -> f64 {
+    let b = f64::from(inputs.batch_size.max(1));
+    let touched = blocks_touched(inputs);
+    let details = write_units(details_item_bytes(inputs)) * touched / b;
+    let count = touched / b;
+    details + count + REPORT_WRITE_UNITS / BLOCK
+}
+
+/// Write units a child costs on the run's child partition keys (everything but the
+/// counter half of the report, which is on the run's key).
+pub fn child_key_write_units_per_child(inputs: &Inputs) -> f64 {
+    ledger_write_units_per_child(inputs) - REPORT_WRITE_UNITS / 2.0 / BLOCK
 }
 
 /// Read units of one consistent `Query` of the run record and its shards: one per started
@@ -394,31 +418,44 @@ pub fn run_read_units(inputs: &Inputs) -> f64 {
     (RUN_RECORD_BYTES + shards).div_ceil(4096).max(1) as f64
 }
 
-/// Bytes of one child record by DynamoDB's rules: attribute names plus values.
-pub fn child_record_bytes(inputs: &Inputs) -> u64 {
-    let pk = "RUN#".len() as u64 + inputs.name_bytes + 1 + RUN_ID_BYTES;
+/// Bytes of one child's entry in a details item by DynamoDB's rules: its key in the map
+/// and its attribute names plus values.
+pub fn detail_entry_bytes(inputs: &Inputs) -> u64 {
     let result = match inputs.storage {
         Storage::Discard => 0,
         Storage::Ledger if inputs.result_bytes <= MAX_INLINE_RESULT_BYTES => {
-            "result".len() as u64 + inputs.result_bytes
+            1 + "result".len() as u64 + inputs.result_bytes
         }
         // `s3://<bucket>/results/<microprocess>/<run>/<seq>.json`, a bucket name of ~50.
-        _ => "result_s3".len() as u64 + 5 + 50 + 9 + inputs.name_bytes + RUN_ID_BYTES + 14,
+        _ => 1 + "result_s3".len() as u64 + 5 + 50 + 9 + inputs.name_bytes + RUN_ID_BYTES + 14,
     };
     let fields = [
-        ("pk".len() as u64, pk),
-        ("sk".len() as u64, "CHILD#000000000000".len() as u64),
-        ("seq".len() as u64, 5),
         ("item".len() as u64, inputs.item_bytes),
         ("state".len() as u64, "SUCCEEDED".len() as u64),
         ("attempts".len() as u64, 2),
+    ];
+    // The seq as the map key, the map's own 3 bytes, a byte per element.
+    let seq_key = 1 + 6 + 3;
+    seq_key + fields.iter().map(|(name, value)| 1 + name + value).sum::<u64>() + result
+}
+
+/// Bytes of one batch's details item: its key, block, times and the batch's entries (a
+/// batch that straddles two blocks writes two items of about half as many).
+pub fn details_item_bytes(inputs: &Inputs) -> u64 {
+    let pk = "RUN#".len() as u64 + inputs.name_bytes + 1 + RUN_ID_BYTES + 2;
+    let fields = [
+        ("pk".len() as u64, pk),
+        ("sk".len() as u64, "BLOCK#0000000000#D#".len() as u64 + 23),
+        ("block".len() as u64, 4),
+        ("children".len() as u64, 3),
         (
             "finished_at".len() as u64,
             "2026-11-01T02:00:00Z".len() as u64,
         ),
         ("expires_at".len() as u64, 6),
     ];
-    fields.iter().map(|(name, value)| name + value).sum::<u64>() + result
+    fields.iter().map(|(name, value)| name + value).sum::<u64>()
+        + u64::from(inputs.batch_size.max(1)) * detail_entry_bytes(inputs)
 }
 
 fn timing(inputs: &Inputs, attempts: f64) -> Timing {
@@ -530,6 +567,7 @@ mod tests {
             max_attempts: 5,
             page_size: 1000,
             counter_shards: 1,
+            partitions: 1,
             storage: Storage::Ledger,
             forwarder_memory_mb: 128,
             splitter_memory_mb: 256,
@@ -543,15 +581,20 @@ mod tests {
     }
 
     #[test]
-    fn a_child_record_is_counted_attribute_by_attribute() {
-        // pk 2 + 42, sk 2 + 18, seq 3 + 5, item 4 + 13, state 5 + 9, attempts 8 + 2,
-        // finished_at 11 + 20, expires_at 10 + 6, result 6 + 60.
-        assert_eq!(child_record_bytes(&inputs()), 226);
+    fn details_are_counted_attribute_by_attribute() {
+        // The seq key 10, item 1 + 4 + 13, state 1 + 5 + 9, attempts 1 + 8 + 2, result
+        // 1 + 6 + 60.
+        assert_eq!(detail_entry_bytes(&inputs()), 121);
+        // pk 2 + 44, sk 2 + 42, block 5 + 4, children 8 + 3, finished_at 11 + 20,
+        // expires_at 10 + 6, and ten entries.
+        assert_eq!(details_item_bytes(&inputs()), 157 + 1210);
         let discard = Inputs {
             storage: Storage::Discard,
             ..inputs()
         };
-        assert_eq!(child_record_bytes(&discard), 160);
+        assert_eq!(detail_entry_bytes(&discard), 54);
+        // Under 1 KB: one unit per batch, and a quarter of a unit a child in all.
+        assert!(close(ledger_write_units_per_child(&discard), 0.109 + 0.109 + 0.04));
     }
 
     #[test]
@@ -563,13 +606,16 @@ mod tests {
         assert!(close(c.sqs_delete, 0.1));
         assert!(close(c.sqs_send_batch, 0.1));
         assert!(close(c.lambda_invocations, 0.1));
-        assert!(close(c.dynamodb_transactions, 0.1));
+        // A block's report per 100 children.
+        assert!(close(c.dynamodb_transactions, 0.01));
         assert!(close(c.sqs_requests(), 0.3));
         // Two consistent reads of the run per batch.
         assert!(close(c.dynamodb_queries, 0.2));
         assert!(close(c.dynamodb_read_units, 0.2));
-        // 2 units per child put, 2 per batch for the run record, 1 per page checkpoint.
-        assert!(close(c.dynamodb_write_units, 2.0 + 0.2 + 0.001));
+        // Per block a batch touches (1.09): a details item of 1,367 bytes (2 units) and a
+        // count (1 unit); 4 units per 100 children for the report, 1 per page checkpoint.
+        assert!(close(c.dynamodb_write_units, 0.218 + 0.109 + 0.04 + 0.001));
+        assert!(close(c.dynamodb_writes, 0.218 + 0.001));
         assert_eq!(c.s3_put, 0.0);
         assert_eq!(c.sqs_change_visibility, 0.0);
     }
@@ -577,8 +623,8 @@ mod tests {
     #[test]
     fn cost_per_million_at_50_ms_by_hand() {
         let e = estimate(&inputs());
-        // DynamoDB: 2.201 WRU × $0.625 + 0.2 RRU × $0.125 per million children.
-        assert!((e.per_million.dynamodb - (2.201 * 0.625 + 0.2 * 0.125)).abs() < 0.001);
+        // DynamoDB: 0.368 WRU × $0.625 + 0.2 RRU × $0.125 per million children.
+        assert!((e.per_million.dynamodb - (0.368 * 0.625 + 0.2 * 0.125)).abs() < 0.001);
         // SQS: 0.3 requests × $0.40 (and the per-run reduce message, 3 of 10,000).
         assert!((e.per_million.sqs - (0.3 + 0.0003) * 0.40).abs() < 0.0001);
         // Lambda: 0.1 invocation × $0.20, and a batch of 5 + 30 + 50 ms at 128 MB arm64.
@@ -586,7 +632,8 @@ mod tests {
         assert!(close(e.timing.batch_seconds, 0.085));
         assert!(e.per_million.lambda > 0.02 + batch);
         assert!(e.per_million.lambda < 0.02 + batch + 0.001);
-        assert!(e.per_million.total() < 1.60, "{:?}", e.per_million);
+        // Cloud Tasks' price, with exactly-once fan-in on top.
+        assert!(e.per_million.total() < 0.80, "{:?}", e.per_million);
     }
 
     #[test]
@@ -613,7 +660,7 @@ mod tests {
         assert!(sized.timing.children_per_second >= 2000.0 - 1e-9);
         assert_eq!(sized.timing.bound, Bound::RateCap);
         assert!(sized.per_million.lambda < e.per_million.lambda / 5.0);
-        assert!(sized.per_million.total() < 1.60, "{:?}", sized.per_million);
+        assert!(sized.per_million.total() < 0.80, "{:?}", sized.per_million);
 
         let free = estimate(&inputs());
         // 50 instances, 10 children per 95 ms cycle.
@@ -638,20 +685,21 @@ mod tests {
     }
 
     #[test]
-    fn shards_cost_a_block_edge_and_a_larger_read() {
+    fn shards_cost_a_larger_read_and_no_write() {
         let sharded = |shards| Inputs {
             counter_shards: shards,
             ..inputs()
         };
-        assert_eq!(counters_touched(&sharded(1)), 1.0);
         // Batches of 10: 9 of every 100 starting seqs straddle two blocks.
-        assert!(close(counters_touched(&sharded(8)), 1.09));
-        assert!(close(counters_touched(&sharded(64)), 1.09));
+        assert!(close(blocks_touched(&sharded(8)), 1.09));
         assert_eq!(run_read_units(&sharded(8)), 1.0);
         // 700 + 64 × 110 = 7,740 bytes: two 4 KB units.
         assert_eq!(run_read_units(&sharded(64)), 2.0);
         let e = estimate(&sharded(8));
-        assert!(close(e.per_child.dynamodb_write_units, 2.0 + 0.218 + 0.001));
+        assert!(close(
+            e.per_child.dynamodb_write_units,
+            estimate(&inputs()).per_child.dynamodb_write_units
+        ));
     }
 
     #[test]

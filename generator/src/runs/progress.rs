@@ -155,7 +155,24 @@ impl RunProgress {
             let _ = writeln!(out, "eta           {}", duration_text(eta));
         }
         let _ = writeln!(out, "counter shards {}", r.counter_shards);
-        let _ = writeln!(out, "results key   {}", r.partition_key());
+        let keys = r.child_partition_keys();
+        match keys.as_slice() {
+            [only] => {
+                let _ = writeln!(out, "results key   {only}");
+            }
+            [first, .., last] => {
+                let _ = writeln!(
+                    out,
+                    "results keys  {first} to {last} ({} keys)",
+                    keys.len()
+                );
+            }
+            [] => {}
+        }
+        if !r.state.is_terminal() {
+            // The run's counters move when a block of 100 children is complete.
+            let _ = writeln!(out, "counted       by blocks of 100 children");
+        }
         out
     }
 }

@@ -124,10 +124,8 @@ async fn succeeded(
     run: &RunId,
     seq: u64,
 ) -> Result<bool, RunsError> {
-    Ok(ledger
-        .child(&mp.name, run, seq)
-        .await?
-        .is_some_and(|child| child.state == ChildState::Succeeded))
+    // One read of the child's block.
+    Ok(ledger.child_state(&mp.name, run, seq).await? == ChildState::Succeeded)
 }
 
 async fn send_batch(

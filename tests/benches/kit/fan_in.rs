@@ -1,31 +1,35 @@
-//! How fast one run's children can be counted, and what sharded counters cost.
+//! How fast one run's children can be counted, and what the ledger's block layout costs.
 //!
-//! - The write-unit arithmetic (`microprocess_kit::estimate::fan_in`) for
-//!   `results.counter_shards` 1, 8 and 64 under batches of 10: units per completion
-//!   transaction, and the children a second at which the busiest counter item, or the
-//!   run's one partition before DynamoDB splits it, reaches 1,000 write units a second.
+//! - The write-unit arithmetic (`microprocess_kit::estimate::fan_in`) for 1, 4 and 8 child
+//!   partition keys under batches of 10: units per child, the children a second the child
+//!   keys and the run's key hold before one reaches 1,000 write units a second.
 //! - Measured: a run of `FAN_IN_BENCH_ITEMS` children (400 unless set; 40 at smoke size)
-//!   per shard count, drained by four forwarders at once on the kit's emulator; the
-//!   write units its transactions cost per child by DynamoDB's pricing rules, against the
-//!   arithmetic, and the counters against the child records with exactly one reduce.
+//!   per layout, drained by four forwarders at once on the kit's emulator with its
+//!   partition ceiling on; the write units per child by DynamoDB's pricing rules against
+//!   the arithmetic, the counters against the children with exactly one reduce, and the
+//!   writes the emulator throttled. Beside it, the old layout's writes (each child its own
+//!   item, put in a transaction with the run's counter on one key) replayed at the same
+//!   pace, with their throttles.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kit_tests::drive::{drain_counted, sharded_run};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use kit_tests::drive::{drain_counted, laid_out_run};
 use kit_tests::moto::MotoServer;
 use kit_tests::pipeline::{ForwarderOptions, Pipeline, Setup, NAME};
 use microprocess_kit::estimate::fan_in::{fan_in, FanIn};
 use microprocess_kit::estimate::{Inputs, Storage};
-use microprocess_shared::ledger::ChildResult;
+use microprocess_shared::ledger::{ChildResult, Layout};
 use microprocess_shared::ledger_keys::RunState;
 
 use crate::table::{grouped, Table};
 use crate::Size;
 
-const SHARDS: [u32; 3] = [1, 8, 64];
+/// (counter shards, child partition keys).
+const LAYOUTS: [(u32, u32); 3] = [(1, 1), (1, 4), (8, 4)];
 const FORWARDERS: usize = 4;
 /// How far measured write units per child may be from the arithmetic.
-const TOLERANCE: f64 = 0.10;
+const TOLERANCE: f64 = 0.15;
 
 pub async fn run(size: Size, table: &mut Table) {
     let items = match size {
@@ -35,34 +39,31 @@ pub async fn run(size: Size, table: &mut Table) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(400),
     };
-    for shards in SHARDS {
-        let f = fan_in(&inputs(shards, 100));
+    for (shards, partitions) in LAYOUTS {
+        let f = fan_in(&inputs(shards, partitions, 100));
         table.info(
             "fan-in",
-            format!("counter_shards = {shards}, batches of 10: the write-unit arithmetic"),
+            format!("{partitions} key(s), {shards} counter shard(s), batches of 10: the arithmetic"),
             arithmetic(&f),
         );
     }
-    for shards in SHARDS {
-        measure(table, shards, items).await;
+    for (shards, partitions) in LAYOUTS {
+        measure(table, Layout::new(shards, partitions), items).await;
     }
 }
 
 fn arithmetic(f: &FanIn) -> String {
     format!(
-        "{:.0} units a transaction of {} children and {:.0} counter item{} ({:.2} a child); ≤ {} children/s by the busiest counter item, ≤ {} children/s on one unsplit partition",
-        f.units_per_transaction,
-        f.batch_size,
-        f.counters_per_transaction,
-        if f.counters_per_transaction == 1.0 { "" } else { "s" },
+        "{:.2} write units a child ({:.2} on the child keys); ≤ {} children/s by the child keys, ≤ {} by the run's key",
         f.units_per_child,
-        grouped(f.children_per_second_by_counters.max(0.0).round() as u64),
-        grouped(f.children_per_second_one_partition.max(0.0).round() as u64),
+        f.child_key_units_per_child,
+        grouped(f.children_per_second_by_partitions.max(0.0).round() as u64),
+        grouped(f.children_per_second_by_run_key.max(0.0).round() as u64),
     )
 }
 
-/// The `credit-scores` configuration with `shards` counters.
-fn inputs(shards: u32, result_bytes: u64) -> Inputs {
+/// The `credit-scores` configuration with this layout.
+fn inputs(shards: u32, partitions: u32, result_bytes: u64) -> Inputs {
     Inputs {
         items: 1_000_000,
         latency_seconds: 0.05,
@@ -76,6 +77,7 @@ fn inputs(shards: u32, result_bytes: u64) -> Inputs {
         max_attempts: 5,
         page_size: 1000,
         counter_shards: shards,
+        partitions,
         storage: Storage::Ledger,
         forwarder_memory_mb: 128,
         splitter_memory_mb: 256,
@@ -84,7 +86,11 @@ fn inputs(shards: u32, result_bytes: u64) -> Inputs {
     }
 }
 
-async fn measure(table: &mut Table, shards: u32, items: u64) {
+async fn measure(table: &mut Table, layout: Layout, items: u64) {
+    let name = format!(
+        "{} key(s), {} shard(s)",
+        layout.partitions, layout.counter_shards
+    );
     let p = Pipeline::on(
         MotoServer::start(),
         Setup {
@@ -94,11 +100,21 @@ async fn measure(table: &mut Table, shards: u32, items: u64) {
         },
     )
     .await;
-    let run = sharded_run(&p, &format!("fan-in-{shards}"), items, shards).await;
+    let run = laid_out_run(
+        &p,
+        &format!("fan-in-{}-{}", layout.partitions, layout.counter_shards),
+        items,
+        layout,
+    )
+    .await;
     let forwarders: Vec<_> = (0..FORWARDERS)
         .map(|_| p.build_forwarder(&ForwarderOptions::default()))
         .collect();
+    let before = p.moto.stats()["throttled"].as_u64().unwrap_or(0);
+    let started = Instant::now();
     drain_counted(&p, &forwarders, Duration::from_secs(60 + items)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let throttled = p.moto.stats()["throttled"].as_u64().unwrap_or(0) - before;
     let units: u64 = forwarders
         .iter()
         .map(|f| f.ledger.estimated_write_units())
@@ -107,17 +123,15 @@ async fn measure(table: &mut Table, shards: u32, items: u64) {
     let children = p.ledger.children(NAME, &run).await.unwrap();
     let succeeded = children.iter().filter(|c| c.result.is_some()).count() as u64;
     let exact = record.state == RunState::Completed
-        && record.counter_shards == shards
+        && record.partitions == layout.partitions
         && children.len() as u64 == items
         && (record.succeeded, record.failed, record.done) == (succeeded, 0, items)
         && p.reduce_calls(&run) == 1;
     table.target(
         "fan-in",
+        format!("{name}: counters vs children, reduces"),
         format!(
-            "counter_shards = {shards}: counters summed over the shards vs child records, reduces"
-        ),
-        format!(
-            "{} + {} of {} vs {} records, {} reduce(s)",
+            "{} + {} of {} vs {} children, {} reduce(s)",
             record.succeeded,
             record.failed,
             items,
@@ -135,13 +149,80 @@ async fn measure(table: &mut Table, shards: u32, items: u64) {
         })
         .sum::<u64>()
         / items.max(1);
-    let predicted = fan_in(&inputs(shards, result_bytes)).units_per_child;
+    let predicted = fan_in(&inputs(layout.counter_shards, layout.partitions, result_bytes))
+        .units_per_child;
     let measured = units as f64 / items as f64;
     table.target(
         "fan-in",
-        format!("counter_shards = {shards}: write units per child, arithmetic vs measured ({FORWARDERS} forwarders)"),
+        format!("{name}: write units per child, arithmetic vs measured ({FORWARDERS} forwarders)"),
         format!("{predicted:.2} vs {measured:.2}"),
         format!("within {:.0}%", TOLERANCE * 100.0),
         ((measured - predicted) / predicted).abs() <= TOLERANCE,
     );
+    let pace = items as f64 / seconds.max(0.001);
+    let old = old_layout_throttles(&p, items, pace).await;
+    table.target(
+        "fan-in",
+        format!(
+            "{name}: throttled ledger writes under the partition ceiling (scale {}), new layout vs the old one replayed at the same {pace:.0} children/s",
+            p.moto.stats()["limits"]["partition_scale"]
+        ),
+        format!("{throttled} vs {old}"),
+        "0 with the new layout",
+        throttled == 0,
+    );
+}
+
+/// The old layout's writes for `items` children (a transaction of ten child items and the
+/// run's counter, all on one key, 22 write units) sent at `pace` children a second; how
+/// many the emulator throttled.
+async fn old_layout_throttles(p: &Pipeline, items: u64, pace: f64) -> u64 {
+    let client = aws_sdk_dynamodb::Client::new(&p.config);
+    let pk = AttributeValue::S(format!("RUN#{NAME}#old-layout"));
+    let before = p.moto.stats()["throttled"].as_u64().unwrap_or(0);
+    let started = Instant::now();
+    let transactions = items.div_ceil(10);
+    let mut sent = Vec::new();
+    for t in 0..transactions {
+        // Ten children a transaction, at `pace` children a second.
+        let due = Duration::from_secs_f64(t as f64 * 10.0 / pace.max(1.0));
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        let mut writes: Vec<TransactWriteItem> = (0..10)
+            .map(|i| {
+                let put = Put::builder()
+                    .table_name(&p.table)
+                    .item("pk", pk.clone())
+                    .item("sk", AttributeValue::S(format!("CHILD#{:012}", t * 10 + i)))
+                    .item("item", AttributeValue::S(format!("ACN-{:09}", t * 10 + i)))
+                    .item("state", AttributeValue::S("SUCCEEDED".into()))
+                    .build()
+                    .unwrap();
+                TransactWriteItem::builder().put(put).build()
+            })
+            .collect();
+        let update = Update::builder()
+            .table_name(&p.table)
+            .key("pk", pk.clone())
+            .key("sk", AttributeValue::S("RUN".into()))
+            .update_expression("ADD #done :ten")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_values(":ten", AttributeValue::N("10".into()))
+            .build()
+            .unwrap();
+        writes.push(TransactWriteItem::builder().update(update).build());
+        let client = client.clone();
+        sent.push(tokio::spawn(async move {
+            let _ = client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await;
+        }));
+    }
+    for task in sent {
+        let _ = task.await;
+    }
+    p.moto.stats()["throttled"].as_u64().unwrap_or(0) - before
 }

@@ -115,7 +115,8 @@ impl Call {
                           "started_at": "2026-11-01T02:00:00Z",
                           "split_done_at": "2026-11-01T02:07:12Z",
                           "results": {"table": "ledger",
-                                      "partition_key": format!("RUN#{microprocess}#{run}"),
+                                      "partition_keys": [format!("RUN#{microprocess}#{run}#0"),
+                                                         format!("RUN#{microprocess}#{run}#1")],
                                       "bucket": null}});
         Call::new(
             "POST",
