@@ -927,10 +927,10 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
     let started = Instant::now();
     let p = Pipeline::start(setup(100, Chaos::default(), 3)).await;
     let run = split(&p, "missed-claim", &[]).await;
-    // The claim (the only UpdateItem while children are processed) never lands: DynamoDB
+    // The claim (the UpdateItem that moves the run to REDUCING) never lands: DynamoDB
     // fails it however often it is tried, after the last counter update went through.
-    let faulty = FaultyHttp::new(|operation| {
-        if operation == dynamodb("UpdateItem") {
+    let faulty = FaultyHttp::by_body(|operation, body| {
+        if operation == dynamodb("UpdateItem") && body.contains("REDUCING") {
             dynamodb_error(500, "InternalServerError", "Internal server error")
         } else {
             Fault::Pass
@@ -1080,16 +1080,18 @@ async fn s11_throttled_and_conflicting_ledger_writes_are_retried_and_counters_ma
     let p = Pipeline::start(setup(200, Chaos::default(), 3)).await;
     // Sharded counters: the run's counts are summed over 4 counter items.
     let run = split(&p, "contention", &[("COUNTER_SHARDS", "4")]).await;
-    // Answered without reaching the emulator: a quarter of the transactions cancelled
-    // by a conflict and a tenth throttled, every other run update and a tenth of the
-    // run reads throttled.
+    // Answered without reaching the emulator: the first tries of the blocks' reports
+    // cancelled by a conflict or throttled, every other update (the blocks' counts and the
+    // run's) and a tenth of the run reads throttled.
     let dice = Dice::new(11);
     let updates = AtomicU64::new(0);
+    let reports = AtomicU64::new(0);
     let faulty = FaultyHttp::new(move |operation| {
         if operation == dynamodb("TransactWriteItems") {
-            match dice.next_u64() % 20 {
-                0..=4 => transaction_conflict(),
-                5..=6 => dynamodb_error(
+            // A block's report (two in this run): its first tries conflict or throttle.
+            match reports.fetch_add(1, Ordering::SeqCst) {
+                0 | 2 => transaction_conflict(),
+                1 | 3 => dynamodb_error(
                     400,
                     "ProvisionedThroughputExceededException",
                     "The level of configured provisioned throughput for the table was exceeded.",

@@ -45,8 +45,9 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
     assert_eq!(stats.run(NAME, run.as_str()).unwrap().reduce.calls, 1);
 
     // What the forwarder cost per child (the reduce included), counted at the SDK level.
-    // moto reports no consumed capacity, so write units follow from the requests: each
-    // TransactWriteItems carries a batch's children plus one run update, at 2 units an item.
+    // moto reports no consumed capacity, so write units follow from the requests: per
+    // batch a details PutItem and a count UpdateItem under 1 KB, one unit each; the block's
+    // report, a TransactWriteItems of two items at 2 units each.
     let per_child = |n: u64| n as f64 / 25.0;
     let forwarder = b.forwarder_requests.snapshot();
     let count = |prefix: &str| -> u64 {
@@ -57,8 +58,7 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
             .sum()
     };
     let transactions = count("DynamoDB.TransactWriteItems");
-    let write_units =
-        2 * (25 + transactions) + count("DynamoDB.UpdateItem") + count("DynamoDB.PutItem");
+    let write_units = 4 * transactions + count("DynamoDB.UpdateItem") + count("DynamoDB.PutItem");
     println!(
         "per child (25 children, batches of 10, reduce included): forwarder SQS requests {:.2}, DynamoDB requests {:.2}, DynamoDB write units {:.2}; event source mapping SQS requests {:.2}; by operation: forwarder {forwarder:?}, mapping {:?}",
         per_child(count("SQS.")),
@@ -67,7 +67,15 @@ async fn a_run_completes_with_one_reduce_and_duplicates_change_nothing() {
         per_child(b.mapping_requests.total()),
         b.mapping_requests.snapshot(),
     );
-    assert_eq!(transactions, 3, "one grouped ledger write per batch");
+    assert_eq!(
+        count("DynamoDB.PutItem"),
+        3,
+        "one details item per batch (its children are in one block)"
+    );
+    // The run's one block (25 seqs, sized by the seal) is reported once, by the forwarder
+    // that completes it.
+    assert_eq!(transactions, 1, "one report of the block");
+    assert!(per_child(write_units) < 1.0, "{write_units} write units");
 
     // Duplicate delivery and redelivery after success: the same seqs again, twice.
     for seq in [3, 3, 17] {

@@ -81,7 +81,14 @@ fn failed(seq: u64) -> ChildOutcome {
 
 async fn start(ledger: &Ledger, run: &RunId, shards: u32) -> RunRecord {
     match ledger
-        .start_run(MP, run, Overlap::Allow, RETENTION_DAYS, layout(shards), at(0))
+        .start_run(
+            MP,
+            run,
+            Overlap::Allow,
+            RETENTION_DAYS,
+            layout(shards),
+            at(0),
+        )
         .await
         .unwrap()
     {
@@ -111,7 +118,10 @@ async fn counts(ledger: &Ledger, run: &RunId) -> (u64, u64, u64) {
         .count() as u64;
     let done = children.len() as u64;
     let record = ledger.run(MP, run).await.unwrap().unwrap();
-    assert!(record.done <= done && record.succeeded <= succeeded, "{record:?}");
+    assert!(
+        record.done <= done && record.succeeded <= succeeded,
+        "{record:?}"
+    );
     if record.total == Some(done) {
         assert_eq!(
             (record.succeeded, record.failed, record.done),
@@ -217,7 +227,14 @@ async fn overlap_skip_reports_the_active_run_and_allow_starts_another() {
     let third = run_id("third");
     assert!(matches!(
         ledger
-            .start_run(MP, &third, Overlap::Allow, RETENTION_DAYS, layout(1), at(10))
+            .start_run(
+                MP,
+                &third,
+                Overlap::Allow,
+                RETENTION_DAYS,
+                layout(1),
+                at(10)
+            )
             .await
             .unwrap(),
         StartRun::Started(_)

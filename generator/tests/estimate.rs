@@ -62,10 +62,21 @@ fn estimate_prints_duration_costs_per_service_and_the_comparisons() {
     };
     assert_eq!(
         row("DynamoDB")[1..6],
-        ["2.201", "write", "+", "0.200", "read"]
+        ["0.368", "write", "+", "0.200", "read"]
     );
     assert_eq!(row("SQS")[1..3], ["0.300", "requests"]);
-    assert_eq!(row("total")[1..], ["$1.71", "$1.71"]);
+    assert_eq!(row("total")[1..], ["$0.56", "$0.56"]);
+    let ledger = lines
+        .iter()
+        .find(|l| l.starts_with("ledger: "))
+        .unwrap_or_else(|| panic!("no ledger line: {stdout}"));
+    assert!(
+        ledger.starts_with(
+            "ledger: 6 child partition keys (`results.partitions`), 0.367 write units a child; \
+             at 2,000 children/s the busiest key takes 116 write units/s of DynamoDB's 1,000 (12%)"
+        ),
+        "{ledger}"
+    );
     // 200 forwarders each wait most of a batch for their share of the cap; 19 reach it.
     assert_eq!(
         lines[4],

@@ -33,8 +33,9 @@ pub enum Fault {
 
 /// Decides the fault of a request from its operation, such as
 /// `DynamoDB_20120810.TransactWriteItems` or `AmazonSQS.SendMessage` (the `X-Amz-Target`
-/// header; empty for REST services such as S3).
-pub type Rule = Arc<dyn Fn(&str) -> Fault + Send + Sync>;
+/// header; empty for REST services such as S3), and its body as text (empty when it is
+/// streamed).
+pub type Rule = Arc<dyn Fn(&str, &str) -> Fault + Send + Sync>;
 
 /// An SDK HTTP client that applies a [`Rule`] to every request and counts what it did
 /// besides letting requests through, per operation.
@@ -56,6 +57,12 @@ impl fmt::Debug for FaultyHttp {
 impl FaultyHttp {
     /// The SDK's default HTTP client (plain HTTP: the emulator is on loopback) behind `rule`.
     pub fn new(rule: impl Fn(&str) -> Fault + Send + Sync + 'static) -> FaultyHttp {
+        FaultyHttp::by_body(move |operation, _| rule(operation))
+    }
+
+    /// As [`FaultyHttp::new`], the rule also reading the request's body: for one kind of
+    /// write among others of the same operation.
+    pub fn by_body(rule: impl Fn(&str, &str) -> Fault + Send + Sync + 'static) -> FaultyHttp {
         FaultyHttp {
             inner: aws_smithy_http_client::Builder::new().build_http(),
             rule: Arc::new(rule),
@@ -107,7 +114,12 @@ impl HttpConnector for FaultyConnector {
             .get("x-amz-target")
             .unwrap_or_default()
             .to_owned();
-        let fault = (self.rule)(&operation);
+        let body = request
+            .body()
+            .bytes()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let fault = (self.rule)(&operation, &body);
         if fault != Fault::Pass {
             if let Ok(mut injected) = self.injected.lock() {
                 *injected.entry(operation).or_default() += 1;

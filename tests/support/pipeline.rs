@@ -256,7 +256,14 @@ impl Pipeline {
     pub async fn run_with_children(&self, run: &str, total: u64) -> RunId {
         let run = RunId::parse(run).unwrap();
         self.ledger
-            .start_run(NAME, &run, Overlap::Allow, 30, Layout::new(1, 2), Utc::now())
+            .start_run(
+                NAME,
+                &run,
+                Overlap::Allow,
+                30,
+                Layout::new(1, 2),
+                Utc::now(),
+            )
             .await
             .unwrap();
         for seq in 0..total {

@@ -59,10 +59,8 @@ pub fn minimum_partitions(peak: f64, units_per_child: f64) -> u32 {
 
 /// The default: enough keys to hold [`HEADROOM`] times `peak` at the full ceiling.
 pub fn default_partitions(peak: f64, units_per_child: f64) -> u32 {
-    keys_for(HEADROOM * peak * units_per_child / PARTITION_WRITE_UNITS).max(minimum_partitions(
-        peak,
-        units_per_child,
-    ))
+    keys_for(HEADROOM * peak * units_per_child / PARTITION_WRITE_UNITS)
+        .max(minimum_partitions(peak, units_per_child))
 }
 
 /// Children a second a layout of `partitions` keys holds before DynamoDB throttles.

@@ -10,8 +10,8 @@
 //! keys; the run's key takes the counter half of each block's report, spread over its
 //! counter shards.
 
-use super::model::{child_key_write_units_per_child, ledger_write_units_per_child, Inputs};
 use super::model::REPORT_WRITE_UNITS;
+use super::model::{child_key_write_units_per_child, ledger_write_units_per_child, Inputs};
 
 /// Write units one partition key takes a second.
 pub const PARTITION_WRITE_UNITS_PER_SECOND: f64 = 1000.0;
@@ -101,7 +101,11 @@ mod tests {
     fn partitions_multiply_what_the_child_keys_hold() {
         let one = fan_in(&inputs(1, Storage::Ledger));
         let eight = fan_in(&inputs(8, Storage::Ledger));
-        assert!((eight.children_per_second_by_partitions - 8.0 * one.children_per_second_by_partitions).abs() < 1e-6);
+        assert!(
+            (eight.children_per_second_by_partitions - 8.0 * one.children_per_second_by_partitions)
+                .abs()
+                < 1e-6
+        );
         // The run key takes 2 units per 100 children: 50,000 a second.
         assert!((one.children_per_second_by_run_key - 50_000.0).abs() < 1e-6);
         assert!(eight.children_per_second >= 10_000.0);

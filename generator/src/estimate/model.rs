@@ -436,7 +436,12 @@ pub fn detail_entry_bytes(inputs: &Inputs) -> u64 {
     ];
     // The seq as the map key, the map's own 3 bytes, a byte per element.
     let seq_key = 1 + 6 + 3;
-    seq_key + fields.iter().map(|(name, value)| 1 + name + value).sum::<u64>() + result
+    seq_key
+        + fields
+            .iter()
+            .map(|(name, value)| 1 + name + value)
+            .sum::<u64>()
+        + result
 }
 
 /// Bytes of one batch's details item: its key, block, times and the batch's entries (a
@@ -594,7 +599,10 @@ mod tests {
         };
         assert_eq!(detail_entry_bytes(&discard), 54);
         // Under 1 KB: one unit per batch, and a quarter of a unit a child in all.
-        assert!(close(ledger_write_units_per_child(&discard), 0.109 + 0.109 + 0.04));
+        assert!(close(
+            ledger_write_units_per_child(&discard),
+            0.109 + 0.109 + 0.04
+        ));
     }
 
     #[test]

@@ -161,11 +161,7 @@ impl RunProgress {
                 let _ = writeln!(out, "results key   {only}");
             }
             [first, .., last] => {
-                let _ = writeln!(
-                    out,
-                    "results keys  {first} to {last} ({} keys)",
-                    keys.len()
-                );
+                let _ = writeln!(out, "results keys  {first} to {last} ({} keys)", keys.len());
             }
             [] => {}
         }

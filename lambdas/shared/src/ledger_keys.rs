@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(block_sort_key(block_of(MAX_SEQ)), "BLOCK#9999999999");
         assert_eq!(detail_sort_key(41, "n1"), "BLOCK#0000000041#D#n1");
         assert_eq!(parse_block_sort_key("BLOCK#0000000041"), Some((41, true)));
-        assert_eq!(parse_block_sort_key("BLOCK#0000000041#D#x"), Some((41, false)));
+        assert_eq!(
+            parse_block_sort_key("BLOCK#0000000041#D#x"),
+            Some((41, false))
+        );
         assert_eq!(parse_block_sort_key("BLOCK#0000000041#X"), None);
         assert_eq!(parse_block_sort_key("BLOCK#41"), None);
         assert_eq!(parse_block_sort_key("RUN"), None);

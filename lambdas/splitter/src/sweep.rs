@@ -240,7 +240,12 @@ async fn record_unanswered(
     let mut outcomes = Vec::new();
     let blocks: BTreeSet<u64> = children.keys().map(|seq| block_of(*seq)).collect();
     for (seq, item) in children {
-        if splitter.ledger.child_state(splitter.name(), run, seq).await? == ChildState::Pending {
+        if splitter
+            .ledger
+            .child_state(splitter.name(), run, seq)
+            .await?
+            == ChildState::Pending
+        {
             outcomes.push(ChildOutcome {
                 seq,
                 item,

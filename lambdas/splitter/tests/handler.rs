@@ -24,6 +24,7 @@ fn settings() -> SplitterSettings {
             "OVERLAP" => "skip",
             "RETENTION_DAYS" => "90",
             "COUNTER_SHARDS" => "1",
+            "LEDGER_PARTITIONS" => "1",
             "SIGNING_SECRET_ARN" => "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signing",
             _ => return None,
         };

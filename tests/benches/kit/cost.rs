@@ -75,7 +75,10 @@ pub async fn run(size: Size, table: &mut Table) {
     table.target(
         "cost",
         "ledger write units per child, results in the ledger, counted at the SDK level",
-        format!("{units:.3} (model {:.3})", model.per_child.dynamodb_write_units),
+        format!(
+            "{units:.3} (model {:.3})",
+            model.per_child.dynamodb_write_units
+        ),
         format!("≤ {TARGET_UNITS}"),
         units <= TARGET_UNITS,
     );

@@ -43,7 +43,9 @@ pub async fn run(size: Size, table: &mut Table) {
         let f = fan_in(&inputs(shards, partitions, 100));
         table.info(
             "fan-in",
-            format!("{partitions} key(s), {shards} counter shard(s), batches of 10: the arithmetic"),
+            format!(
+                "{partitions} key(s), {shards} counter shard(s), batches of 10: the arithmetic"
+            ),
             arithmetic(&f),
         );
     }
@@ -149,8 +151,12 @@ async fn measure(table: &mut Table, layout: Layout, items: u64) {
         })
         .sum::<u64>()
         / items.max(1);
-    let predicted = fan_in(&inputs(layout.counter_shards, layout.partitions, result_bytes))
-        .units_per_child;
+    let predicted = fan_in(&inputs(
+        layout.counter_shards,
+        layout.partitions,
+        result_bytes,
+    ))
+    .units_per_child;
     let measured = units as f64 / items as f64;
     table.target(
         "fan-in",

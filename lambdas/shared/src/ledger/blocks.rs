@@ -163,8 +163,7 @@ pub(crate) fn count(children: &[(u64, ChildState)], expires_at: i64) -> Change {
         (":failed".to_owned(), n(failed.len())),
         (":expires_at".to_owned(), n(expires_at)),
     ]);
-    let mut update =
-        "ADD #counted :counted, #done :done, #failed :failed".to_owned();
+    let mut update = "ADD #counted :counted, #done :done, #failed :failed".to_owned();
     let mut attributes = vec![
         block_attr::COUNTED,
         block_attr::DONE,
@@ -272,7 +271,10 @@ pub(crate) fn details_items(
         if children.is_empty() {
             return;
         }
-        let mut item = key(pk, &detail_sort_key(block, &format!("{nonce}-{}", items.len())));
+        let mut item = key(
+            pk,
+            &detail_sort_key(block, &format!("{nonce}-{}", items.len())),
+        );
         item.insert(block_attr::BLOCK.to_owned(), n(block));
         item.insert(
             block_attr::CHILDREN.to_owned(),
@@ -342,7 +344,9 @@ pub(crate) fn group(items: Vec<Item>) -> Result<BTreeMap<u64, BlockItems>, (Stri
     let mut blocks: BTreeMap<u64, BlockItems> = BTreeMap::new();
     for item in items {
         let r = Reader::new(&item);
-        let sk = r.str(SORT_KEY_ATTRIBUTE).map_err(|why| (r.key_text(), why))?;
+        let sk = r
+            .str(SORT_KEY_ATTRIBUTE)
+            .map_err(|why| (r.key_text(), why))?;
         let Some((block, is_block)) = parse_block_sort_key(sk) else {
             continue;
         };
@@ -506,13 +510,23 @@ mod tests {
         let succeeded = outcome(101, ChildState::Succeeded);
         let other = outcome(102, ChildState::Succeeded);
         let mut items = BlockItems::default();
-        items.details.extend(details_items("pk", 1, &[&failed, &other], "a", at, 5));
-        items.details.extend(details_items("pk", 1, &[&succeeded], "b", at, 5));
+        items
+            .details
+            .extend(details_items("pk", 1, &[&failed, &other], "a", at, 5));
+        items
+            .details
+            .extend(details_items("pk", 1, &[&succeeded], "b", at, 5));
         let mut block = key("pk", &block_sort_key(1));
-        block.insert("counted".into(), AttributeValue::Ns(vec!["1".into(), "2".into()]));
+        block.insert(
+            "counted".into(),
+            AttributeValue::Ns(vec!["1".into(), "2".into()]),
+        );
         block.insert("done".into(), n(2));
         block.insert("failed".into(), n(1));
-        block.insert("failed_offsets".into(), AttributeValue::Ns(vec!["1".into()]));
+        block.insert(
+            "failed_offsets".into(),
+            AttributeValue::Ns(vec!["1".into()]),
+        );
         items.block = Some(block.clone());
         let got = records(1, &items).unwrap();
         assert_eq!(got.len(), 2);

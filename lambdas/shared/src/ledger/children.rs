@@ -273,7 +273,10 @@ impl Ledger {
             }
             if !image.reported {
                 let change = blocks::move_to_succeeded(seq, false, place.expires_at);
-                match self.update_block(place.context, pk, image.block, change).await? {
+                match self
+                    .update_block(place.context, pk, image.block, change)
+                    .await?
+                {
                     Updated::Written(after) => {
                         *image = after;
                         return Ok(true);
@@ -416,7 +419,9 @@ impl Ledger {
                         reasons: describe(reasons),
                     })
                 }
-                other => Err(CallError::Service(Box::new(other)).into_ledger(place.context.clone())),
+                other => {
+                    Err(CallError::Service(Box::new(other)).into_ledger(place.context.clone()))
+                }
             },
             Err(exhausted) => Err(exhausted.into_ledger(place.context.clone())),
         }
@@ -586,7 +591,12 @@ impl Ledger {
         let block = block_of(total);
         let pk = place.partition_key(block);
         let after = match self
-            .update_block(context, &pk, block, blocks::set_size(size, place.expires_at))
+            .update_block(
+                context,
+                &pk,
+                block,
+                blocks::set_size(size, place.expires_at),
+            )
             .await?
         {
             Updated::Written(after) => after,
@@ -643,10 +653,7 @@ impl Ledger {
         // A sealed run ends at its total; an unsealed one at the first empty page past its
         // checkpoint (children of the page being split are counted before it).
         let sealed = record.split_done && record.total.is_some();
-        let end_block = record
-            .total
-            .unwrap_or(record.enqueued)
-            .div_ceil(BLOCK_SEQS);
+        let end_block = record.total.unwrap_or(record.enqueued).div_ceil(BLOCK_SEQS);
         let first_block = match after {
             Some(seq) => block_of(seq.saturating_add(1)),
             None => 0,
@@ -662,32 +669,39 @@ impl Ledger {
         };
         let queries = (0..partitions).filter_map(|p| {
             // The first and last block of partition p in the page.
-            let offset = (u64::from(p) + u64::from(partitions) - first_block % u64::from(partitions))
+            let offset = (u64::from(p) + u64::from(partitions)
+                - first_block % u64::from(partitions))
                 % u64::from(partitions);
             let first = first_block + offset;
             if first > last_block {
                 return None;
             }
             let last = first + (last_block - first) / u64::from(partitions) * u64::from(partitions);
-            Some(self.query_blocks(&context, child_partition_key(microprocess, run, p), first, last))
+            Some(self.query_blocks(
+                &context,
+                child_partition_key(microprocess, run, p),
+                first,
+                last,
+            ))
         });
         let mut grouped: BTreeMap<u64, BlockItems> = BTreeMap::new();
         for items in try_join_all(queries).await? {
-            grouped.extend(blocks::group(items).map_err(|(key, why)| LedgerError::Malformed {
-                context: context.clone(),
-                key,
-                why,
-            })?);
-        }
-        let mut children = Vec::new();
-        for (block, items) in &grouped {
-            let records = blocks::records(*block, items).map_err(|(key, why)| {
-                LedgerError::Malformed {
+            grouped.extend(
+                blocks::group(items).map_err(|(key, why)| LedgerError::Malformed {
                     context: context.clone(),
                     key,
                     why,
-                }
-            })?;
+                })?,
+            );
+        }
+        let mut children = Vec::new();
+        for (block, items) in &grouped {
+            let records =
+                blocks::records(*block, items).map_err(|(key, why)| LedgerError::Malformed {
+                    context: context.clone(),
+                    key,
+                    why,
+                })?;
             children.extend(
                 records
                     .into_iter()

@@ -14,8 +14,7 @@ use super::retry::{retrying, CallError};
 use super::{Layout, Ledger, RunParams, RUNS_BY_STATE_INDEX};
 use crate::ledger_keys::{
     run_partition_key, RunState, MAX_COUNTER_SHARDS, MAX_PARTITIONS, PARTITION_KEY_ATTRIBUTE,
-    RUN_SORT_KEY,
-    SHARD_SORT_KEY_PREFIX, SORT_KEY_ATTRIBUTE,
+    RUN_SORT_KEY, SHARD_SORT_KEY_PREFIX, SORT_KEY_ATTRIBUTE,
 };
 use crate::run_id::RunId;
 
