@@ -493,3 +493,55 @@ async fn a_result_over_64_kib_is_stored_in_the_bucket_by_reference() {
         .iter()
         .any(|t| t.key() == "microprocess:expire-after-days" && t.value() == "30"));
 }
+
+/// A ledger overloaded for longer than one round of the ledger's retries (more throttled
+/// requests in a row than the retry policy makes) but shorter than the invocation: the
+/// forwarder keeps recording until its deadline instead of sending the batch back, so no
+/// child loses an attempt to the ledger and the service is called once per child.
+#[tokio::test]
+async fn a_ledger_throttled_past_one_round_of_retries_costs_no_attempt() {
+    use kit_tests::faults::{dynamodb, throttling, Fault, FaultyHttp};
+    use microprocess_shared::ledger::RetryPolicy;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let retry = RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    };
+    // The first 10 counts of a block are throttled: two and a half rounds of 4 attempts.
+    let throttled = AtomicU64::new(0);
+    let faulty = FaultyHttp::by_body(move |operation, body| {
+        if operation == dynamodb("UpdateItem")
+            && body.contains("counted")
+            && throttled.fetch_add(1, Ordering::SeqCst) < 10
+        {
+            throttling()
+        } else {
+            Fault::Pass
+        }
+    });
+    let b = bench(
+        Chaos::default(),
+        ForwarderOptions {
+            http: Some(faulty.shared()),
+            ledger_retry: Some(retry),
+            ..ForwarderOptions::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-overloaded", 10).await;
+    b.drain(Duration::from_secs(60)).await;
+
+    let record = b.record(&run).await;
+    assert_eq!(record.state, RunState::Completed, "{record:?}");
+    assert_eq!(record.succeeded, 10);
+    let stats = b.service.stats();
+    let seen = stats.run(NAME, run.as_str()).unwrap();
+    let calls: Vec<u64> = (0..10).map(|seq| seen.child(seq).unwrap().calls).collect();
+    assert_eq!(calls, vec![1; 10], "a child was called again after the ledger failed");
+    assert_eq!(
+        faulty.injected().get(&dynamodb("UpdateItem")).copied(),
+        Some(10)
+    );
+}
