@@ -539,7 +539,11 @@ async fn a_ledger_throttled_past_one_round_of_retries_costs_no_attempt() {
     let stats = b.service.stats();
     let seen = stats.run(NAME, run.as_str()).unwrap();
     let calls: Vec<u64> = (0..10).map(|seq| seen.child(seq).unwrap().calls).collect();
-    assert_eq!(calls, vec![1; 10], "a child was called again after the ledger failed");
+    assert_eq!(
+        calls,
+        vec![1; 10],
+        "a child was called again after the ledger failed"
+    );
     assert_eq!(
         faulty.injected().get(&dynamodb("UpdateItem")).copied(),
         Some(10)

@@ -21,7 +21,7 @@ pub mod rate;
 pub mod results;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -30,7 +30,9 @@ use futures::future::join_all;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use microprocess_shared::contract::{Outcome, ProcessRequest, ReduceRequest, ResultsLocator};
 use microprocess_shared::errors::error_chain;
-use microprocess_shared::ledger::{ChildOutcome, ChildResult, Ledger, RunRecord};
+use microprocess_shared::ledger::{
+    ChildOutcome, ChildResult, Ledger, LedgerError, Recorded, RunRecord,
+};
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
@@ -40,6 +42,12 @@ use thiserror::Error;
 
 use rate::RateLimiter;
 use results::Placement;
+
+/// The function's deadline as an instant of this process's clock.
+fn deadline_of(context: &Context) -> Instant {
+    let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
 
 /// Time kept back from the function's deadline to record outcomes after the last call.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -184,9 +192,10 @@ impl Forwarder {
         }
 
         let timeout = self.call_timeout(&context);
+        let deadline = deadline_of(&context);
         let runs = process
             .into_iter()
-            .map(|(run, work)| self.process_run(run, work, timeout));
+            .map(|(run, work)| self.process_run(run, work, timeout, deadline));
         let reduces = reduce
             .into_iter()
             .map(|(received, run)| self.reduce(received, run, timeout));
@@ -214,6 +223,7 @@ impl Forwarder {
         run: RunId,
         work: Vec<ProcessWork<'a>>,
         timeout: Duration,
+        deadline: Instant,
     ) -> Vec<(&'a str, Verdict)> {
         match self.ledger.run(self.name(), &run).await {
             Ok(Some(_)) => {}
@@ -287,11 +297,7 @@ impl Forwarder {
         }
 
         if !outcomes.is_empty() {
-            match self
-                .ledger
-                .record_children(self.name(), &run, &outcomes, Utc::now())
-                .await
-            {
+            match self.record(&run, &outcomes, deadline).await {
                 Ok(recorded) => {
                     if !recorded.duplicates.is_empty() {
                         tracing::info!(%run, duplicates = ?recorded.duplicates, "already counted; nothing changed");
@@ -324,6 +330,33 @@ impl Forwarder {
             }
         }
         pending.into_iter().map(|(id, _, v)| (id, v)).collect()
+    }
+
+    /// Records the outcomes, again while the ledger is only overloaded and the invocation
+    /// has time for another round of the ledger's retries: a batch sent back would cost
+    /// each of its children an attempt and a second call of the service. Recording again
+    /// is safe: each child is counted once however often it is written.
+    async fn record(
+        &self,
+        run: &RunId,
+        outcomes: &[ChildOutcome],
+        deadline: Instant,
+    ) -> Result<Recorded, LedgerError> {
+        let round = self.ledger.retry_policy().worst_case() + DEADLINE_MARGIN;
+        loop {
+            match self
+                .ledger
+                .record_children(self.name(), run, outcomes, Utc::now())
+                .await
+            {
+                Err(error @ LedgerError::RetriesExhausted { .. })
+                    if Instant::now() + round < deadline =>
+                {
+                    tracing::warn!(%run, %error, "the ledger is overloaded; recording again before the deadline");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The contract's classification of one process answer, with what to record.

@@ -165,6 +165,11 @@ impl Ledger {
         self
     }
 
+    /// The retry policy of throttled and conflicting calls.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }

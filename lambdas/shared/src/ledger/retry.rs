@@ -49,6 +49,14 @@ impl RetryPolicy {
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 
+    /// The longest a call can wait in all before its retries are exhausted: the sum of
+    /// the waits' ceilings (the calls' own time not included).
+    pub fn worst_case(&self) -> Duration {
+        (1..self.max_attempts.max(1))
+            .map(|attempt| self.ceiling(attempt))
+            .sum()
+    }
+
     /// The wait after failed attempt `attempt`: uniform in `0..=ceiling` ("full jitter"),
     /// drawn from `random`.
     pub fn delay(&self, attempt: u32, random: u64) -> Duration {
