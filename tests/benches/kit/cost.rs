@@ -71,7 +71,7 @@ pub async fn run(size: Size, table: &mut Table) {
 
     let model = estimate(&inputs(&m, 0.050));
     compare(table, &m, &model);
-    let units = m.usage.dynamodb_write_units;
+    let units = m.usage.dynamodb_write_units / m.items.max(1) as f64;
     table.target(
         "cost",
         "ledger write units per child, results in the ledger, counted at the SDK level",

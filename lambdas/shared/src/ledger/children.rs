@@ -57,7 +57,24 @@ struct Place<'a> {
     expires_at: i64,
 }
 
-impl Place<'_> {
+impl<'a> Place<'a> {
+    fn new(
+        context: &'a Context,
+        microprocess: &'a str,
+        run: &'a RunId,
+        params: RunParams,
+        now: DateTime<Utc>,
+    ) -> Place<'a> {
+        Place {
+            context,
+            microprocess,
+            run,
+            params,
+            now,
+            expires_at: expires_at(now, params.retention_days),
+        }
+    }
+
     fn partition_key(&self, block: u64) -> String {
         child_partition_key(
             self.microprocess,
@@ -114,14 +131,7 @@ impl Ledger {
         }
         let (kept, mut duplicates) = dedupe(outcomes);
         let params = self.params(&context, microprocess, run).await?;
-        let place = Place {
-            context: &context,
-            microprocess,
-            run,
-            params,
-            now,
-            expires_at: expires_at(now, params.retention_days),
-        };
+        let place = Place::new(&context, microprocess, run, params, now);
         let mut by_block: BTreeMap<u64, Vec<&ChildOutcome>> = BTreeMap::new();
         for outcome in kept {
             by_block
@@ -548,14 +558,7 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let context = self.context(Step::RecordChildren, microprocess, Some(run));
         let params = self.params(&context, microprocess, run).await?;
-        let place = Place {
-            context: &context,
-            microprocess,
-            run,
-            params,
-            now,
-            expires_at: expires_at(now, params.retention_days),
-        };
+        let place = Place::new(&context, microprocess, run, params, now);
         let pk = place.partition_key(block);
         let seen = self.read_block(&context, &pk, block).await?;
         if !seen.is_complete() {
@@ -580,14 +583,7 @@ impl Ledger {
             return Ok(());
         }
         let params = self.params(context, microprocess, run).await?;
-        let place = Place {
-            context,
-            microprocess,
-            run,
-            params,
-            now,
-            expires_at: expires_at(now, params.retention_days),
-        };
+        let place = Place::new(context, microprocess, run, params, now);
         let block = block_of(total);
         let pk = place.partition_key(block);
         let after = match self
@@ -725,33 +721,22 @@ impl Ledger {
         let from = s(block_sort_key(first));
         // `~` sorts after `#`: the last block's details are in the range.
         let to = s(format!("{}~", block_sort_key(last)));
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = retrying(&self.retry, || {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .consistent_read(true)
-                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-                    .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
-                    .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
-                    .expression_attribute_values(":pk", pk.clone())
-                    .expression_attribute_values(":from", from.clone())
-                    .expression_attribute_values(":to", to.clone())
-                    .set_exclusive_start_key(start.clone())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
-            .await
-            .map_err(|e| e.into_ledger(context.clone()))?;
-            self.count_reads(page.consumed_capacity());
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        self.query_all(context, |start| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", PARTITION_KEY_ATTRIBUTE)
+                .expression_attribute_names("#sk", SORT_KEY_ATTRIBUTE)
+                .expression_attribute_values(":pk", pk.clone())
+                .expression_attribute_values(":from", from.clone())
+                .expression_attribute_values(":to", to.clone())
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
     }
 
     /// The record of child `seq` (strongly consistent); `None` before it is counted.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
 use aws_sdk_dynamodb::Error;
 use chrono::{DateTime, Utc};
@@ -607,23 +608,39 @@ impl Ledger {
         state: RunState,
     ) -> Result<Vec<Item>, LedgerError> {
         let partition = s(state_pk(microprocess, state));
+        self.query_all(context, |start| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(RUNS_BY_STATE_INDEX)
+                .key_condition_expression("#state_pk = :state_pk")
+                .expression_attribute_names("#state_pk", attr::STATE_PK)
+                .expression_attribute_values(":state_pk", partition.clone())
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+        })
+        .await
+    }
+
+    /// Every item of a paginated `Query`, its read units counted: `query` sends the query
+    /// from the given start key.
+    pub(crate) async fn query_all<F, Fut, E>(
+        &self,
+        context: &Context,
+        query: F,
+    ) -> Result<Vec<Item>, LedgerError>
+    where
+        F: Fn(Option<Item>) -> Fut,
+        Fut: std::future::Future<Output = Result<QueryOutput, E>>,
+        E: Into<Error>,
+    {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = retrying(&self.retry, || {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(RUNS_BY_STATE_INDEX)
-                    .key_condition_expression("#state_pk = :state_pk")
-                    .expression_attribute_names("#state_pk", attr::STATE_PK)
-                    .expression_attribute_values(":state_pk", partition.clone())
-                    .set_exclusive_start_key(start.clone())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-            })
-            .await
-            .map_err(|e| e.into_ledger(context.clone()))?;
+            let page = retrying(&self.retry, || query(start.clone()))
+                .await
+                .map_err(|e| e.into_ledger(context.clone()))?;
             self.count_reads(page.consumed_capacity());
             items.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
@@ -633,8 +650,6 @@ impl Ledger {
         }
     }
 
-    /// The run record and its shards in one consistent query (`sk >= "RUN"`: children sort
-    /// before `RUN`, shards after it).
     pub(crate) async fn read_run(
         &self,
         context: &Context,
