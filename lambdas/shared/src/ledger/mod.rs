@@ -11,42 +11,46 @@
 //! |---|---|---|
 //! | [`Ledger::start_run`] | `Put` run `SPLITTING` if absent | [`StartRun::Existing`]; with [`Overlap::Skip`] and another run `SPLITTING`, `PROCESSING` or `REDUCING` (found on the `runs-by-state` index): [`StartRun::Skipped`], nothing written |
 //! | [`Ledger::checkpoint`] | `cursor`, `enqueued`, `pages` | [`LedgerError::Refused`]: the run is not `SPLITTING`, or the checkpoint moves back |
-//! | [`Ledger::seal`] | `split_done`, `total`, `PROCESSING` | a sealed run is returned unchanged (the first `total` stays) |
+//! | [`Ledger::seal`] | the last block's `size`, then `split_done`, `total`, `PROCESSING` | a sealed run is returned unchanged (the first `total` stays) |
 //! | [`Ledger::split_failed`] | `SPLIT_FAILED` + `reason` | `Ok` if already `SPLIT_FAILED`, else refused |
-//! | [`Ledger::record_children`] | children + counters, one transaction per ≤ 100 items | per child: duplicates change nothing, `FAILED → SUCCEEDED` moves one count |
+//! | [`Ledger::record_children`] | per block: a details item, one count update per ≤ 50 children, the block's report once complete | per child: duplicates change nothing, `FAILED → SUCCEEDED` moves one count |
+//! | [`Ledger::settle_block`] | a complete block's report, if it has none | `false`: the block is not complete |
 //! | [`Ledger::record_invalid_items`] | split items breaking the contract's limits, as `FAILED` children | as above |
 //! | [`Ledger::try_claim_reduce`] | `PROCESSING → REDUCING` once all children are done | `false`: not done yet, or another writer won |
 //! | [`Ledger::complete`], [`Ledger::reduce_failed`] | `REDUCING →` `COMPLETED` / `REDUCE_FAILED` | `Ok` if already there, else refused |
 //!
 //! Reads: [`Ledger::run`] (strongly consistent, counters summed over shards),
 //! [`Ledger::runs_in_state`] (the `runs-by-state` index, eventually consistent; what the
-//! sweep and `status` use), [`Ledger::children`] (every child record of a run, in `seq`
-//! order; meant for tests and small runs).
+//! sweep and `status` use), [`Ledger::children_page`] and [`Ledger::children`] (the
+//! counted children in `seq` order, a page of blocks at a time over every child key),
+//! [`Ledger::child`] (one child's record), [`Ledger::child_state`] (one read of its block).
 //!
 //! # Recording children
 //!
-//! [`Ledger::record_children`] writes up to 99 children plus the counter items they count
-//! on (the run record, or shard `(seq / 100) % shards`) per `TransactWriteItems`, each child
-//! guarded by `attribute_not_exists(pk)`. When DynamoDB cancels the transaction because a
-//! child's condition failed (a duplicate delivery), it writes that batch child by child:
-//! a new child counts, a `FAILED` child now `SUCCEEDED` moves from `failed` to `succeeded`
-//! (guarded by `state = FAILED`; `done` unchanged), anything else is a duplicate and
-//! changes nothing; a `SUCCEEDED` child is never downgraded. The cancellation reasons
-//! (with `ReturnValuesOnConditionCheckFailure = ALL_OLD`) say which children already
-//! exist, so no write is tried that is known to fail. Transactions cancelled by
-//! `TransactionConflict` (two writers of one counter item at once) or throttling are
-//! retried with capped exponential backoff and full jitter ([`RetryPolicy`]), then fail
-//! with [`LedgerError::RetriesExhausted`]. The result reports which seqs counted, moved or
-//! were duplicates, and whether the run is complete (`split_done` and `done == total`,
-//! read back consistently after the writes): the caller then calls
-//! [`Ledger::try_claim_reduce`], whose condition has exactly one winner. The splitter
-//! calls it too after [`Ledger::seal`], for runs whose children all finished before the
-//! seal.
+//! Children are counted in blocks of 100 seqs spread over the run's child partition keys
+//! (`blocks`, `docs/ledger.md`). Per block of its outcomes, [`Ledger::record_children`]
+//! puts a details item (what each child was), then counts the children with one
+//! conditional `UpdateItem` of the block item (`NOT contains(counted, :offset)` for each,
+//! at most 50 to an update): the dedup and the count are one single-item write. A refused
+//! update returns the block as it was (`ReturnValuesOnConditionCheckFailure = ALL_OLD`):
+//! its children already counted are duplicates, or, when they are `FAILED` and now
+//! `SUCCEEDED`, moves (guarded by `contains(failed_offsets, :offset)`; in one transaction
+//! with the run's counters once the block is reported); the rest are counted by another
+//! update. A block this completes (100 seqs, or the `size` the seal set on the last)
+//! adds its counts to the run record, or shard `block % shards`, in a transaction guarded
+//! by `attribute_not_exists(reported)` and the counts the writer saw. Throttled and
+//! conflicting calls are retried with capped exponential backoff and full jitter
+//! ([`RetryPolicy`]), then fail with [`LedgerError::RetriesExhausted`]. The result
+//! reports which seqs counted, moved or were duplicates, and whether the run is complete
+//! (`split_done` and `done == total`, read back consistently after the writes): the
+//! caller then calls [`Ledger::try_claim_reduce`], whose condition has exactly one
+//! winner. The splitter calls it too after [`Ledger::seal`], for runs whose children all
+//! finished before the seal.
 //!
 //! # Run parameters
 //!
-//! A run's counter shards and retention are fixed when it starts and stored on its
-//! record; later calls read them from there once per run and keep them in memory, so
+//! A run's layout (counter shards, child partition keys) and retention are fixed when it
+//! starts and stored on its record; later calls read them from there once per run and keep them in memory, so
 //! changing the configuration never changes where a running run counts.
 //!
 //! # Expiry and capacity
