@@ -213,6 +213,11 @@ cases! {
     retry_schedule_longer_than_the_queue_retention: "prod", MP, Replace("timeout_seconds = 25\nmax_attempts = 5\n", "timeout_seconds = 25\nmax_attempts = 100\n")
         => "`credit-scores.process.max_attempts` (100) with up to 3600 s between attempts can keep a message 4.2 days, past the queue's retention of 4 days (`credit-scores.delivery.message_retention_days`)" at "environments/microprocesses.toml:17:16", hint "allow at most 95 attempts";
 
+    /// Two keys at prod's 2,000 calls a second: 550 write units a second each, over half
+    /// of a partition's 1,000.
+    too_few_ledger_partitions_for_the_rate_cap: "prod", "prod.toml", Append("\n[microprocesses.credit-scores.results]\npartitions = 2\n".into())
+        => "`credit-scores.results.partitions` = 2 puts 550 write units a second on each key at 2000 children a second, over half of DynamoDB's 1,000 a key" at "environments/prod.toml:58:14", hint "use at least 3, or leave it out for the default of 6";
+
     queue_idle_timeout_shorter_than_a_forwarder_timeout: "prod", "prod.toml", Replace("layout = \"internal-queue\"\n", "layout = \"internal-queue\"\nqueue_idle_timeout_seconds = 20\n")
         => "`service.queue_idle_timeout_seconds` (20 s) is shorter than the forwarder timeout of `credit-scores` (30 s)" at "environments/prod.toml:26:30", hint "use at least 30";
 
