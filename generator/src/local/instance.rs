@@ -280,6 +280,9 @@ async fn supervise(process: SupervisedProcess, mut shutdown: watch::Receiver<boo
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
+            // Its own process group, so that killing it kills what it started too, as
+            // Lambda's sandbox does: an orphan would keep its Runtime API request open.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         let mut child = match spawned {
@@ -316,19 +319,16 @@ async fn supervise(process: SupervisedProcess, mut shutdown: watch::Receiver<boo
             status = child.wait() => { stopping = false; status }
             Some(()) = kill_rx.recv() => {
                 stopping = false;
-                let _ = child.start_kill();
-                child.wait().await
+                kill_group(&mut child).await
             }
             used = watch_memory => {
                 stopping = false;
                 over_memory = Some(used);
-                let _ = child.start_kill();
-                child.wait().await
+                kill_group(&mut child).await
             }
             () = super::stop_requested(&mut shutdown) => {
                 stopping = true;
-                let _ = child.start_kill();
-                child.wait().await
+                kill_group(&mut child).await
             }
         };
         let status = status
@@ -366,6 +366,24 @@ async fn supervise(process: SupervisedProcess, mut shutdown: watch::Receiver<boo
     for p in pumps {
         let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
     }
+}
+
+/// Kills the process and everything in its process group, then reaps it.
+async fn kill_group(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    match child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        Some(pid) => {
+            let group = nix::unistd::Pid::from_raw(pid);
+            if nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).is_err() {
+                let _ = child.start_kill();
+            }
+        }
+        None => {
+            let _ = child.start_kill();
+        }
+    }
+    child.wait().await
 }
 
 /// Sleeps `wait`; `true` when the runner stops meanwhile.
@@ -544,6 +562,49 @@ done"#;
         instance.stopped().await;
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("timed out after 1 s"), "{text}");
+    }
+
+    /// A process that started others (a shell bootstrap, a runtime with workers) is killed
+    /// with them: an orphan would outlive the runner and hold its Runtime API request open,
+    /// so that the runner's shutdown waited for it for good.
+    #[tokio::test]
+    async fn a_killed_process_takes_what_it_started_with_it() {
+        if !have_curl() {
+            eprintln!("skipped: no curl");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let body = format!(
+            r#"sleep 600 & echo $! >> {}
+curl -s -o /dev/null "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next"; exec sleep 600"#,
+            pids.display()
+        );
+        let (instance, stop, _log) = start(dir.path(), &body).await;
+        let result = instance
+            .invoke(Bytes::from_static(b"{}"), Duration::from_secs(1), None)
+            .await;
+        assert!(
+            matches!(result, Err(Failure::TimedOut { .. })),
+            "{result:?}"
+        );
+        wait_for_starts(&instance, 2).await;
+        // The second process waits on `next` in a curl of its own when the runner stops.
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), instance.stopped())
+            .await
+            .expect("the runner stops although its process had started others");
+        let started = std::fs::read_to_string(&pids).unwrap();
+        for pid in started.split_whitespace() {
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ");
+            assert!(
+                !alive,
+                "process {pid}, started by a killed process, still runs"
+            );
+        }
     }
 
     #[tokio::test]
