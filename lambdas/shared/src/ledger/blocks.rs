@@ -131,14 +131,8 @@ fn offsets(item: &Item, name: &str) -> Result<BTreeSet<u64>, String> {
     }
 }
 
-/// An update with its condition and placeholders.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Change {
-    pub update: String,
-    pub condition: String,
-    pub names: HashMap<String, String>,
-    pub values: HashMap<String, AttributeValue>,
-}
+/// An update with its condition and placeholders, of the same kind as the run record's.
+pub(crate) type Change = super::runs::RunUpdate;
 
 fn named(attributes: &[&str]) -> HashMap<String, String> {
     super::attrs::names(attributes)

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    CancellationReason, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Error;
 use chrono::{DateTime, Utc};
@@ -446,46 +445,22 @@ impl Ledger {
         block: u64,
         change: Change,
     ) -> Result<Updated, LedgerError> {
-        let item_key = key(pk, &block_sort_key(block));
-        let result = retrying(&self.retry, || {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key.clone()))
-                .update_expression(&change.update)
-                .condition_expression(&change.condition)
-                .set_expression_attribute_names(Some(change.names.clone()))
-                .set_expression_attribute_values(Some(change.values.clone()))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-        })
-        .await;
+        let written = self
+            .conditional_update(context, key(pk, &block_sort_key(block)), &change)
+            .await?;
         let malformed = |(key, why)| LedgerError::Malformed {
             context: context.clone(),
             key,
             why,
         };
-        match result {
-            Ok(output) => {
-                self.count_writes(output.consumed_capacity());
-                let item = output.attributes.unwrap_or_default();
-                self.estimate_writes(capacity::units(capacity::item_size(&item)));
-                Ok(Updated::Written(
-                    Block::from_item(block, Some(&item)).map_err(malformed)?,
-                ))
+        Ok(match written {
+            Ok(after) => {
+                Updated::Written(Block::from_item(block, Some(&after)).map_err(malformed)?)
             }
-            Err(CallError::Service(error)) => match *error {
-                Error::ConditionalCheckFailedException(failed) => Ok(Updated::Refused(
-                    Block::from_item(block, failed.item.as_ref()).map_err(malformed)?,
-                )),
-                other => Err(CallError::Service(Box::new(other)).into_ledger(context.clone())),
-            },
-            Err(exhausted) => Err(exhausted.into_ledger(context.clone())),
-        }
+            Err(before) => {
+                Updated::Refused(Block::from_item(block, Some(&before)).map_err(malformed)?)
+            }
+        })
     }
 
     async fn put_details(&self, context: &Context, item: Item) -> Result<(), LedgerError> {

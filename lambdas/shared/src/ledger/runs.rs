@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Error;
 use chrono::{DateTime, Utc};
 
@@ -19,7 +21,8 @@ use crate::ledger_keys::{
 };
 use crate::run_id::RunId;
 
-/// A conditional update of the run record.
+/// A conditional update of one item: the run record, or a block (`blocks::Change`).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RunUpdate {
     pub update: String,
     pub condition: String,
@@ -749,6 +752,17 @@ impl Ledger {
         change: RunUpdate,
     ) -> Result<Option<Item>, LedgerError> {
         let key = key(&run_partition_key(microprocess, run), RUN_SORT_KEY);
+        Ok(self.conditional_update(context, key, &change).await?.ok())
+    }
+
+    /// One conditional `UpdateItem` of the item at `key`: `Ok(the item after it)`, or
+    /// `Err(the item before it)` when its condition failed (empty when there was none).
+    pub(crate) async fn conditional_update(
+        &self,
+        context: &Context,
+        key: Item,
+        change: &RunUpdate,
+    ) -> Result<Result<Item, Item>, LedgerError> {
         let result = retrying(&self.retry, || {
             self.client
                 .update_item()
@@ -761,6 +775,9 @@ impl Ledger {
                     (!change.values.is_empty()).then(|| change.values.clone()),
                 )
                 .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
         })
@@ -770,13 +787,14 @@ impl Ledger {
                 self.count_writes(output.consumed_capacity());
                 let item = output.attributes.unwrap_or_default();
                 self.estimate_writes(capacity::units(capacity::item_size(&item)));
-                Ok(Some(item))
+                Ok(Ok(item))
             }
-            Err(CallError::Service(error))
-                if matches!(*error, Error::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
+            Err(CallError::Service(error)) => match *error {
+                Error::ConditionalCheckFailedException(failed) => {
+                    Ok(Err(failed.item.unwrap_or_default()))
+                }
+                other => Err(CallError::Service(Box::new(other)).into_ledger(context.clone())),
+            },
             Err(error) => Err(error.into_ledger(context.clone())),
         }
     }
