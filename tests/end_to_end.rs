@@ -30,14 +30,21 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
     let endpoint = moto.endpoint().to_string();
     project.deploy(&moto);
 
-    let service =
-        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
-            fail_seqs_4xx: SeqSelector::Seqs([FAILING_SEQ].into()),
-            reduce_failures: 2,
-            ..Chaos::default()
-        }))
-        .await
-        .unwrap();
+    // The service is mounted under a path prefix, as behind a gateway that routes by
+    // prefix: every call is signed over the path as sent, prefix included.
+    let service = demo_service::DemoService::start(
+        Config::new(SECRET)
+            .with_items(ITEMS)
+            .with_path_prefix("/svc")
+            .with_chaos(Chaos {
+                fail_seqs_4xx: SeqSelector::Seqs([FAILING_SEQ].into()),
+                reduce_failures: 2,
+                ..Chaos::default()
+            }),
+    )
+    .await
+    .unwrap();
+    assert!(service.queue_url().ends_with("/svc"));
     let runner = tokio::task::block_in_place(|| {
         project.run_locally(&endpoint, &service.queue_url(), SECRET)
     });

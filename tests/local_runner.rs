@@ -208,6 +208,7 @@ impl Emulator {
             batch_size: 10,
             backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
             max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
+            result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
         };
         with_log_filter(settings.to_environment())
     }

@@ -172,7 +172,19 @@ cases! {
     path_with_query: "prod", MP, Replace("/abn-refresh/process\"", "/abn-refresh/process?full=1\"")
         => "`abn-refresh.process.path` must not carry a query or fragment (the kit adds its own query on split)" at "environments/microprocesses.toml:41:8", hint "the service's queue host";
 
+    /// The URL parser would send `%7Bname%7D`: the signature and the service's router
+    /// would see another path than the one configured.
+    path_that_is_sent_re_encoded: "prod", MP, Replace("\"/microprocesses/credit-scores/split\"", "\"/microprocesses/{name}/split\"")
+        => "`credit-scores.split.path` `/microprocesses/{name}/split` would be sent as `/microprocesses/%7Bname%7D/split`" at "environments/microprocesses.toml:11:8", hint "write `/microprocesses/%7Bname%7D/split`";
+
+    path_with_dot_segment: "prod", MP, Replace("\"/microprocesses/credit-scores/split\"", "\"/microprocesses/./credit-scores/split\"")
+        => "`credit-scores.split.path` `/microprocesses/./credit-scores/split` would be sent as `/microprocesses/credit-scores/split`" at "environments/microprocesses.toml:11:8", hint "without `.` segments";
+
     // ---- delivery numbers ----
+
+    /// Ten answers of 8 MiB, each held twice, do not fit 128 MB.
+    result_limit_over_forwarder_memory: "sandbox", MP, Replace("batch_size = 10\nmax_concurrency = 50", "batch_size = 10\nmax_concurrency = 50\nresult_limit_kib = 8192")
+        => "`credit-scores.delivery.result_limit_kib` (8192 KiB) does not fit a batch of 10 in the forwarder's 128 MB" at "environments/microprocesses.toml:25:20", hint "set `delivery.forwarder_memory_mb = 200`";
 
     max_concurrency_1: "prod", "prod.toml", Replace("max_concurrency = 40", "max_concurrency = 1")
         => "`abn-refresh.delivery.max_concurrency` must be between 2 and 1000, got `1`" at "environments/prod.toml:55:19", hint "MaximumConcurrency is 2 to 1000";
@@ -261,7 +273,14 @@ cases! {
         => "`service.mode` cannot be `fargat`" at "environments/prod.toml:14:8", hint "did you mean `fargate`?";
 
     external_service_over_plain_http: "local", "local.toml", Replace("http://127.0.0.1:8081", "http://scores.internal:8081")
-        => "`queue_base_url` `http://scores.internal:8081` is plain http to a non-loopback host" at "environments/local.toml:14:18", hint "only over TLS";
+        => "`queue_base_url` `http://scores.internal:8081` is plain http to `scores.internal`, which is not a loopback address" at "environments/local.toml:14:18", hint "only over TLS";
+
+    /// A loopback prefix test used to let this through: the host is `evil.com`.
+    external_service_with_userinfo: "local", "local.toml", Replace("http://127.0.0.1:8081", "http://127.0.0.1@evil.com")
+        => "`queue_base_url` `http://127.0.0.1@evil.com` has a user name or password; the kit authenticates by signing, never by URL" at "environments/local.toml:14:18", hint "remove the `user@` part";
+
+    external_service_with_query: "local", "local.toml", Replace("http://127.0.0.1:8081", "http://127.0.0.1:8081/svc?team=scores")
+        => "`queue_base_url` `http://127.0.0.1:8081/svc?team=scores` has a query or fragment; the kit adds its own query on split" at "environments/local.toml:14:18", hint "https://host[:port][/prefix]";
 
     fargate_key_on_external_service: "local", "local.toml", Replace(":8081\"\n", ":8081\"\nvpc_id = \"vpc-0a1b2c3d4e5f60001\"\n")
         => "`service.vpc_id` only applies to `mode = \"fargate\"`" at "environments/local.toml:15:10", hint "reached at `queue_base_url`; remove the key";

@@ -106,6 +106,8 @@ pub struct ForwarderOptions {
     pub ledger_retry: Option<RetryPolicy>,
     /// Cap on process calls a second across `MAX_CONCURRENCY` (2) forwarders; 0 for none.
     pub rate_limit_per_second: u32,
+    /// The largest 2xx answer read (the contract's result limit).
+    pub result_limit: usize,
 }
 
 impl Default for ForwarderOptions {
@@ -119,6 +121,7 @@ impl Default for ForwarderOptions {
             http: None,
             ledger_retry: None,
             rate_limit_per_second: 0,
+            result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
         }
     }
 }
@@ -460,7 +463,7 @@ impl Pipeline {
         tuning: Tuning,
     ) -> (Splitter, Arc<RecordingHandoff>) {
         let mut splitter =
-            Splitter::new(settings, &self.config, SECRET.into(), "splitter").unwrap();
+            Splitter::new(settings, &self.config, SECRET.to_string(), "splitter").unwrap();
         let handoff = Arc::new(RecordingHandoff::default());
         splitter.handoff = handoff.clone();
         splitter.tuning = tuning;
@@ -661,6 +664,7 @@ fn forwarder_settings(
         max_retry_after: std::time::Duration::from_secs(
             microprocess_shared::settings::DEFAULT_MAX_RETRY_AFTER_SECONDS,
         ),
+        result_limit: options.result_limit,
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -61,11 +61,15 @@ pub(crate) async fn check_signature(
         );
     };
     // The path and query exactly as received: re-encoding them would change what was
-    // signed.
-    let path_and_query = parts
-        .uri
+    // signed. Under a path prefix the router strips the prefix, and the request line
+    // (which the kit signed) is the original URI.
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    let path_and_query = uri
         .path_and_query()
-        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+        .map_or_else(|| uri.path(), |pq| pq.as_str());
     let secrets: Vec<&str> = shared.config.secrets.iter().map(String::as_str).collect();
     let checked = verify(
         &secrets,

@@ -47,6 +47,11 @@ pub struct Args {
     #[arg(long, env = "DEMO_ITEMS", default_value_t = DEFAULT_ITEMS)]
     pub items: u64,
 
+    /// Mount the queue host's routes under this path (`/svc`), as behind a gateway that
+    /// routes by prefix; the kit's `queue_base_url` then ends with it.
+    #[arg(long, env = "DEMO_PATH_PREFIX", default_value = "")]
+    pub path_prefix: String,
+
     /// Directory that receives the reduce reports, as <dir>/<microprocess>/<run>.json.
     #[arg(long, env = "DEMO_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
@@ -70,6 +75,7 @@ impl Args {
             queue_port: self.queue_port,
             live_port: self.live_port,
             max_skew_seconds: MAX_SKEW_SECONDS,
+            path_prefix: self.path_prefix,
             chaos: self.chaos,
         }
     }

@@ -31,6 +31,9 @@ pub struct Config {
     pub live_port: u16,
     /// Largest accepted distance between a signature's `t` and this clock, in seconds.
     pub max_skew_seconds: u64,
+    /// A path the queue host's routes are mounted under (`/svc`), as behind a gateway
+    /// that routes by prefix; empty for none.
+    pub path_prefix: String,
     pub chaos: Chaos,
 }
 
@@ -46,8 +49,15 @@ impl Config {
             queue_port: 0,
             live_port: 0,
             max_skew_seconds: MAX_SKEW_SECONDS,
+            path_prefix: String::new(),
             chaos: Chaos::default(),
         }
+    }
+
+    /// Mounts the queue host's routes under `prefix` (`/svc`).
+    pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Config {
+        self.path_prefix = prefix.into();
+        self
     }
 
     pub fn with_items(mut self, items: u64) -> Config {
@@ -95,6 +105,16 @@ impl Config {
         if self.items > MAX_SEQ + 1 {
             return Err(ConfigError::TooManyItems { items: self.items });
         }
+        let prefix = &self.path_prefix;
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/')
+                || prefix.ends_with('/')
+                || !prefix[1..].split('/').all(is_valid_name))
+        {
+            return Err(ConfigError::BadPathPrefix {
+                prefix: prefix.clone(),
+            });
+        }
         self.chaos.validate()?;
         Ok(())
     }
@@ -140,6 +160,11 @@ pub enum ConfigError {
     DuplicateMicroprocess { name: String },
     #[error("{items} items do not fit the ledger's 12-digit seq; use at most 1000000000000")]
     TooManyItems { items: u64 },
+    #[error(
+        "path prefix `{prefix}` cannot be served; write segments of letters, digits, `-` or \
+         `_`, each after a `/`, like `/svc` or `/teams/scores`"
+    )]
+    BadPathPrefix { prefix: String },
     #[error(transparent)]
     Chaos(#[from] ChaosError),
 }

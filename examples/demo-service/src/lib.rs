@@ -137,10 +137,13 @@ pub struct RunningService {
 }
 
 impl RunningService {
-    /// Base URL of the queue host, such as `http://127.0.0.1:8081`: the kit's
-    /// `QUEUE_BASE_URL`.
+    /// Base URL of the queue host, such as `http://127.0.0.1:8081`, with the path prefix
+    /// when there is one (`http://127.0.0.1:8081/svc`): the kit's `QUEUE_BASE_URL`.
     pub fn queue_url(&self) -> String {
-        format!("http://{}", self.queue_addr)
+        format!(
+            "http://{}{}",
+            self.queue_addr, self.service.shared.config.path_prefix
+        )
     }
 
     /// Base URL of the live host.

@@ -49,7 +49,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_demo/stats", get(stats))
         .route("/_demo/fix", post(fix))
         .route("/_demo/chaos", get(chaos).put(set_chaos));
-    contract.merge(demo).fallback(not_found).with_state(shared)
+    let routes = contract.merge(demo);
+    let prefix = shared.config.path_prefix.clone();
+    let routes = if prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&prefix, routes)
+    };
+    routes.fallback(not_found).with_state(shared)
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use microprocess_shared::queue_host::{BaseUrlError, QueueBase};
 use toml::Spanned;
 
 use super::checks::{is_host_name, is_kebab_name, Checker, Located};
@@ -251,34 +252,20 @@ fn fargate_keys_present(raw: &RawService, file: &Arc<SourceFile>) -> Vec<(&'stat
 
 fn check_base_url(c: &mut Checker, u: &Located<String>) {
     let v = &u.value;
-    let loopback = [
-        "http://127.",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]",
-    ];
-    if v.starts_with("https://") {
-        if v.len() <= "https://".len() {
-            c.error(
-                &u.place,
-                "`queue_base_url` has no host",
-                "write `https://host[:port]`",
-            );
-        }
-    } else if v.starts_with("http://") {
-        if !loopback.iter().any(|p| v.starts_with(p)) && v != "http://localhost" {
-            c.error(
-                &u.place,
-                format!("`queue_base_url` `{v}` is plain http to a non-loopback host"),
-                "the kit sends only over TLS: use https://, or a loopback address for local runs",
-            );
-        }
-    } else {
-        c.error(
-            &u.place,
-            format!("`queue_base_url` `{v}` is not an http(s) URL"),
-            "write `https://host[:port]` or `http://127.0.0.1:PORT`",
-        );
+    if let Err(error) = QueueBase::parse(v) {
+        let hint = match error {
+            BaseUrlError::PlainHttpToRemote(..) => {
+                "the kit sends only over TLS: use https://, or a loopback address for local runs"
+            }
+            BaseUrlError::UserInfo(_) => {
+                "remove the `user@` part; the service checks the kit's signature instead"
+            }
+            BaseUrlError::QueryOrFragment(_) => {
+                "write `https://host[:port][/prefix]`; the microprocess paths carry the rest"
+            }
+            _ => "write `https://host[:port][/prefix]` or `http://127.0.0.1:PORT`",
+        };
+        c.error(&u.place, format!("`queue_base_url` {error}"), hint);
     }
     if v.ends_with('/') {
         c.error(

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use microprocess_shared::queue_host;
 use toml::Spanned;
 
 use super::checks::{is_kebab_name, path_problem, Checker, Located};
@@ -11,6 +12,7 @@ use super::model::{
     Delivery, Microprocess, Overlap, Process, Reduce, ResultStorage, Results, Schedule, Split,
 };
 use super::raw::RawMicroprocess;
+use super::result_limit;
 use super::schedule::{check_expression, check_timezone};
 
 /// Longest microprocess name: it becomes part of function names (64 characters at most)
@@ -83,6 +85,15 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
             Some(p) => {
                 if let Some(problem) = path_problem(&p.value) {
                     c.error(&p.place, format!("`{}` {problem}", key(k)), "write the path on the service's queue host, e.g. `/microprocesses/credit-scores/process`");
+                } else {
+                    let sent = queue_host::sent_path(&p.value);
+                    if sent != p.value {
+                        c.error(
+                            &p.place,
+                            format!("`{}` `{}` would be sent as `{sent}`", key(k), p.value),
+                            format!("a URL carries the path encoded and without `.` segments, and the signature covers what is sent: write `{sent}`"),
+                        );
+                    }
                 }
                 p.value
             }
@@ -425,16 +436,55 @@ fn validate_delivery(
         }
     }
 
+    let batch_size = c.int(l.get(|m| m.delivery.as_ref()?.batch_size.as_ref()), &key("delivery.batch_size"), 10, 1, 10, "the forwarder calls a batch's messages concurrently; larger batches need a batching window, so raise max_concurrency instead");
+    let forwarder_memory_mb = c.int(
+        l.get(|m| m.delivery.as_ref()?.forwarder_memory_mb.as_ref()),
+        &key("delivery.forwarder_memory_mb"),
+        128,
+        128,
+        10_240,
+        "Lambda memory is 128 to 10240 MB",
+    );
+    let result_limit_kib = match l.get(|m| m.delivery.as_ref()?.result_limit_kib.as_ref()) {
+        None => result_limit::default_kib(forwarder_memory_mb, batch_size),
+        Some(v) => {
+            let set = c
+                .int_at(
+                    &v,
+                    &key("delivery.result_limit_kib"),
+                    1,
+                    1_048_576,
+                    "the largest process answer read, 1 KiB to 1 GiB",
+                )
+                .unwrap_or(1);
+            if set > result_limit::fits_kib(forwarder_memory_mb, batch_size) {
+                c.error(
+                    &v.place,
+                    format!(
+                        "`{}` ({set} KiB) does not fit a batch of {batch_size} in the forwarder's {forwarder_memory_mb} MB",
+                        key("delivery.result_limit_kib")
+                    ),
+                    format!(
+                        "a batch's answers are held at once, each twice: set `delivery.forwarder_memory_mb = {}`, or lower the limit to {} KiB",
+                        result_limit::memory_needed_mb(set, batch_size),
+                        result_limit::fits_kib(forwarder_memory_mb, batch_size)
+                    ),
+                );
+            }
+            set
+        }
+    };
     Delivery {
-        batch_size: c.int(l.get(|m| m.delivery.as_ref()?.batch_size.as_ref()), &key("delivery.batch_size"), 10, 1, 10, "the forwarder calls a batch's messages concurrently; larger batches need a batching window, so raise max_concurrency instead"),
+        batch_size,
         max_concurrency,
         reserved_concurrency: reserved,
         rate_limit_per_second: l
             .get(|m| m.delivery.as_ref()?.rate_limit_per_second.as_ref())
             .and_then(|v| c.int_at(&v, &key("delivery.rate_limit_per_second"), 1, 100_000, "requests a second to the process endpoint, across all forwarders")),
         forwarder_timeout_seconds: forwarder_timeout,
-        forwarder_memory_mb: c.int(l.get(|m| m.delivery.as_ref()?.forwarder_memory_mb.as_ref()), &key("delivery.forwarder_memory_mb"), 128, 128, 10_240, "Lambda memory is 128 to 10240 MB"),
+        forwarder_memory_mb,
         visibility_timeout_seconds: visibility,
         message_retention_days: c.int(l.get(|m| m.delivery.as_ref()?.message_retention_days.as_ref()), &key("delivery.message_retention_days"), 4, 1, 13, "the dead-letter queue keeps messages 14 days, the SQS maximum, and must keep them longer than the queue"),
+        result_limit_kib,
     }
 }

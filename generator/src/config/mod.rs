@@ -12,6 +12,7 @@ mod microprocess;
 pub mod model;
 mod parse;
 mod raw;
+pub mod result_limit;
 pub mod sandbox;
 pub mod schedule;
 

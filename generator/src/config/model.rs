@@ -169,6 +169,8 @@ pub struct Delivery {
     pub forwarder_memory_mb: u32,
     pub visibility_timeout_seconds: u32,
     pub message_retention_days: u32,
+    /// The largest 2xx process answer read, in KiB (see `config::result_limit`).
+    pub result_limit_kib: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

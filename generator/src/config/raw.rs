@@ -70,6 +70,7 @@ pub struct RawDelivery {
     pub forwarder_memory_mb: Option<Spanned<i64>>,
     pub visibility_timeout_seconds: Option<Spanned<i64>>,
     pub message_retention_days: Option<Spanned<i64>>,
+    pub result_limit_kib: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -80,6 +80,7 @@ pub fn forwarder_settings(env: &Environment, m: &Microprocess) -> ForwarderSetti
         batch_size: m.delivery.batch_size,
         backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
         max_retry_after: Duration::from_secs(u64::from(m.process.max_retry_after_seconds)),
+        result_limit: usize::try_from(m.delivery.result_limit_kib).unwrap_or(usize::MAX) * 1024,
     }
 }
 

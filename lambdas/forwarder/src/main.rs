@@ -4,7 +4,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use forwarder::Forwarder;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use microprocess_shared::settings::ForwarderSettings;
-use microprocess_shared::{aws, logging, signing_secret};
+use microprocess_shared::signing_secret::SigningKeys;
+use microprocess_shared::{aws, logging};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,7 +13,7 @@ async fn main() -> Result<(), Error> {
     let settings = ForwarderSettings::from_env()
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
     let config = aws::config().await;
-    let secret = signing_secret::fetch(&config, &settings.common.signing_secret_arn)
+    let secret = SigningKeys::fetch(&config, &settings.common.signing_secret_arn)
         .await
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
     let forwarder = Forwarder::new(settings, &config, secret)?;

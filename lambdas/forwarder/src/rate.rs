@@ -12,6 +12,12 @@
 //!
 //! The bucket is kept as its theoretical arrival time (the generic cell rate algorithm):
 //! the time at which the bucket would be empty again if no call came.
+//!
+//! A new instance starts with an empty bucket: an instance that replaces one stopped
+//! mid-batch (a timeout, a crash) would otherwise send a full batch on top of what the
+//! stopped one sent, and the instances together would pass the cap. A call is reserved
+//! only if its turn comes by a latest start (the function's deadline less the call's
+//! timeout and the time to record it); one that would start later takes no token.
 
 use std::time::Duration;
 
@@ -39,7 +45,8 @@ impl RateLimiter {
         RateLimiter {
             interval,
             tolerance,
-            full_at: Mutex::new(Instant::now()),
+            // Empty: the first batch waits for its tokens like any other.
+            full_at: Mutex::new(Instant::now() + tolerance + interval.unwrap_or_default()),
         }
     }
 
@@ -49,8 +56,15 @@ impl RateLimiter {
 
     /// Waits until this instance has a token for one call.
     pub async fn acquire(&self) {
+        // With no latest start, a token is always reserved.
+        let _ = self.acquire_by(None).await;
+    }
+
+    /// Reserves a token if its turn comes by `latest` and waits for it: `true`. A call
+    /// whose turn would come later takes no token and returns at once: `false`.
+    pub async fn acquire_by(&self, latest: Option<Instant>) -> bool {
         let Some(interval) = self.interval else {
-            return;
+            return latest.is_none_or(|l| Instant::now() <= l);
         };
         let at = {
             let mut full_at = self.full_at.lock().await;
@@ -61,10 +75,14 @@ impl RateLimiter {
             let at = base
                 .checked_sub(self.tolerance)
                 .map_or(now, |earliest| earliest.max(now));
+            if latest.is_some_and(|l| at > l) {
+                return false;
+            }
             *full_at = base + interval;
             at
         };
         tokio::time::sleep_until(at).await;
+        true
     }
 }
 
@@ -89,13 +107,43 @@ mod tests {
         for _ in 0..5 {
             limiter.acquire().await;
         }
-        // The first call goes at once, the next four 100 ms apart.
-        assert_eq!(start.elapsed(), Duration::from_millis(400));
+        // A new bucket is empty: every call waits its 100 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_instance_starts_with_an_empty_bucket() {
+        let limiter = RateLimiter::new(Some(10), 1, 5);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        // Five tokens, one every 100 ms: a replacement instance adds nothing to the cap.
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_turn_comes_too_late_takes_no_token() {
+        let limiter = RateLimiter::new(Some(10), 1, 5);
+        let start = Instant::now();
+        let latest = start + Duration::from_millis(250);
+        let mut sent = 0;
+        for _ in 0..5 {
+            if limiter.acquire_by(Some(latest)).await {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 2, "turns at 100 and 200 ms fit, 300 ms does not");
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        // The refused calls took nothing: the next token is the third.
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_full_bucket_sends_a_batch_at_once_then_waits_for_its_share() {
         let limiter = RateLimiter::new(Some(10), 1, 5);
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let start = Instant::now();
         for _ in 0..5 {
             limiter.acquire().await;
@@ -130,6 +178,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_calls_never_exceed_the_share() {
         let limiter = std::sync::Arc::new(RateLimiter::new(Some(100), 10, 10));
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let start = Instant::now();
         let calls = (0..40).map(|_| {
             let limiter = limiter.clone();

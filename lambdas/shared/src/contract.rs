@@ -128,6 +128,12 @@ pub enum ItemError {
         "item payload is {len} bytes serialized; a payload must be at most 65536 bytes (64 KiB)"
     )]
     PayloadTooLarge { len: usize },
+    #[error(
+        "item {part} contains U+{code:04X}, which an SQS message cannot carry; ids and \
+         payloads must stay within U+0009, U+000A, U+000D, U+0020 to U+D7FF, U+E000 to \
+         U+FFFD and U+10000 to U+10FFFF"
+    )]
+    NotCarriable { part: &'static str, code: u32 },
 }
 
 impl ItemError {
@@ -138,7 +144,8 @@ impl ItemError {
 }
 
 /// Checks an item against the contract's limits: an id of 1 to 512 bytes of UTF-8
-/// without control characters, a payload of at most 64 KiB serialized.
+/// without control characters, a payload of at most 64 KiB serialized, and nothing an SQS
+/// message cannot carry.
 pub fn validate_item(item: &SplitItem) -> Result<(), ItemError> {
     validate_item_id(&item.id)?;
     if let Some(payload) = &item.payload {
@@ -146,8 +153,22 @@ pub fn validate_item(item: &SplitItem) -> Result<(), ItemError> {
         if len > MAX_ITEM_PAYLOAD_BYTES {
             return Err(ItemError::PayloadTooLarge { len });
         }
+        // Serialized, control characters are escapes; what is left that SQS refuses is in
+        // the text as is.
+        let text = serde_json::to_string(payload).unwrap_or_default();
+        if let Some(c) = text.chars().find(|c| !sqs_carries(*c)) {
+            return Err(ItemError::NotCarriable {
+                part: "payload",
+                code: u32::from(c),
+            });
+        }
     }
     Ok(())
+}
+
+/// Whether an SQS message body may hold `c` (the XML 1.0 characters SQS accepts).
+pub fn sqs_carries(c: char) -> bool {
+    matches!(u32::from(c), 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x1_0000..=0x10_FFFF)
 }
 
 /// The id half of [`validate_item`].
@@ -161,6 +182,12 @@ pub fn validate_item_id(id: &str) -> Result<(), ItemError> {
     if let Some((index, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
         return Err(ItemError::ControlCharacter {
             index,
+            code: u32::from(c),
+        });
+    }
+    if let Some(c) = id.chars().find(|c| !sqs_carries(*c)) {
+        return Err(ItemError::NotCarriable {
+            part: "id",
             code: u32::from(c),
         });
     }
@@ -332,6 +359,28 @@ mod tests {
             payload: Some(Value::String("x".repeat(MAX_ITEM_PAYLOAD_BYTES - 2))),
         };
         assert_eq!(validate_item(&at_limit), Ok(()));
+        let uncarriable = SplitItem {
+            id: "ACN-\u{FFFF}".into(),
+            payload: None,
+        };
+        assert_eq!(
+            validate_item(&uncarriable),
+            Err(ItemError::NotCarriable {
+                part: "id",
+                code: 0xFFFF
+            })
+        );
+        let in_payload = SplitItem {
+            id: "ACN-1".into(),
+            payload: Some(serde_json::json!({"name": "a\u{FFFE}", "ok": "\u{1}\u{7F}\u{1F600}"})),
+        };
+        assert_eq!(
+            validate_item(&in_payload),
+            Err(ItemError::NotCarriable {
+                part: "payload",
+                code: 0xFFFE
+            })
+        );
         let over = SplitItem {
             id: "a".into(),
             payload: Some(Value::String("x".repeat(MAX_ITEM_PAYLOAD_BYTES - 1))),

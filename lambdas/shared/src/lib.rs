@@ -23,6 +23,7 @@ pub mod errors;
 pub mod ledger;
 pub mod ledger_keys;
 pub mod logging;
+pub mod queue_host;
 pub mod queue_message;
 pub mod run_id;
 pub mod service_client;

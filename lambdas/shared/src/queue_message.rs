@@ -3,7 +3,9 @@
 //! The splitter sends one `process` message per child; the one writer that moves a run
 //! to `REDUCING` sends one `reduce` message; the forwarder turns each into the HTTP call
 //! of the contract. The attempt number is not in the body: it is the message's SQS
-//! receive count, so a redelivery needs no rewrite.
+//! receive count, so a redelivery needs no rewrite, plus the attempts a copy says were
+//! made before it ([`ATTEMPTS_MADE_ATTRIBUTE`]: a forwarder that had no time left for a
+//! call sends the message back as a copy, whose receive count starts again).
 //!
 //! ```json
 //! {"kind": "process", "run": "2026-11-01T02-00-00Z", "seq": 41, "item": "ACN-000000042", "payload": {"any": "json"}}
@@ -15,6 +17,9 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::run_id::RunId;
+
+/// A `Number` message attribute: the attempts made before this copy of a message was sent.
+pub const ATTEMPTS_MADE_ATTRIBUTE: &str = "microprocess-attempts-made";
 
 /// A message on a microprocess queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

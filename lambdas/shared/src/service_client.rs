@@ -2,6 +2,7 @@
 //! contract headers, redirects never followed, a timeout per request, and each answer
 //! classified as the contract says.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,18 +14,39 @@ use crate::contract::{
     process_idempotency_key, reduce_idempotency_key, Outcome, ProcessRequest, ReduceRequest,
     SplitPage, CONTENT_TYPE_JSON, CONTRACT_VERSION, HEADER_ATTEMPT, HEADER_CONTRACT,
     HEADER_IDEMPOTENCY_KEY, HEADER_NAME, HEADER_RUN, HEADER_SEQ, HEADER_SIGNATURE,
+    MAX_ITEM_ID_BYTES, MAX_ITEM_PAYLOAD_BYTES,
 };
 use crate::errors::error_chain;
+use crate::queue_host::{BaseUrlError, QueueBase};
 use crate::run_id::RunId;
 use crate::signing::{sign, signature_header};
+use crate::signing_secret::SigningKeys;
 
 /// How much of a failing response body a reason quotes.
 const REASON_BODY_CHARS: usize = 200;
+/// How much of a non-2xx body is read: enough for the reason, never the whole of a
+/// hostile one.
+const ERROR_BODY_BYTES: usize = 4096;
+/// How much of a reduce answer is read: the kit keeps none of it.
+const REDUCE_BODY_BYTES: usize = 64 * 1024;
+/// The longest `next` cursor: it is checkpointed in the run's ledger record, whose item
+/// must stay far below DynamoDB's 400 KB (contract 1.1).
+pub const MAX_CURSOR_BYTES: usize = 4096;
+/// The longest a split page of `limit` items can be within the contract: each item at
+/// its id and payload limits, with room for JSON escapes and whitespace, plus the cursor.
+pub fn max_split_page_bytes(limit: u32) -> usize {
+    let per_item = 2 * (MAX_ITEM_ID_BYTES + MAX_ITEM_PAYLOAD_BYTES) + 256;
+    usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(per_item)
+        + 2 * MAX_CURSOR_BYTES
+        + 1024
+}
 
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("queue base URL `{0}` must start with https:// (or http:// for a loopback address)")]
-    BadBaseUrl(String),
+    #[error("queue base URL {0}")]
+    BadBaseUrl(#[from] BaseUrlError),
     #[error("cannot build the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
 }
@@ -55,15 +77,19 @@ pub struct SplitPageError {
 #[derive(Clone)]
 pub struct ServiceClient {
     http: reqwest::Client,
-    base_url: String,
+    base: QueueBase,
     microprocess: String,
-    secret: String,
+    /// Every current signing key: each request carries one `v1` per key, so a service
+    /// that holds either side of a rotation accepts it.
+    keys: Arc<SigningKeys>,
+    /// The largest 2xx process answer read (the contract's result limit).
+    result_limit: usize,
 }
 
 impl std::fmt::Debug for ServiceClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceClient")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base.as_str())
             .field("microprocess", &self.microprocess)
             .finish_non_exhaustive()
     }
@@ -71,13 +97,14 @@ impl std::fmt::Debug for ServiceClient {
 
 impl ServiceClient {
     /// `base_url` is the queue host (`https://scores-queue.example.com`, or a loopback
-    /// `http://127.0.0.1:8081` locally); `secret` signs every request.
-    pub fn new(base_url: &str, microprocess: &str, secret: String) -> Result<Self, ClientError> {
-        let base_url = base_url.trim_end_matches('/').to_string();
-        let loopback = ["http://127.", "http://localhost", "http://[::1]"];
-        if !base_url.starts_with("https://") && !loopback.iter().any(|p| base_url.starts_with(p)) {
-            return Err(ClientError::BadBaseUrl(base_url));
-        }
+    /// `http://127.0.0.1:8081` locally), with an optional path prefix; each of `keys`
+    /// signs every request.
+    pub fn new(
+        base_url: &str,
+        microprocess: &str,
+        keys: impl Into<SigningKeys>,
+    ) -> Result<Self, ClientError> {
+        let base = QueueBase::parse(base_url)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
@@ -86,10 +113,21 @@ impl ServiceClient {
             .map_err(ClientError::Build)?;
         Ok(ServiceClient {
             http,
-            base_url,
+            base,
             microprocess: microprocess.to_string(),
-            secret,
+            keys: Arc::new(keys.into()),
+            result_limit: DEFAULT_RESULT_LIMIT,
         })
+    }
+
+    /// The largest 2xx process answer this client reads; a larger one fails the child.
+    pub fn with_result_limit(mut self, bytes: usize) -> Self {
+        self.result_limit = bytes;
+        self
+    }
+
+    pub fn result_limit(&self) -> usize {
+        self.result_limit
     }
 
     /// `GET <path>?limit=<n>[&cursor=<c>]`, parsed as a contract page.
@@ -111,23 +149,43 @@ impl ServiceClient {
             reason,
             retry_after,
         };
-        let d = self
-            .send(
-                Method::GET,
-                &path_and_query,
-                Vec::new(),
-                run,
-                None,
-                None,
-                timeout,
-                None,
-            )
-            .await;
+        let call = Call {
+            method: &Method::GET,
+            path_and_query: &path_and_query,
+            body: &[],
+            run,
+            seq: None,
+            attempt: None,
+            timeout,
+            idempotency_key: None,
+            max_answer: max_split_page_bytes(limit),
+            limit_name: "a page of `limit` items at the contract's item limits",
+        };
+        let d = self.send(call).await;
         if d.outcome != Outcome::Succeeded {
             return Err(fail(d.reason, d.retry_after));
         }
-        serde_json::from_slice::<SplitPage>(&d.body)
-            .map_err(|e| fail(format!("the page is not a contract page: {e}"), None))
+        let page = serde_json::from_slice::<SplitPage>(&d.body)
+            .map_err(|e| fail(format!("the page is not a contract page: {e}"), None))?;
+        if page.items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Err(fail(
+                format!(
+                    "the page has {} items, more than the `limit` of {limit} it was asked for",
+                    page.items.len()
+                ),
+                None,
+            ));
+        }
+        if let Some(next) = page.next.as_deref().filter(|n| n.len() > MAX_CURSOR_BYTES) {
+            return Err(fail(
+                format!(
+                    "the `next` cursor is {} bytes; a cursor must be at most {MAX_CURSOR_BYTES} bytes",
+                    next.len()
+                ),
+                None,
+            ));
+        }
+        Ok(page)
     }
 
     /// `POST <path>` for one child.
@@ -138,51 +196,73 @@ impl ServiceClient {
         timeout: Duration,
     ) -> Delivery {
         let body = serde_json::to_vec(request).unwrap_or_default();
-        let key = process_idempotency_key(&request.run, request.seq);
-        self.send(
-            Method::POST,
-            path,
-            body,
-            &request.run,
-            Some(request.seq),
-            Some(request.attempt),
+        self.send(Call {
+            method: &Method::POST,
+            path_and_query: path,
+            body: &body,
+            run: &request.run,
+            seq: Some(request.seq),
+            attempt: Some(request.attempt),
             timeout,
-            Some(key),
-        )
+            idempotency_key: Some(&process_idempotency_key(&request.run, request.seq)),
+            max_answer: self.result_limit,
+            limit_name: "the result limit (`delivery.result_limit_kib`)",
+        })
         .await
     }
 
     /// `POST <path>`: the run's one reduce.
     pub async fn reduce(&self, path: &str, request: &ReduceRequest, timeout: Duration) -> Delivery {
         let body = serde_json::to_vec(request).unwrap_or_default();
-        let key = reduce_idempotency_key(&request.run);
-        self.send(
-            Method::POST,
-            path,
-            body,
-            &request.run,
-            None,
-            None,
+        self.send(Call {
+            method: &Method::POST,
+            path_and_query: path,
+            body: &body,
+            run: &request.run,
+            seq: None,
+            attempt: None,
             timeout,
-            Some(key),
-        )
+            idempotency_key: Some(&reduce_idempotency_key(&request.run)),
+            max_answer: REDUCE_BODY_BYTES,
+            limit_name: "what the kit reads of a reduce answer",
+        })
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Vec<u8>,
-        run: &RunId,
-        seq: Option<u64>,
-        attempt: Option<u32>,
-        timeout: Duration,
-        idempotency_key: Option<String>,
-    ) -> Delivery {
+    /// Sends the call; a 401 makes the client read the signing secret again, and when it
+    /// changed (a rotation since this process started) the call is sent once more.
+    async fn send(&self, call: Call<'_>) -> Delivery {
+        let delivery = self.send_once(&call).await;
+        if delivery.status == Some(401) && self.keys.reread().await {
+            return self.send_once(&call).await;
+        }
+        delivery
+    }
+
+    async fn send_once(&self, call: &Call<'_>) -> Delivery {
+        let Call {
+            method,
+            path_and_query,
+            body,
+            run,
+            seq,
+            attempt,
+            timeout,
+            idempotency_key,
+            max_answer,
+            limit_name,
+        } = *call;
+        let target = match self.base.target(path_and_query) {
+            Ok(target) => target,
+            Err(reason) => return failed_at_once(reason),
+        };
         let t = Utc::now().timestamp();
-        let signature = sign(&self.secret, t, method.as_str(), path_and_query, &body);
+        let signatures: Vec<String> = self
+            .keys
+            .current()
+            .iter()
+            .map(|secret| sign(secret, t, method.as_str(), &target.path_and_query, body))
+            .collect();
         let mut headers = HeaderMap::new();
         let mut put = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -192,8 +272,8 @@ impl ServiceClient {
         put(HEADER_CONTRACT, CONTRACT_VERSION);
         put(HEADER_NAME, &self.microprocess);
         put(HEADER_RUN, run.as_str());
-        put(HEADER_SIGNATURE, &signature_header(t, &[signature]));
-        if let Some(k) = &idempotency_key {
+        put(HEADER_SIGNATURE, &signature_header(t, &signatures));
+        if let Some(k) = idempotency_key {
             put(HEADER_IDEMPOTENCY_KEY, k);
         }
         if let Some(s) = seq {
@@ -202,15 +282,14 @@ impl ServiceClient {
         if let Some(a) = attempt {
             put(HEADER_ATTEMPT, &a.to_string());
         }
-        if method == Method::POST {
+        if *method == Method::POST {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
         }
-        let url = format!("{}{path_and_query}", self.base_url);
         let result = self
             .http
-            .request(method, &url)
+            .request(method.clone(), target.url)
             .headers(headers)
-            .body(body)
+            .body(body.to_vec())
             .timeout(timeout)
             .send()
             .await;
@@ -224,11 +303,22 @@ impl ServiceClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
+        let outcome = Outcome::from_status(status.as_u16());
+        let bound = if outcome == Outcome::Succeeded {
+            max_answer
+        } else {
+            ERROR_BODY_BYTES
+        };
+        let body = match read_bounded(response, bound).await {
+            Ok(Bounded::Whole(b)) => b,
+            Ok(Bounded::Cut(b)) if outcome != Outcome::Succeeded => b,
+            Ok(Bounded::Cut(_)) => {
+                return failed_at_once(format!(
+                    "HTTP {status}: the answer is over {max_answer} bytes, {limit_name}"
+                ))
+            }
             Err(e) => return failed_call(&e, timeout),
         };
-        let outcome = Outcome::from_status(status.as_u16());
         let reason = if outcome == Outcome::Succeeded {
             String::new()
         } else {
@@ -241,6 +331,64 @@ impl ServiceClient {
             retry_after,
             reason,
         }
+    }
+}
+
+/// The contract's result limit when the config sets none: 6 MiB.
+pub const DEFAULT_RESULT_LIMIT: usize = 6 * 1024 * 1024;
+
+/// One request, as [`ServiceClient::send`] makes it.
+struct Call<'a> {
+    method: &'a Method,
+    path_and_query: &'a str,
+    body: &'a [u8],
+    run: &'a RunId,
+    seq: Option<u64>,
+    attempt: Option<u32>,
+    timeout: Duration,
+    idempotency_key: Option<&'a str>,
+    /// The most of a 2xx answer that is read; more fails the call.
+    max_answer: usize,
+    /// What sets `max_answer`, for the reason.
+    limit_name: &'static str,
+}
+
+/// A body read up to a bound.
+enum Bounded {
+    Whole(Vec<u8>),
+    /// The first `bound` bytes of a longer body; the rest was never read.
+    Cut(Vec<u8>),
+}
+
+/// Reads at most `bound` bytes of the body and stops there, so a hostile or broken service
+/// cannot make the function hold more than the bound.
+async fn read_bounded(
+    mut response: reqwest::Response,
+    bound: usize,
+) -> Result<Bounded, reqwest::Error> {
+    let announced = response
+        .content_length()
+        .and_then(|l| usize::try_from(l).ok());
+    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(bound));
+    while let Some(chunk) = response.chunk().await? {
+        let room = bound - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Bounded::Cut(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bounded::Whole(body))
+}
+
+/// A call that must not be retried: the answer itself breaks the contract.
+fn failed_at_once(reason: String) -> Delivery {
+    Delivery {
+        outcome: Outcome::Failed,
+        status: None,
+        body: Vec::new(),
+        retry_after: None,
+        reason,
     }
 }
 
@@ -340,8 +488,10 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        assert!(ServiceClient::new("http://scores.internal", "m", "s".into()).is_err());
-        assert!(ServiceClient::new("http://127.0.0.1:8081", "m", "s".into()).is_ok());
-        assert!(ServiceClient::new("https://scores-queue.example.com/", "m", "s".into()).is_ok());
+        let s = || "s".to_string();
+        assert!(ServiceClient::new("http://scores.internal", "m", s()).is_err());
+        assert!(ServiceClient::new("http://127.0.0.1@evil.com", "m", s()).is_err());
+        assert!(ServiceClient::new("http://127.0.0.1:8081", "m", s()).is_ok());
+        assert!(ServiceClient::new("https://scores-queue.example.com/", "m", s()).is_ok());
     }
 }

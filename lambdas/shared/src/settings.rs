@@ -78,6 +78,8 @@ pub const DEFAULT_BACKOFF_BASE_MILLIS: u64 = 2000;
 pub const MAX_RETRY_AFTER_SECONDS: &str = "MAX_RETRY_AFTER_SECONDS";
 /// What a forwarder without `MAX_RETRY_AFTER_SECONDS` honours of a `Retry-After`.
 pub const DEFAULT_MAX_RETRY_AFTER_SECONDS: u64 = 3600;
+/// The largest 2xx process answer read, in bytes; optional, 6 MiB by default (forwarder).
+pub const RESULT_LIMIT_BYTES: &str = "RESULT_LIMIT_BYTES";
 
 /// Settings both functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,8 @@ pub struct ForwarderSettings {
     /// A longer `Retry-After` is honoured only up to this (config validation holds the
     /// whole retry schedule inside the queue's retention).
     pub max_retry_after: Duration,
+    /// The contract's result limit: a larger 2xx answer fails its child at once.
+    pub result_limit: usize,
 }
 
 /// Where a child's 2xx body is kept.
@@ -188,6 +192,7 @@ const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
+const RESULT_LIMIT_EXPECTED: &str = "a number of bytes from 1024 to 1073741824, like `6291456`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
 
@@ -294,6 +299,7 @@ impl ForwarderSettings {
                 BACKOFF_BASE_MILLIS,
                 self.backoff_base.as_millis().to_string(),
             ),
+            (RESULT_LIMIT_BYTES, self.result_limit.to_string()),
             (
                 RATE_LIMIT_PER_SECOND,
                 self.rate_limit_per_second.unwrap_or(0).to_string(),
@@ -420,6 +426,14 @@ impl ForwarderSettings {
                 None => DEFAULT_MAX_RETRY_AFTER_SECONDS,
                 Some(_) => env.number(MAX_RETRY_AFTER_SECONDS, RETRY_AFTER_EXPECTED, 0..=43_200)?,
             }),
+            result_limit: match env.get(RESULT_LIMIT_BYTES) {
+                None => crate::service_client::DEFAULT_RESULT_LIMIT,
+                Some(_) => env.number(
+                    RESULT_LIMIT_BYTES,
+                    RESULT_LIMIT_EXPECTED,
+                    1024..=1_073_741_824,
+                )?,
+            },
         })
     }
 }

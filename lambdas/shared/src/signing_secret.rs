@@ -1,8 +1,11 @@
-//! The environment's signing secret, read once per process from Secrets Manager.
+//! The environment's signing secret, read from Secrets Manager when a process starts and
+//! again when a service refuses a signature.
 //!
 //! The secret string is either the key itself or, during a rotation, JSON
-//! `{"current": "...", "previous": "..."}`: the kit signs with `current`, and services
-//! accept either until the roll is over.
+//! `{"current": "...", "previous": "..."}`: the kit signs every request with both (one
+//! `v1` each), so a service that has already rolled and one that has not both accept it.
+
+use std::sync::RwLock;
 
 use thiserror::Error;
 
@@ -16,9 +19,66 @@ pub enum SecretError {
     Empty { arn: String },
 }
 
-/// The key to sign with.
-pub async fn fetch(config: &aws_config::SdkConfig, arn: &str) -> Result<String, SecretError> {
-    let client = aws_sdk_secretsmanager::Client::new(config);
+/// The keys a process signs with, and where to read them again.
+#[derive(Debug)]
+pub struct SigningKeys {
+    keys: RwLock<Vec<String>>,
+    source: Option<(aws_sdk_secretsmanager::Client, String)>,
+}
+
+impl From<String> for SigningKeys {
+    /// Fixed keys: the key itself, or the rotation JSON.
+    fn from(secret: String) -> Self {
+        SigningKeys {
+            keys: RwLock::new(signing_keys(&secret)),
+            source: None,
+        }
+    }
+}
+
+impl SigningKeys {
+    /// Reads the secret `arn`; [`SigningKeys::reread`] reads it again.
+    pub async fn fetch(config: &aws_config::SdkConfig, arn: &str) -> Result<Self, SecretError> {
+        let client = aws_sdk_secretsmanager::Client::new(config);
+        let keys = read(&client, arn).await?;
+        Ok(SigningKeys {
+            keys: RwLock::new(keys),
+            source: Some((client, arn.to_string())),
+        })
+    }
+
+    /// The keys to sign with, `current` first.
+    pub fn current(&self) -> Vec<String> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// Reads the secret again (a service refused the signature: the secret may have been
+    /// rotated since this process started). `true` when the keys changed.
+    pub async fn reread(&self) -> bool {
+        let Some((client, arn)) = &self.source else {
+            return false;
+        };
+        match read(client, arn).await {
+            Ok(keys) => match self.keys.write() {
+                Ok(mut held) if *held != keys => {
+                    tracing::info!(secret = %arn, "the signing secret changed; signing with its new keys");
+                    *held = keys;
+                    true
+                }
+                _ => false,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the signing secret again");
+                false
+            }
+        }
+    }
+}
+
+async fn read(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<Vec<String>, SecretError> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
@@ -28,9 +88,28 @@ pub async fn fetch(config: &aws_config::SdkConfig, arn: &str) -> Result<String, 
             arn: arn.to_string(),
             detail: error_chain(&e),
         })?;
-    signing_key(out.secret_string().unwrap_or_default()).ok_or(SecretError::Empty {
-        arn: arn.to_string(),
-    })
+    let keys = signing_keys(out.secret_string().unwrap_or_default());
+    if keys.is_empty() {
+        return Err(SecretError::Empty {
+            arn: arn.to_string(),
+        });
+    }
+    Ok(keys)
+}
+
+/// Every key in a secret string: the plain key, or `current` then `previous` of the
+/// rotation JSON. Empty keys are left out.
+pub fn signing_keys(secret: &str) -> Vec<String> {
+    match serde_json::from_str::<serde_json::Value>(secret) {
+        Ok(serde_json::Value::Object(map)) => ["current", "previous"]
+            .iter()
+            .filter_map(|k| map.get(*k)?.as_str())
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ if secret.is_empty() => Vec::new(),
+        _ => vec![secret.to_string()],
+    }
 }
 
 /// The signing key in a secret string (plain, or `current` of the rotation JSON).
@@ -45,6 +124,17 @@ pub fn signing_key(secret: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_of_a_rotation_signs() {
+        assert_eq!(signing_keys("abc"), ["abc"]);
+        assert_eq!(
+            signing_keys(r#"{"current":"new","previous":"old"}"#),
+            ["new", "old"]
+        );
+        assert_eq!(signing_keys(r#"{"current":"new","previous":""}"#), ["new"]);
+        assert!(signing_keys("").is_empty());
+    }
 
     #[test]
     fn plain_or_rotating() {

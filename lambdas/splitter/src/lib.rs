@@ -40,6 +40,7 @@ use microprocess_shared::ledger_keys::RunState;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::{ClientError, ServiceClient};
 use microprocess_shared::settings::SplitterSettings;
+use microprocess_shared::signing_secret::SigningKeys;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -66,18 +67,18 @@ pub struct Splitter {
 
 impl Splitter {
     /// The splitter as it runs in Lambda: the ledger, the queue and the hand-off over
-    /// `config`, the split endpoint signed with `signing_secret`, the hand-off to
+    /// `config`, the split endpoint signed with `signing_keys`, the hand-off to
     /// `function_name` (the function itself).
     pub fn new(
         settings: SplitterSettings,
         config: &aws_config::SdkConfig,
-        signing_secret: String,
+        signing_keys: impl Into<SigningKeys>,
         function_name: &str,
     ) -> Result<Splitter, ClientError> {
         let client = ServiceClient::new(
             &settings.common.queue_base_url,
             &settings.common.microprocess_name,
-            signing_secret,
+            signing_keys,
         )?;
         let sqs = aws_sdk_sqs::Client::new(config);
         Ok(Splitter {

@@ -2,7 +2,8 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use microprocess_shared::settings::SplitterSettings;
-use microprocess_shared::{aws, logging, signing_secret};
+use microprocess_shared::signing_secret::SigningKeys;
+use microprocess_shared::{aws, logging};
 use serde_json::Value;
 use splitter::{handle, Deadline, Splitter};
 use tracing::Instrument;
@@ -23,7 +24,7 @@ async fn main() -> Result<(), Error> {
         })
         .inspect_err(|error| tracing::error!(%error, "cannot start the splitter"))?;
     let config = aws::config().await;
-    let secret = signing_secret::fetch(&config, &settings.common.signing_secret_arn)
+    let secret = SigningKeys::fetch(&config, &settings.common.signing_secret_arn)
         .await
         .inspect_err(|error| tracing::error!(%error, "cannot start the splitter"))?;
     let splitter = Splitter::new(settings, &config, secret, &function_name)

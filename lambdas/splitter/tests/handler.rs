@@ -42,7 +42,7 @@ fn splitter() -> Splitter {
     Splitter::new(
         settings(),
         &config,
-        "secret".into(),
+        "secret".to_string(),
         "credit-scores-splitter",
     )
     .expect("the test settings make a client")

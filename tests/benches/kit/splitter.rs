@@ -172,7 +172,7 @@ fn counted_splitter(
 ) -> (Splitter, Arc<RecordingHandoff>) {
     let page_size = PAGE_SIZE.to_string();
     let settings = pipeline.settings(&[("SPLIT_PAGE_SIZE", page_size.as_str())]);
-    let mut splitter = Splitter::new(settings, &pipeline.config, SECRET.into(), "splitter")
+    let mut splitter = Splitter::new(settings, &pipeline.config, SECRET.to_string(), "splitter")
         .unwrap_or_else(|e| panic!("the splitter: {e}"));
     let sqs = aws_sdk_sqs::Client::from_conf(
         SqsConfig::from(&pipeline.config)

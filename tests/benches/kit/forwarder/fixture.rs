@@ -167,6 +167,7 @@ impl Fixture {
             batch_size: 10,
             backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
             max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
+            result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
         };
         let lambda = [
             (settings::MICROPROCESS_ENVIRONMENT, "local".to_string()),
