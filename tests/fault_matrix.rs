@@ -68,6 +68,7 @@ fn setup(items: u64, chaos: Chaos, max_attempts: u32) -> Setup {
             backoff_base_millis: 20,
             ..ForwarderOptions::default()
         },
+        ..Setup::default()
     }
 }
 

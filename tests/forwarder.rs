@@ -345,7 +345,8 @@ async fn a_claimer_stopped_before_queueing_the_reduce_is_covered_by_its_redelive
 #[tokio::test]
 async fn the_rate_cap_holds_over_a_run() {
     // 40 calls a second over MAX_CONCURRENCY 2: this forwarder's share is 20 a second,
-    // saved up to one batch of 10 (the exact pacing is `rate.rs`'s unit tests).
+    // saved up to one batch of 10, from an empty bucket (the exact pacing is `rate.rs`'s
+    // unit tests).
     let b = bench(
         Chaos::default(),
         ForwarderOptions {
@@ -357,7 +358,7 @@ async fn the_rate_cap_holds_over_a_run() {
     let run = b.run_with_children("r-capped", 50).await;
     let started = std::time::Instant::now();
     b.drain(Duration::from_secs(60)).await;
-    // The first batch goes on saved-up tokens; the 40 calls after it wait for theirs.
+    // 50 calls at 20 a second, the first batch saved up while the first tokens come.
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(b.record(&run).await.state, RunState::Completed);
@@ -548,4 +549,143 @@ async fn a_ledger_throttled_past_one_round_of_retries_costs_no_attempt() {
         faulty.injected().get(&dynamodb("UpdateItem")).copied(),
         Some(10)
     );
+}
+
+/// Before the fix the forwarder read any answer whole: a 300 KB body was stored and the
+/// child counted `SUCCEEDED`, and a hostile one could outgrow the function's memory.
+#[tokio::test]
+async fn an_answer_over_the_result_limit_fails_its_child_at_once_naming_the_limit() {
+    let b = bench(
+        Chaos {
+            large_result_seqs: SeqSelector::Seqs([2].into()),
+            large_result_bytes: 300 * 1024,
+            ..Chaos::default()
+        },
+        ForwarderOptions {
+            result_limit: 128 * 1024,
+            ..ForwarderOptions::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-limit", 5).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.failed), (4, 1));
+    let child = b.ledger.child(NAME, &run, 2).await.unwrap().unwrap();
+    assert_eq!((child.state, child.attempts), (ChildState::Failed, 1));
+    let reason = child.reason.unwrap();
+    assert!(
+        reason.contains("over 131072 bytes, the result limit (`delivery.result_limit_kib`)"),
+        "{reason}"
+    );
+    let stats = b.service.stats();
+    assert_eq!(
+        stats
+            .run(NAME, run.as_str())
+            .unwrap()
+            .child(2)
+            .unwrap()
+            .calls,
+        1
+    );
+}
+
+/// Before the fix every call of the batch was made whatever the rate cap's wait: with a
+/// low cap the batch ran past the function's deadline (Lambda would stop it and every
+/// message would lose an attempt). Now a call starts only if its timeout and the ledger
+/// write fit before the deadline; the others go back with no attempt spent.
+#[tokio::test]
+async fn a_call_that_cannot_finish_before_the_deadline_is_not_started_and_costs_no_attempt() {
+    // 2 calls a second over 2 forwarders: this one's share is one call a second.
+    let b = bench(
+        Chaos::default(),
+        ForwarderOptions {
+            rate_limit_per_second: 2,
+            process_timeout_seconds: 1,
+            ..ForwarderOptions::default()
+        },
+    )
+    .await;
+    let run = b.run_with_children("r-deadline", 10).await;
+    let event = receive(&b.mapping_sqs, &b.queue_url, 10, 0).await;
+    assert_eq!(event.records.len(), 10);
+    // Six seconds left: calls may start up to 6 - 1 (timeout) - 2 (recording) = 3 s in.
+    let mut context = context();
+    context.deadline = (Utc::now().timestamp_millis() + 6_000) as u64;
+    let started = std::time::Instant::now();
+    let response = b
+        .forwarder
+        .handle(LambdaEvent::new(event.clone(), context))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    settle(&b.mapping_sqs, &b.queue_url, &event, &response).await;
+    let called = b
+        .service
+        .stats()
+        .run(NAME, run.as_str())
+        .unwrap()
+        .process_calls;
+    assert!((1..=3).contains(&called), "{called} calls");
+
+    // The rest come back as first attempts and finish.
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.state), (10, RunState::Completed));
+    let stats = b.service.stats();
+    let run_stats = stats.run(NAME, run.as_str()).unwrap();
+    for seq in 0..10 {
+        assert_eq!(run_stats.child(seq).unwrap().attempts, [1], "seq {seq}");
+    }
+}
+
+/// Before the fix the forwarder called the service for every child of a run that had
+/// ended `SPLIT_FAILED`, for nothing: no reduce ever comes.
+#[tokio::test]
+async fn children_of_a_run_that_ended_are_dropped_without_a_call() {
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
+    let run = RunId::parse("r-ended").unwrap();
+    b.ledger
+        .start_run(
+            NAME,
+            &run,
+            microprocess_shared::ledger::Overlap::Allow,
+            30,
+            microprocess_shared::ledger::Layout::new(1, 2),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for seq in 0..5 {
+        b.send_process(&run, seq).await;
+    }
+    b.ledger
+        .split_failed(NAME, &run, "the split endpoint kept failing", Utc::now())
+        .await
+        .unwrap();
+    b.drain(Duration::from_secs(30)).await;
+    assert!(b.service.stats().run(NAME, run.as_str()).is_none());
+    assert!(b.dead_letters().await.is_empty());
+    assert_eq!(b.record(&run).await.state, RunState::SplitFailed);
+}
+
+/// During a rotation the secret holds the new key and the old one. Before the fix the kit
+/// signed with the new key alone, and a service that had not rolled yet answered 401 to
+/// every call: every child failed.
+#[tokio::test]
+async fn during_a_rotation_a_service_holding_only_the_old_key_accepts_the_calls() {
+    let b = Pipeline::start(Setup {
+        service_secrets: Some(vec!["old-key".into()]),
+        forwarder: ForwarderOptions {
+            secret: r#"{"current": "new-key", "previous": "old-key"}"#.into(),
+            ..ForwarderOptions::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let run = b.run_with_children("r-rotation", 5).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.failed), (5, 0));
 }

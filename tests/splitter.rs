@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
-use demo_service::Chaos;
+use demo_service::{Chaos, SeqSelector};
 use kit_tests::mapping::depth;
 use kit_tests::moto::MotoServer;
 use kit_tests::pipeline::{
@@ -572,4 +572,68 @@ async fn a_hand_off_never_creates_a_run() {
     assert_eq!(error.error_type(), "Splitter.RunNotFound");
     assert!(bench.run("unknown").await.is_none());
     assert_eq!(bench.split_calls("unknown"), 0);
+}
+
+/// Before the fix SQS refused the whole page (U+FFFF is outside its characters), the page
+/// was retried and the run ended `SPLIT_FAILED` with nothing processed.
+#[tokio::test]
+async fn ids_sqs_cannot_carry_become_failed_children_and_the_split_goes_on() {
+    let chaos = Chaos {
+        uncarriable_seqs: SeqSelector::Seqs([3, 250].into()),
+        ..Chaos::default()
+    };
+    let bench = bench(300, chaos).await;
+    let (splitter, _) = bench.default_splitter();
+    let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+    assert_eq!(sealed(&outcome).0, 300, "{outcome:?}");
+    let run = bench.run(SCHEDULED_RUN).await.unwrap();
+    assert_eq!(run.state, RunState::Processing);
+    let children = bench.ledger.children(NAME, &run.run).await.unwrap();
+    let failed: Vec<(u64, &str)> = children
+        .iter()
+        .filter(|c| c.state == ChildState::Failed)
+        .map(|c| (c.seq, c.reason.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(failed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3, 250]);
+    assert!(
+        failed[0]
+            .1
+            .contains("U+FFFF, which an SQS message cannot carry"),
+        "{failed:?}"
+    );
+    let (seqs, _) = census(&bench.queued());
+    assert_eq!(seqs.len(), 298);
+}
+
+/// A page over `limit` and a cursor over 4 KiB are malformed (contract 1.1): retried, then
+/// `SPLIT_FAILED` with a reason that names the rule. Before the fix both were taken, and a
+/// cursor past DynamoDB's item limit could never be checkpointed.
+#[tokio::test]
+async fn pages_over_their_limit_or_with_a_long_cursor_are_malformed() {
+    for (chaos, expected) in [
+        (
+            Chaos {
+                split_overfill: true,
+                ..Chaos::default()
+            },
+            "more than the `limit` of 100",
+        ),
+        (
+            Chaos {
+                cursor_bytes: 5000,
+                ..Chaos::default()
+            },
+            "the `next` cursor is 5000 bytes; a cursor must be at most 4096 bytes",
+        ),
+    ] {
+        let bench = bench(300, chaos).await;
+        let (splitter, _) = bench.default_splitter();
+        let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
+        let reason = match &outcome {
+            Outcome::SplitFailed { reason, .. } => reason.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains(expected), "{reason}");
+        assert_eq!(depth(&bench.sqs, &bench.queue_url).await, (0, 0));
+    }
 }

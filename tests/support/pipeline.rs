@@ -75,6 +75,8 @@ pub struct Setup {
     /// microprocess template sets `max_attempts + 1`); `None`: no redrive policy.
     pub max_receive_count: Option<u32>,
     pub forwarder: ForwarderOptions,
+    /// The keys the demo service accepts; `None`: [`SECRET`].
+    pub service_secrets: Option<Vec<String>>,
 }
 
 impl Default for Setup {
@@ -85,6 +87,7 @@ impl Default for Setup {
             visibility_timeout: 30,
             max_receive_count: None,
             forwarder: ForwarderOptions::default(),
+            service_secrets: None,
         }
     }
 }
@@ -200,11 +203,15 @@ impl Pipeline {
             .to_string();
         let s3 = aws_sdk_s3::Client::new(&config);
         s3.create_bucket().bucket("results").send().await.unwrap();
-        let service = demo_service::DemoService::start(
-            Config::new(SECRET)
+        let service = demo_service::DemoService::start(Config {
+            secrets: setup
+                .service_secrets
+                .clone()
+                .unwrap_or_else(|| vec![SECRET.to_string()]),
+            ..Config::new(SECRET)
                 .with_items(setup.items)
-                .with_chaos(setup.chaos),
-        )
+                .with_chaos(setup.chaos)
+        })
         .await
         .unwrap();
         let mapping_requests = RequestCounter::default();

@@ -106,6 +106,24 @@ pub struct Chaos {
     /// Size of the detail a large result carries, in bytes.
     #[arg(long = "large-result-bytes", env = "DEMO_LARGE_RESULT_BYTES", default_value_t = DEFAULT_LARGE_RESULT_BYTES)]
     pub large_result_bytes: usize,
+
+    /// Seqs whose item id ends in U+FFFF, a character SQS cannot carry (a list or a
+    /// fraction): the kit must fail them as children and split on.
+    #[arg(
+        long = "uncarriable-seqs",
+        env = "DEMO_UNCARRIABLE_SEQS",
+        default_value_t
+    )]
+    pub uncarriable_seqs: SeqSelector,
+
+    /// Every split page carries one item more than `limit` asked for (a malformed page).
+    #[arg(long = "split-overfill", env = "DEMO_SPLIT_OVERFILL")]
+    pub split_overfill: bool,
+
+    /// Pad every `next` cursor to this many bytes (0: no padding); over 4 KiB the page is
+    /// malformed.
+    #[arg(long = "cursor-bytes", env = "DEMO_CURSOR_BYTES", default_value_t = 0)]
+    pub cursor_bytes: usize,
 }
 
 /// Default of [`Chaos::large_result_bytes`]: over the 64 KiB a child record keeps inline.
@@ -132,6 +150,9 @@ impl Default for Chaos {
             garbage_rate: 0.0,
             large_result_seqs: SeqSelector::None,
             large_result_bytes: DEFAULT_LARGE_RESULT_BYTES,
+            uncarriable_seqs: SeqSelector::None,
+            split_overfill: false,
+            cursor_bytes: 0,
         }
     }
 }
@@ -145,6 +166,7 @@ impl Chaos {
             ("fail_seqs_4xx", &self.fail_seqs_4xx),
             ("retry_after_seqs", &self.retry_after_seqs),
             ("slow_seqs", &self.slow_seqs),
+            ("uncarriable_seqs", &self.uncarriable_seqs),
         ] {
             if let SeqSelector::Fraction(fraction) = selector {
                 check_fraction(knob, *fraction)?;
@@ -173,6 +195,11 @@ impl Chaos {
         self.large_result_seqs
             .contains(self.seed, "large", seq)
             .then_some(self.large_result_bytes)
+    }
+
+    pub(crate) fn uncarriable(&self, seq: u64) -> bool {
+        self.uncarriable_seqs
+            .contains(self.seed, "uncarriable", seq)
     }
 
     pub(crate) fn fails_4xx(&self, seq: u64) -> bool {

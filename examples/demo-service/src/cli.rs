@@ -155,6 +155,9 @@ mod tests {
                 garbage_rate: 0.1,
                 large_result_seqs: SeqSelector::None,
                 large_result_bytes: crate::chaos::DEFAULT_LARGE_RESULT_BYTES,
+                uncarriable_seqs: SeqSelector::None,
+                split_overfill: false,
+                cursor_bytes: 0,
             }
         );
     }

@@ -34,12 +34,17 @@ pub fn item_payload(seq: u64) -> serde_json::Value {
     })
 }
 
+/// The seq of the first item of the page at `cursor`.
+pub fn start_of(items: u64, cursor: Option<&str>) -> Result<u64, PagingError> {
+    match cursor {
+        None => Ok(0),
+        Some(cursor) => decode_cursor(cursor, items),
+    }
+}
+
 /// The page that starts at `cursor` (the first page when `None`).
 pub fn page(items: u64, cursor: Option<&str>, limit: u64) -> Result<SplitPage, PagingError> {
-    let start = match cursor {
-        None => 0,
-        Some(cursor) => decode_cursor(cursor, items)?,
-    };
+    let start = start_of(items, cursor)?;
     let end = start.saturating_add(limit.min(MAX_PAGE)).min(items);
     let next = (end < items).then(|| encode_cursor(end));
     let items = (start..end)
@@ -72,7 +77,11 @@ fn decode_cursor(cursor: &str, items: u64) -> Result<u64, PagingError> {
     let bad = || PagingError::BadCursor {
         cursor: cursor.to_owned(),
     };
-    let digits = cursor.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    // Chaos may pad a cursor with dots (`--cursor-bytes`).
+    let digits = cursor
+        .strip_prefix(CURSOR_PREFIX)
+        .ok_or_else(bad)?
+        .trim_end_matches('.');
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use microprocess_shared::contract::{
-    process_idempotency_key, reduce_idempotency_key, ProcessRequest, ReduceRequest,
+    process_idempotency_key, reduce_idempotency_key, ProcessRequest, ReduceRequest, SplitPage,
     CONTENT_TYPE_JSON, HEADER_ATTEMPT, HEADER_IDEMPOTENCY_KEY, HEADER_NAME, HEADER_RUN, HEADER_SEQ,
 };
 use microprocess_shared::run_id::RunId;
@@ -57,6 +57,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         Router::new().nest(&prefix, routes)
     };
     routes.fallback(not_found).with_state(shared)
+}
+
+/// The page as chaos spoils it: ids SQS cannot carry, one item too many, long cursors.
+fn misbehave(chaos: &Chaos, start: u64, page: &mut SplitPage) {
+    for (seq, item) in (start..).zip(page.items.iter_mut()) {
+        if chaos.uncarriable(seq) {
+            item.id.push('\u{FFFF}');
+        }
+    }
+    if chaos.split_overfill {
+        if let Some(last) = page.items.last().cloned() {
+            page.items.push(last);
+        }
+    }
+    if let Some(next) = page.next.as_mut() {
+        while next.len() < chaos.cursor_bytes {
+            next.push('.');
+        }
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -117,10 +136,17 @@ async fn split(
         )
         .into_response();
     }
-    let page = paging::parse_limit(query.limit.as_deref())
-        .and_then(|limit| paging::page(shared.config.items, query.cursor.as_deref(), limit));
+    let items = shared.config.items;
+    let cursor = query.cursor.as_deref();
+    let page = paging::parse_limit(query.limit.as_deref()).and_then(|limit| {
+        Ok((
+            paging::start_of(items, cursor)?,
+            paging::page(items, cursor, limit)?,
+        ))
+    });
     match page {
-        Ok(page) => {
+        Ok((start, mut page)) => {
+            misbehave(&chaos, start, &mut page);
             tracing::debug!(microprocess = %name, %run, items = page.items.len(), "split page");
             Json(page).into_response()
         }
