@@ -182,6 +182,11 @@ cases! {
 
     // ---- delivery numbers ----
 
+    /// Dev's 5 forwarders sharing one call a second get one call each every 5 s: a batch
+    /// of 10 takes 50 s, far past a 30 s invocation.
+    rate_cap_too_low_for_one_batch_per_invocation: "dev", MP, Replace("rate_limit_per_second = 500", "rate_limit_per_second = 1")
+        => "`credit-scores.delivery.rate_limit_per_second` (1) cannot send a batch within one forwarder invocation: each of 5 forwarders gets a call every 5.00 s, so its batch of 10 takes 50.0 s before the last call's 25 s and the forwarder's 30 s run out" at "environments/microprocesses.toml:25:25", hint "raise the cap to at least 25";
+
     /// Ten answers of 8 MiB, each held twice, do not fit 128 MB.
     result_limit_over_forwarder_memory: "sandbox", MP, Replace("batch_size = 10\nmax_concurrency = 50", "batch_size = 10\nmax_concurrency = 50\nresult_limit_kib = 8192")
         => "`credit-scores.delivery.result_limit_kib` (8192 KiB) does not fit a batch of 10 in the forwarder's 128 MB" at "environments/microprocesses.toml:25:20", hint "set `delivery.forwarder_memory_mb = 200`";
@@ -239,7 +244,7 @@ cases! {
         => "the microprocesses reserve 244 concurrent executions, but only 200 of the account's 300 can be reserved" at "environments/prod.toml:8:28", hint "`credit-scores` reserves 200";
 
     /// Without `lambda_concurrency_limit` the place is the `[environment]` table.
-    reserved_concurrency_over_default_limit: "dev", "dev.toml", Replace("max_concurrency = 5", "max_concurrency = 1000")
+    reserved_concurrency_over_default_limit: "dev", "dev.toml", Replace("max_concurrency = 5", "max_concurrency = 1000\nrate_limit_per_second = 5000")
         => "the microprocesses reserve 1024 concurrent executions, but only 900 of the account's 1000 can be reserved" at "environments/dev.toml:3:1", hint "`credit-scores` reserves 1000";
 
     // ---- choices ----

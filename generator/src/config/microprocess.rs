@@ -474,13 +474,38 @@ fn validate_delivery(
             set
         }
     };
+    let rate_v = l.get(|m| m.delivery.as_ref()?.rate_limit_per_second.as_ref());
+    let rate_limit_per_second = rate_v.clone().and_then(|v| c.int_at(&v, &key("delivery.rate_limit_per_second"), 1, 100_000, "requests a second to the process endpoint, across all forwarders"));
+    if let (Some(rate), Some(v)) = (rate_limit_per_second, &rate_v) {
+        // Each forwarder's share starts empty and refills one call every
+        // `max_concurrency / rate` seconds: its batch's last call starts that many
+        // intervals in, and must still end, and be recorded, before the invocation does.
+        let pacing = f64::from(batch_size) * f64::from(max_concurrency) / f64::from(rate);
+        let needed = pacing.ceil() as u64 + u64::from(process.timeout_seconds) + u64::from(FORWARDER_MARGIN_SECONDS);
+        if needed > u64::from(forwarder_timeout) {
+            let lowest_rate = (f64::from(batch_size) * f64::from(max_concurrency)
+                / f64::from(forwarder_timeout.saturating_sub(process.timeout_seconds + FORWARDER_MARGIN_SECONDS).max(1)))
+            .ceil() as u64;
+            c.error(
+                &v.place,
+                format!(
+                    "`{}` ({rate}) cannot send a batch within one forwarder invocation: each of {max_concurrency} forwarders gets a call every {:.2} s, so its batch of {batch_size} takes {pacing:.1} s before the last call's {} s and the forwarder's {} s run out",
+                    key("delivery.rate_limit_per_second"),
+                    f64::from(max_concurrency) / f64::from(rate),
+                    process.timeout_seconds,
+                    forwarder_timeout,
+                ),
+                format!(
+                    "raise the cap to at least {lowest_rate}, lower `delivery.max_concurrency` or `delivery.batch_size`, or set `delivery.forwarder_timeout_seconds` to at least {needed}"
+                ),
+            );
+        }
+    }
     Delivery {
         batch_size,
         max_concurrency,
         reserved_concurrency: reserved,
-        rate_limit_per_second: l
-            .get(|m| m.delivery.as_ref()?.rate_limit_per_second.as_ref())
-            .and_then(|v| c.int_at(&v, &key("delivery.rate_limit_per_second"), 1, 100_000, "requests a second to the process endpoint, across all forwarders")),
+        rate_limit_per_second,
         forwarder_timeout_seconds: forwarder_timeout,
         forwarder_memory_mb,
         visibility_timeout_seconds: visibility,
