@@ -5,14 +5,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::Utc;
 use demo_service::{Chaos, SeqSelector};
 use kit_tests::mapping::{depth, receive, settle};
 use kit_tests::pipeline::{context, ForwarderOptions, Pipeline, Setup, NAME};
 use lambda_runtime::LambdaEvent;
 use microprocess_shared::ledger::ChildResult;
+use microprocess_shared::ledger_keys;
 use microprocess_shared::ledger_keys::{ChildState, RunState};
-use microprocess_shared::queue_message::QueueMessage;
+use microprocess_shared::queue_message::{QueueMessage, ATTEMPTS_MADE_ATTRIBUTE};
 use microprocess_shared::run_id::RunId;
 
 async fn bench(chaos: Chaos, options: ForwarderOptions) -> Pipeline {
@@ -688,4 +691,90 @@ async fn during_a_rotation_a_service_holding_only_the_old_key_accepts_the_calls(
     b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;
     assert_eq!((record.succeeded, record.failed), (5, 0));
+}
+
+/// A child's record expired (DynamoDB deleted it after `results.retention_days`) while
+/// its letter was still in the dead-letter queue. Before the fix a redriven copy counted
+/// as new: the run's counters went past its total. Now the forwarder refuses a seq it
+/// cannot account for and dead-letters it with the reason.
+#[tokio::test]
+async fn a_child_whose_record_expired_is_refused_not_counted_twice() {
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
+    let run = b.run_with_children("r-expired", 5).await;
+    b.drain(Duration::from_secs(60)).await;
+    assert_eq!(b.record(&run).await.succeeded, 5);
+
+    // TTL deletes the one block of the run's five children (its details with it).
+    let dynamodb = aws_sdk_dynamodb::Client::new(&b.config);
+    let pk = ledger_keys::child_partition_key(NAME, &run, ledger_keys::partition_of(0, 2));
+    let items = dynamodb
+        .query()
+        .table_name(&b.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+        .send()
+        .await
+        .unwrap();
+    for item in items.items() {
+        dynamodb
+            .delete_item()
+            .table_name(&b.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    b.send_process(&run, 2).await;
+    b.drain(Duration::from_secs(30)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.failed, record.done), (5, 0, 5));
+    let letters = b.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]
+            .1
+            .contains("seq 2 of run `r-expired` is not in the ledger"),
+        "{letters:?}"
+    );
+}
+
+/// A duplicate of a child that has succeeded fails: it arrives after the last allowed
+/// attempt (a copy that says three attempts were made, of three), so it is recorded
+/// `FAILED` without a call. Before the fix its message was dead-lettered, raising the
+/// dead-letter alarm for a child that is done; now it is deleted, the ledger unchanged.
+#[tokio::test]
+async fn a_failing_duplicate_of_a_child_that_succeeded_is_not_dead_lettered() {
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
+    let run = b.run_with_children("r-dup-fail", 15).await;
+    while b.ledger.child_state(NAME, &run, 3).await.unwrap() != ChildState::Succeeded {
+        b.step(10).await.unwrap();
+    }
+    let body = QueueMessage::Process {
+        run: run.clone(),
+        seq: 3,
+        item: demo_service::paging::item_id(3),
+        payload: None,
+    }
+    .to_body();
+    b.sqs
+        .send_message()
+        .queue_url(&b.queue_url)
+        .message_body(body)
+        .message_attributes(
+            ATTEMPTS_MADE_ATTRIBUTE,
+            MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value("3")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.failed), (15, 0));
+    assert!(b.dead_letters().await.is_empty());
 }

@@ -182,6 +182,12 @@ cases! {
 
     // ---- delivery numbers ----
 
+    /// A failed child's letter can be redriven 14 days after its record was last written,
+    /// and then lives up to the queue's 4 days: a record kept 7 days would be gone, and
+    /// the redriven child counted again.
+    retention_shorter_than_a_dead_letter_and_its_redrive: "prod", MP, Replace("retention_days = 30", "retention_days = 7")
+        => "`abn-refresh.results.retention_days` (7) ends before a dead letter can be redriven and retried: letters stay 14 days and a redriven message up to 4 more (`delivery.message_retention_days`)" at "environments/microprocesses.toml:54:18", hint "keep records at least 18 days";
+
     /// Dev's 5 forwarders sharing one call a second get one call each every 5 s: a batch
     /// of 10 takes 50 s, far past a 30 s invocation.
     rate_cap_too_low_for_one_batch_per_invocation: "dev", MP, Replace("rate_limit_per_second = 500", "rate_limit_per_second = 1")

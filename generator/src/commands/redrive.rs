@@ -93,6 +93,14 @@ async fn redrive_run(
             moved.repeats
         );
     }
+    if !moved.unaccounted.is_empty() {
+        let _ = writeln!(
+            err,
+            "warning: {} letter(s) stay in the dead-letter queue: the ledger no longer holds their children (seqs {:?}), though the run counts every child; their records expired (`results.retention_days`), and sending them again would count them twice",
+            moved.unaccounted.len(),
+            moved.unaccounted
+        );
+    }
     if before.failed > resent {
         let _ = writeln!(
             err,

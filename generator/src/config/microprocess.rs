@@ -19,6 +19,9 @@ use super::schedule::{check_expression, check_timezone};
 /// such as `mp-<environment>-<name>-forwarder`.
 pub const MAX_NAME_LEN: usize = 32;
 
+/// How long the dead-letter queue keeps a letter: 14 days, the SQS maximum.
+pub const DEAD_LETTER_RETENTION_DAYS: u32 = 14;
+
 /// Seconds the forwarder keeps after the service's time is up, to record the outcome.
 pub const FORWARDER_MARGIN_SECONDS: u32 = 3;
 
@@ -153,16 +156,40 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
             _ => ResultStorage::Ledger,
         },
     };
+    let retention_v = l.get(|m| m.results.as_ref()?.retention_days.as_ref());
+    let retention_days = c.int(
+        retention_v.clone(),
+        &key("results.retention_days"),
+        90,
+        1,
+        3650,
+        "ledger records and stored results expire after this many days",
+    );
+    // A child's letter lives up to 14 days in the dead-letter queue after its record was
+    // last written, and a redrive then gives it the queue's retention again: its record
+    // must outlive both, or the redriven child is counted as new (and twice).
+    let outlives = DEAD_LETTER_RETENTION_DAYS + delivery.message_retention_days;
+    if retention_days < outlives {
+        if let Some(place) = l.blame(
+            retention_v.as_ref().map(|v| &v.place),
+            l.get(|m| m.delivery.as_ref()?.message_retention_days.as_ref())
+                .as_ref()
+                .map(|v| &v.place),
+        ) {
+            c.error(
+                place,
+                format!(
+                    "`{}` ({retention_days}) ends before a dead letter can be redriven and retried: letters stay {DEAD_LETTER_RETENTION_DAYS} days and a redriven message up to {} more (`delivery.message_retention_days`)",
+                    key("results.retention_days"),
+                    delivery.message_retention_days
+                ),
+                format!("a redriven child whose record has expired would be counted again: keep records at least {outlives} days"),
+            );
+        }
+    }
     let results = Results {
         storage,
-        retention_days: c.int(
-            l.get(|m| m.results.as_ref()?.retention_days.as_ref()),
-            &key("results.retention_days"),
-            90,
-            1,
-            3650,
-            "ledger records and stored results expire after this many days",
-        ),
+        retention_days,
         counter_shards: c.int(
             l.get(|m| m.results.as_ref()?.counter_shards.as_ref()),
             &key("results.counter_shards"),
@@ -475,16 +502,30 @@ fn validate_delivery(
         }
     };
     let rate_v = l.get(|m| m.delivery.as_ref()?.rate_limit_per_second.as_ref());
-    let rate_limit_per_second = rate_v.clone().and_then(|v| c.int_at(&v, &key("delivery.rate_limit_per_second"), 1, 100_000, "requests a second to the process endpoint, across all forwarders"));
+    let rate_limit_per_second = rate_v.clone().and_then(|v| {
+        c.int_at(
+            &v,
+            &key("delivery.rate_limit_per_second"),
+            1,
+            100_000,
+            "requests a second to the process endpoint, across all forwarders",
+        )
+    });
     if let (Some(rate), Some(v)) = (rate_limit_per_second, &rate_v) {
         // Each forwarder's share starts empty and refills one call every
         // `max_concurrency / rate` seconds: its batch's last call starts that many
         // intervals in, and must still end, and be recorded, before the invocation does.
         let pacing = f64::from(batch_size) * f64::from(max_concurrency) / f64::from(rate);
-        let needed = pacing.ceil() as u64 + u64::from(process.timeout_seconds) + u64::from(FORWARDER_MARGIN_SECONDS);
+        let needed = pacing.ceil() as u64
+            + u64::from(process.timeout_seconds)
+            + u64::from(FORWARDER_MARGIN_SECONDS);
         if needed > u64::from(forwarder_timeout) {
             let lowest_rate = (f64::from(batch_size) * f64::from(max_concurrency)
-                / f64::from(forwarder_timeout.saturating_sub(process.timeout_seconds + FORWARDER_MARGIN_SECONDS).max(1)))
+                / f64::from(
+                    forwarder_timeout
+                        .saturating_sub(process.timeout_seconds + FORWARDER_MARGIN_SECONDS)
+                        .max(1),
+                ))
             .ceil() as u64;
             c.error(
                 &v.place,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use checks::{Checker, Located};
 use diagnostic::{did_you_mean, Diagnostic, Diagnostics, Place, SourceFile};
+pub use microprocess::DEAD_LETTER_RETENTION_DAYS;
 pub use model::Environment;
 use raw::{RawEnvironmentFile, RawMicroprocesses};
 pub use sandbox::Selector;

@@ -273,7 +273,7 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
         "seconds".into(),
         json!({
             "queue_retention": m.delivery.message_retention_days * 86_400,
-            "dlq_retention": 14 * 86_400,
+            "dlq_retention": crate::config::DEAD_LETTER_RETENTION_DAYS * 86_400,
             // Alarm when the oldest message has waited longer than every attempt could take.
             "oldest_message_alarm": (m.delivery.visibility_timeout_seconds * m.process.max_attempts).clamp(300, 86_400),
         }),

@@ -46,6 +46,9 @@ pub struct Moved {
     pub reduce_messages: usize,
     /// Messages of other runs, or unreadable ones, left in the DLQ.
     pub left: usize,
+    /// Children whose record is gone though the run counts every child (expired): their
+    /// letters are left in the DLQ.
+    pub unaccounted: BTreeSet<u64>,
 }
 
 /// Moves the dead-lettered messages of `run` from `mp`'s DLQ back to its queue.
@@ -55,6 +58,20 @@ pub async fn move_back(
     mp: &DeployedMicroprocess,
     run: &RunId,
 ) -> Result<Moved, RunsError> {
+    let record = ledger
+        .run(&mp.name, run)
+        .await?
+        .ok_or_else(|| RunsError::Other(format!(
+            "run `{run}` of `{}` is not in the ledger: its records have expired (`results.retention_days`), and its children cannot be counted again without counting them twice; its letters stay in the dead-letter queue",
+            mp.name
+        )))?;
+    if record.expires_at > 0 && record.expires_at <= Utc::now().timestamp() {
+        return Err(RunsError::Other(format!(
+            "the ledger records of run `{run}` have expired (`results.retention_days` = {}); its children cannot be counted again without counting them twice, so its letters stay in the dead-letter queue",
+            record.retention_days
+        )));
+    }
+    let fully_counted = record.total.is_some_and(|total| record.done >= total);
     let mut moved = Moved::default();
     let mut seen = BTreeSet::new();
     let mut release = Vec::new();
@@ -91,12 +108,21 @@ pub async fn move_back(
                     if moved.children.contains(&seq) {
                         moved.repeats += 1;
                         delete.push(m);
-                    } else if succeeded(ledger, mp, run, seq).await? {
-                        moved.superseded.insert(seq);
-                        delete.push(m);
-                    } else {
-                        moved.children.insert(seq);
-                        resend.push(m);
+                        continue;
+                    }
+                    match ledger.child_state(&mp.name, run, seq).await? {
+                        ChildState::Succeeded => {
+                            moved.superseded.insert(seq);
+                            delete.push(m);
+                        }
+                        ChildState::Pending if fully_counted => {
+                            moved.unaccounted.insert(seq);
+                            release.push(m);
+                        }
+                        _ => {
+                            moved.children.insert(seq);
+                            resend.push(m);
+                        }
                     }
                 }
                 Ok(QueueMessage::Reduce { run: r }) if &r == run => {
@@ -115,17 +141,6 @@ pub async fn move_back(
     }
     release_batch(sqs, &mp.dead_letter_queue_url, &release).await;
     Ok(moved)
-}
-
-/// Whether child `seq` is `SUCCEEDED` in the ledger.
-async fn succeeded(
-    ledger: &Ledger,
-    mp: &DeployedMicroprocess,
-    run: &RunId,
-    seq: u64,
-) -> Result<bool, RunsError> {
-    // One read of the child's block.
-    Ok(ledger.child_state(&mp.name, run, seq).await? == ChildState::Succeeded)
 }
 
 async fn send_batch(

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use lambda_runtime::Context;
 use microprocess_shared::contract::{Outcome, ProcessRequest};
 use microprocess_shared::ledger::ChildOutcome;
-use microprocess_shared::ledger_keys::RunState;
+use microprocess_shared::ledger_keys::ChildState;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::Delivery;
 
@@ -38,34 +38,10 @@ impl Forwarder {
         work: Vec<ProcessWork<'a>>,
         deadline: Instant,
     ) -> Vec<(&'a str, Verdict)> {
-        match self.ledger.run(self.name(), &run).await {
-            Ok(Some(record))
-                if matches!(record.state, RunState::SplitFailed | RunState::Cancelled) =>
-            {
-                // The run has ended: no reduce will come, so no call is worth making.
-                tracing::info!(%run, state = %record.state, messages = work.len(), "the run has ended; its messages are dropped without a call");
-                return work
-                    .into_iter()
-                    .map(|(r, ..)| (r.id, Verdict::Delete))
-                    .collect();
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                let reason = format!("run `{run}` of `{}` is not in the ledger", self.name());
-                tracing::error!(%run, "{reason}; dead-lettering its messages");
-                return work
-                    .into_iter()
-                    .map(|(r, ..)| (r.id, Verdict::DeadLetter(reason.clone())))
-                    .collect();
-            }
-            Err(error) => {
-                tracing::error!(%run, error = %error, "cannot read the run; the batch comes back later");
-                return work
-                    .into_iter()
-                    .map(|(r, ..)| (r.id, self.retry(r.attempt, None)))
-                    .collect();
-            }
-        };
+        let (work, mut screened) = self.screen(&run, work).await;
+        if work.is_empty() {
+            return screened;
+        }
 
         let timeout = self.settings.process_timeout;
         let latest_start = deadline.checked_sub(timeout + DEADLINE_MARGIN);
@@ -97,12 +73,13 @@ impl Forwarder {
         let deliveries = join_all(calls).await;
 
         let mut outcomes = Vec::new();
-        let mut pending: Vec<(&'a str, u32, Verdict)> = Vec::new();
+        let mut pending: Vec<(&'a str, u64, u32, Verdict)> = Vec::new();
         for ((received, seq, item, _), delivery) in work.iter().zip(deliveries) {
             let Some(delivery) = delivery else {
                 tracing::info!(%run, seq, "no time left for this call before the deadline; back to the queue with no attempt spent");
                 pending.push((
                     received.id,
+                    *seq,
                     received.attempt,
                     Verdict::Requeue {
                         attempts_made: received.attempt.saturating_sub(1),
@@ -122,7 +99,7 @@ impl Forwarder {
                 } => (state, result, reason, verdict),
                 Judged::Again(verdict) => {
                     tracing::warn!(%run, seq, attempt = received.attempt, reason = %delivery.reason, "retrying later");
-                    pending.push((received.id, received.attempt, verdict));
+                    pending.push((received.id, *seq, received.attempt, verdict));
                     continue;
                 }
             };
@@ -134,7 +111,7 @@ impl Forwarder {
                 result,
                 reason,
             });
-            pending.push((received.id, received.attempt, verdict));
+            pending.push((received.id, *seq, received.attempt, verdict));
         }
 
         if !outcomes.is_empty() {
@@ -142,6 +119,8 @@ impl Forwarder {
                 Ok(recorded) => {
                     if !recorded.duplicates.is_empty() {
                         tracing::info!(%run, duplicates = ?recorded.duplicates, "already counted; nothing changed");
+                        self.spare_successes(&run, &outcomes, &recorded.duplicates, &mut pending)
+                            .await;
                     }
                     if recorded.complete {
                         // A claimer stopped before its reduce message leaves its batch to
@@ -156,21 +135,50 @@ impl Forwarder {
                     // Nothing was counted: every terminal message comes back and is judged again.
                     tracing::error!(%run, error = %error, "cannot record outcomes; they come back later");
                     let terminal: Vec<u64> = outcomes.iter().map(|o| o.seq).collect();
-                    return work
-                        .iter()
-                        .zip(pending)
-                        .map(|((received, seq, ..), (id, attempt, verdict))| {
-                            if terminal.contains(seq) {
-                                (id, self.retry(received.attempt.max(attempt), None))
-                            } else {
-                                (id, verdict)
-                            }
-                        })
-                        .collect();
+                    screened.extend(pending.into_iter().map(|(id, seq, attempt, verdict)| {
+                        if terminal.contains(&seq) {
+                            (id, self.retry(attempt, None))
+                        } else {
+                            (id, verdict)
+                        }
+                    }));
+                    return screened;
                 }
             }
         }
-        pending.into_iter().map(|(id, _, v)| (id, v)).collect()
+        screened.extend(pending.into_iter().map(|(id, _, _, v)| (id, v)));
+        screened
+    }
+
+    /// A failed answer to a duplicate of a child that has succeeded (the service has
+    /// changed its mind, or a redelivery met a transient refusal) changes nothing in the
+    /// ledger; its message is deleted, not dead-lettered: a dead letter would raise the
+    /// alarm for a child that is done. A duplicate of a `FAILED` child keeps its dead
+    /// letter, which is what a redrive sends again.
+    async fn spare_successes(
+        &self,
+        run: &RunId,
+        outcomes: &[ChildOutcome],
+        duplicates: &[u64],
+        pending: &mut [(&str, u64, u32, Verdict)],
+    ) {
+        for outcome in outcomes {
+            if outcome.state != ChildState::Failed || !duplicates.contains(&outcome.seq) {
+                continue;
+            }
+            match self.ledger.child_state(self.name(), run, outcome.seq).await {
+                Ok(ChildState::Succeeded) => {
+                    tracing::info!(%run, seq = outcome.seq, "a duplicate failed, but the child has succeeded; its message is deleted");
+                    for entry in pending.iter_mut().filter(|e| e.1 == outcome.seq) {
+                        entry.3 = Verdict::Delete;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%run, seq = outcome.seq, %error, "cannot read the child; its message is dead-lettered");
+                }
+            }
+        }
     }
 
     /// The delivery of a message received after its last allowed attempt, which is not

@@ -24,6 +24,7 @@ pub mod rate;
 mod record;
 mod reduce;
 pub mod results;
+mod screen;
 mod verdicts;
 
 use std::collections::BTreeMap;
