@@ -511,6 +511,38 @@ async fn a_failed_child_that_succeeds_later_moves_between_counts() {
     assert_eq!(counts(&ledger, &run).await, (2, 1, 3));
 }
 
+/// Two copies of one reduce message race: one copy's call fails for good and records
+/// `REDUCE_FAILED`, then the other copy's call is answered 2xx. Before the fix the 2xx
+/// could not complete the run (`complete` accepted only `REDUCING`), so a service that
+/// had taken the reduce on saw its run end `REDUCE_FAILED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reduce_answered_2xx_completes_the_run_after_a_copy_failed() {
+    let moto = Moto::start().await;
+    let ledger = moto.ledger();
+    let run = run_id("r-race");
+    sealed(&ledger, &run, 1, 1).await;
+    ledger
+        .record_children(MP, &run, &[succeeded(0)], at(5))
+        .await
+        .unwrap();
+    assert!(ledger.try_claim_reduce(MP, &run, at(6)).await.unwrap());
+    ledger
+        .reduce_failed(MP, &run, "reduce: HTTP 503 (attempt 3 of 3)", at(7))
+        .await
+        .unwrap();
+    ledger.complete(MP, &run, at(8)).await.unwrap();
+    let record = ledger.run(MP, &run).await.unwrap().unwrap();
+    assert_eq!(record.state, RunState::Completed);
+    assert_eq!(record.finished_at, Some(at(8)));
+    let reason = record.reason.unwrap();
+    assert!(reason.contains("answered 2xx"), "{reason}");
+    // And the late failure of a copy cannot undo it.
+    assert!(ledger
+        .reduce_failed(MP, &run, "late", at(9))
+        .await
+        .is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_claimed_and_completed_once() {
     let moto = Moto::start().await;
@@ -583,7 +615,13 @@ async fn a_run_is_claimed_and_completed_once() {
     let record = ledger.run(MP, &other).await.unwrap().unwrap();
     assert_eq!(record.state, RunState::ReduceFailed);
     assert_eq!(record.reason.as_deref(), Some("HTTP 500 after 5 attempts"));
-    assert!(ledger.complete(MP, &other, at(14)).await.is_err());
+    // A 2xx for the reduce still completes it (see
+    // `a_reduce_answered_2xx_completes_the_run_after_a_copy_failed`).
+    ledger.complete(MP, &other, at(14)).await.unwrap();
+    assert_eq!(
+        ledger.run(MP, &other).await.unwrap().unwrap().state,
+        RunState::Completed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -412,7 +412,9 @@ impl Ledger {
             .is_some())
     }
 
-    /// `REDUCING → COMPLETED`. `Ok` when already `COMPLETED`; refused otherwise.
+    /// `REDUCING → COMPLETED`, after the reduce was answered 2xx; also from
+    /// `REDUCE_FAILED`, which a failed copy of the same reduce message may have recorded
+    /// in the meantime. `Ok` when already `COMPLETED`; refused otherwise.
     pub async fn complete(
         &self,
         microprocess: &str,
@@ -420,13 +422,36 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let context = self.context(Step::Complete, microprocess, Some(run));
+        match self
+            .end(
+                &context,
+                microprocess,
+                run,
+                RunState::Reducing,
+                RunState::Completed,
+                None,
+                now,
+            )
+            .await
+        {
+            Err(LedgerError::Refused { .. }) => {}
+            done => return done,
+        }
+        // The reduce is delivered at least once: another copy of its message may have
+        // failed for good and ended the run `REDUCE_FAILED` while this one was being
+        // answered. The service has taken the reduce on, so the 2xx wins.
+        let current = self.require_run(&context, microprocess, run).await?;
+        let reason = format!(
+            "the reduce was answered 2xx after another copy of its message had failed ({})",
+            current.reason.as_deref().unwrap_or("no reason recorded")
+        );
         self.end(
             &context,
             microprocess,
             run,
-            RunState::Reducing,
+            RunState::ReduceFailed,
             RunState::Completed,
-            None,
+            Some(&reason),
             now,
         )
         .await
