@@ -45,7 +45,7 @@ use microprocess_shared::run_id::RunId;
 use microprocess_shared::signing::{sign, signature_header};
 use serde_json::json;
 use splitter::enqueue::{Entry, FailedEntry};
-use splitter::{handle, Outcome, Queue, SplitterError, Tuning};
+use splitter::{handle, Outcome, Queue, SplitterError};
 
 /// Items per split page.
 const PAGE: &str = "50";
@@ -506,6 +506,7 @@ async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the
             claimed: vec![run.clone()],
             requeued: vec![],
             splitting: vec![],
+            resumed: vec![],
         }
     );
     // Nothing more the next time.
@@ -661,12 +662,8 @@ fn page_batches(items: u64, page_size: u64) -> Vec<u64> {
 async fn s06_a_tick_delivered_three_times_at_once_makes_one_run() {
     let started = Instant::now();
     let p = Pipeline::start(setup(200, Chaos::default(), 3)).await;
-    // The deliveries that find the run started watch its checkpoint this long.
-    let tuning = Tuning {
-        existing_split_probe: Duration::from_secs(5),
-        ..quick()
-    };
-    let (splitter, _) = p.splitter(p.settings(&[("SPLIT_PAGE_SIZE", PAGE)]), tuning);
+    // The deliveries that find the run started find its lease taken.
+    let (splitter, _) = p.splitter(p.settings(&[("SPLIT_PAGE_SIZE", PAGE)]), quick());
     let (a, b, c) = tokio::join!(
         handle(&splitter, scheduled_tick(), later()),
         handle(&splitter, scheduled_tick(), later()),
@@ -964,6 +961,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
             claimed: vec![run.clone()],
             requeued: vec![],
             splitting: vec![],
+            resumed: vec![],
         }
     );
     p.drain_with(&p.forwarder, WORKERS, DRAIN_LIMIT).await;
@@ -979,6 +977,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
             claimed: vec![],
             requeued: vec![],
             splitting: vec![],
+            resumed: vec![],
         }
     );
     let audit = p.audit("10: claim lost, swept", &run, 100).await;
@@ -1042,6 +1041,7 @@ async fn s10b_a_crash_between_the_claim_and_the_reduce_message_is_swept() {
             claimed: vec![],
             requeued: vec![run.clone()],
             splitting: vec![],
+            resumed: vec![],
         }
     );
     assert!(p.record(&run).await.reduce_queued_at.is_some());

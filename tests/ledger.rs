@@ -79,6 +79,10 @@ fn failed(seq: u64) -> ChildOutcome {
     }
 }
 
+/// The split lease the tests' runs are split under, and a time it lasts until.
+const LEASE: &str = "test-lease";
+const FOREVER: i64 = 4_000_000_000;
+
 async fn start(ledger: &Ledger, run: &RunId, shards: u32) -> RunRecord {
     match ledger
         .start_run(
@@ -92,15 +96,23 @@ async fn start(ledger: &Ledger, run: &RunId, shards: u32) -> RunRecord {
         .await
         .unwrap()
     {
-        StartRun::Started(record) => record,
+        StartRun::Started(_) => {}
         other => panic!("expected a new run, got {other:?}"),
-    }
+    };
+    ledger
+        .take_split_lease(MP, run, LEASE, FOREVER, at(0))
+        .await
+        .unwrap()
+        .expect("a new run's lease is free")
 }
 
 /// A run started and sealed with `total` children.
 async fn sealed(ledger: &Ledger, run: &RunId, total: u64, shards: u32) -> RunRecord {
     start(ledger, run, shards).await;
-    ledger.checkpoint(MP, run, None, total, 1).await.unwrap();
+    ledger
+        .checkpoint(MP, run, LEASE, FOREVER, None, total, 1)
+        .await
+        .unwrap();
     ledger.seal(MP, run, total, at(1)).await.unwrap()
 }
 
@@ -257,7 +269,7 @@ async fn checkpoints_only_move_forward() {
     start(&ledger, &run, 1).await;
 
     ledger
-        .checkpoint(MP, &run, Some("page-2"), 100, 1)
+        .checkpoint(MP, &run, LEASE, FOREVER, Some("page-2"), 100, 1)
         .await
         .unwrap();
     let record = ledger.run(MP, &run).await.unwrap().unwrap();
@@ -267,16 +279,16 @@ async fn checkpoints_only_move_forward() {
     );
     // The same checkpoint again (a page re-read after a crash) is fine.
     ledger
-        .checkpoint(MP, &run, Some("page-2"), 100, 1)
+        .checkpoint(MP, &run, LEASE, FOREVER, Some("page-2"), 100, 1)
         .await
         .unwrap();
     ledger
-        .checkpoint(MP, &run, Some("page-3"), 200, 2)
+        .checkpoint(MP, &run, LEASE, FOREVER, Some("page-3"), 200, 2)
         .await
         .unwrap();
 
     let error = ledger
-        .checkpoint(MP, &run, Some("page-2"), 100, 1)
+        .checkpoint(MP, &run, LEASE, FOREVER, Some("page-2"), 100, 1)
         .await
         .unwrap_err();
     assert!(matches!(error, LedgerError::Refused { .. }), "{error}");
@@ -288,19 +300,25 @@ async fn checkpoints_only_move_forward() {
     );
 
     // The last page: no cursor left.
-    ledger.checkpoint(MP, &run, None, 250, 3).await.unwrap();
+    ledger
+        .checkpoint(MP, &run, LEASE, FOREVER, None, 250, 3)
+        .await
+        .unwrap();
     assert_eq!(ledger.run(MP, &run).await.unwrap().unwrap().cursor, None);
 
     // No checkpoint after the seal.
     ledger.seal(MP, &run, 250, at(2)).await.unwrap();
-    let error = ledger.checkpoint(MP, &run, None, 260, 4).await.unwrap_err();
+    let error = ledger
+        .checkpoint(MP, &run, LEASE, FOREVER, None, 260, 4)
+        .await
+        .unwrap_err();
     assert!(
         error.to_string().contains("PROCESSING, not SPLITTING"),
         "{error}"
     );
 
     let missing = ledger
-        .checkpoint(MP, &run_id("nope"), None, 1, 1)
+        .checkpoint(MP, &run_id("nope"), LEASE, FOREVER, None, 1, 1)
         .await
         .unwrap_err();
     assert!(
@@ -309,13 +327,76 @@ async fn checkpoints_only_move_forward() {
     );
 }
 
+/// Two invocations of one run never both split it: the lease has one holder, a live one
+/// is refused to others, an expired one is taken over, and the old holder's checkpoints
+/// are refused from then on. (Before the lease, a second start watched the checkpoint for
+/// 10 s, and a slow first page let both split.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_lease_has_one_holder() {
+    let moto = Moto::start().await;
+    let ledger = moto.ledger();
+    let run = run_id("r-lease");
+    start(&ledger, &run, 1).await;
+    let until = |minute: u32| at(minute).timestamp();
+    // `start` took it until FOREVER for LEASE; hand it to `first` until minute 10.
+    ledger
+        .checkpoint(MP, &run, LEASE, until(10), Some("c1"), 10, 1)
+        .await
+        .unwrap();
+    assert!(ledger
+        .take_split_lease(MP, &run, "second", until(20), at(5))
+        .await
+        .unwrap()
+        .is_none());
+    // The holder renews its own lease.
+    assert!(ledger
+        .take_split_lease(MP, &run, LEASE, until(12), at(5))
+        .await
+        .unwrap()
+        .is_some());
+    // Past its end the lease is taken over, and the old holder can no longer checkpoint.
+    let taken = ledger
+        .take_split_lease(MP, &run, "second", until(20), at(13))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (taken.split_lease.as_deref(), taken.cursor.as_deref()),
+        (Some("second"), Some("c1"))
+    );
+    let error = ledger
+        .checkpoint(MP, &run, LEASE, until(20), Some("c2"), 20, 2)
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("another invocation has taken the split's lease"),
+        "{error}"
+    );
+    ledger
+        .checkpoint(MP, &run, "second", until(20), None, 20, 2)
+        .await
+        .unwrap();
+    ledger.seal(MP, &run, 20, at(14)).await.unwrap();
+    // Past its split, nobody takes it.
+    assert!(ledger
+        .take_split_lease(MP, &run, "third", until(30), at(25))
+        .await
+        .unwrap()
+        .is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_split_is_sealed_once() {
     let moto = Moto::start().await;
     let ledger = moto.ledger();
     let run = run_id("r1");
     start(&ledger, &run, 1).await;
-    ledger.checkpoint(MP, &run, None, 7, 1).await.unwrap();
+    ledger
+        .checkpoint(MP, &run, LEASE, FOREVER, None, 7, 1)
+        .await
+        .unwrap();
 
     let first = ledger.seal(MP, &run, 7, at(2)).await.unwrap();
     assert_eq!(first.state, RunState::Processing);
@@ -364,7 +445,10 @@ async fn a_split_failure_ends_the_run() {
         ledger.seal(MP, &run, 3, at(5)).await.unwrap_err(),
         LedgerError::Refused { .. }
     ));
-    assert!(ledger.checkpoint(MP, &run, None, 3, 1).await.is_err());
+    assert!(ledger
+        .checkpoint(MP, &run, LEASE, FOREVER, None, 3, 1)
+        .await
+        .is_err());
     assert_eq!(
         ledger
             .runs_in_state(MP, RunState::SplitFailed)
@@ -537,10 +621,7 @@ async fn a_reduce_answered_2xx_completes_the_run_after_a_copy_failed() {
     let reason = record.reason.unwrap();
     assert!(reason.contains("answered 2xx"), "{reason}");
     // And the late failure of a copy cannot undo it.
-    assert!(ledger
-        .reduce_failed(MP, &run, "late", at(9))
-        .await
-        .is_err());
+    assert!(ledger.reduce_failed(MP, &run, "late", at(9)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,7 +711,10 @@ async fn children_done_before_the_seal_complete_at_the_seal() {
     let ledger = moto.ledger();
     let run = run_id("r1");
     start(&ledger, &run, 1).await;
-    ledger.checkpoint(MP, &run, None, 2, 1).await.unwrap();
+    ledger
+        .checkpoint(MP, &run, LEASE, FOREVER, None, 2, 1)
+        .await
+        .unwrap();
     let recorded = ledger
         .record_children(MP, &run, &[succeeded(0), succeeded(1)], at(2))
         .await

@@ -232,10 +232,17 @@ async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
         .await
         .unwrap();
     // The last page was queued and checkpointed (no cursor: no more pages), then the
-    // invocation died before the seal.
+    // invocation died before the seal; its lease has run out since.
+    let now = Utc::now().timestamp();
     bench
         .ledger
-        .checkpoint(NAME, &run, None, 50, 1)
+        .take_split_lease(NAME, &run, "crashed", now + 60, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    bench
+        .ledger
+        .checkpoint(NAME, &run, "crashed", now - 1, None, 50, 1)
         .await
         .unwrap();
     let (splitter, _) = bench.default_splitter();
@@ -254,13 +261,8 @@ async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
 #[tokio::test]
 async fn a_tick_delivered_three_times_at_once_starts_one_run() {
     let bench = bench_on(MotoServer::start(), 500, Chaos::default()).await;
-    // The deliveries that find the run already started watch its checkpoint this long
-    // (the first one splits 500 items in a few seconds here).
-    let tuning = Tuning {
-        existing_split_probe: Duration::from_secs(15),
-        ..quick()
-    };
-    let (splitter, handoff) = bench.splitter(bench.settings(&[]), tuning);
+    // The deliveries that find the run already started find its lease taken.
+    let (splitter, handoff) = bench.splitter(bench.settings(&[]), quick());
     let (a, b, c) = tokio::join!(
         handle(&splitter, scheduled_tick(), later()),
         handle(&splitter, scheduled_tick(), later()),
@@ -526,6 +528,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
             claimed: vec![finished.clone()],
             requeued: vec![],
             splitting: vec![splitting.clone()],
+            resumed: vec![],
         }
     );
     assert_eq!(
@@ -549,6 +552,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
             claimed: vec![],
             requeued: vec![],
             splitting: vec![splitting],
+            resumed: vec![],
         }
     );
     assert!(bench.queued().is_empty());
@@ -636,4 +640,70 @@ async fn pages_over_their_limit_or_with_a_long_cursor_are_malformed() {
         assert!(reason.contains(expected), "{reason}");
         assert_eq!(depth(&bench.sqs, &bench.queue_url).await, (0, 0));
     }
+}
+
+/// The splitter of a run stopped for good: its invocation failed and Lambda gave up on
+/// its retries, so no checkpoint extends the split's lease. Before the fix the run stayed
+/// `SPLITTING` until someone resumed it by hand; now the sweep takes the run's lease and
+/// hands the split to a fresh invocation, which finishes it, and a second delivery of the
+/// hand-off finds the lease held and stops.
+#[tokio::test]
+async fn a_split_whose_splitter_stopped_is_resumed_by_the_sweep() {
+    let bench = bench(300, Chaos::default()).await;
+    let run = RunId::parse("stopped-split").unwrap();
+    bench
+        .ledger
+        .start_run(NAME, &run, Overlap::Skip, 30, Layout::SINGLE, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp();
+    bench
+        .ledger
+        .take_split_lease(NAME, &run, "stopped", now + 60, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    // It queued the first page and checkpointed, then stopped; its lease has run out.
+    let (splitter, handoff) = bench.default_splitter();
+    bench
+        .ledger
+        .checkpoint(NAME, &run, "stopped", now - 1, Some("c1-100"), 100, 1)
+        .await
+        .unwrap();
+    // The first page's messages were queued before the checkpoint.
+    for seq in 0..100 {
+        bench.send_process(&run, seq).await;
+    }
+
+    let swept = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    match &swept {
+        Outcome::Swept { resumed, .. } => assert_eq!(resumed, &[run.clone()]),
+        other => panic!("{other:?}"),
+    }
+    let payloads = handoff.payloads();
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    let token = payloads[0]["lease"].as_str().unwrap().to_owned();
+    assert_ne!(token, "stopped");
+
+    // The hand-off splits from the checkpoint; a second delivery of it finds nothing.
+    let outcome = handle(&splitter, payloads[0].clone(), later())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&outcome).0, 300, "{outcome:?}");
+    assert_eq!(bench.split_calls(run.as_str()), 2, "pages 2 and 3 only");
+    let again = handle(&splitter, payloads[0].clone(), later())
+        .await
+        .unwrap();
+    assert!(matches!(again, Outcome::NothingToDo { .. }), "{again:?}");
+
+    // And a sweep of a live split leaves it alone.
+    let swept = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&swept, Outcome::Swept { resumed, .. } if resumed.is_empty()),
+        "{swept:?}"
+    );
 }

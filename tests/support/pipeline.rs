@@ -773,7 +773,6 @@ pub fn quick() -> Tuning {
             backoff_cap: Duration::from_millis(20),
             ..EnqueuePolicy::default()
         },
-        existing_split_probe: Duration::from_millis(100),
         ..Tuning::default()
     }
 }

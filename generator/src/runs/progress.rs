@@ -345,6 +345,8 @@ mod tests {
             partitions: 1,
             retention_days: 30,
             expires_at: 0,
+            split_lease: None,
+            split_lease_until: None,
         }
     }
 

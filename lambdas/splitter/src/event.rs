@@ -9,7 +9,9 @@
 //!
 //! A hand-off may also carry `"failed_attempts": <n>`: the failed attempts at the page it
 //! resumes on, so the run still ends `SPLIT_FAILED` after `SPLIT_MAX_ATTEMPTS` however
-//! often the wait for a retry crosses an invocation's deadline.
+//! often the wait for a retry crosses an invocation's deadline; and `"lease": "<token>"`,
+//! the split's lease it hands on (see `Ledger::take_split_lease`), so the new invocation
+//! splits on without waiting for the old one's lease to run out.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -51,7 +53,11 @@ pub enum StartRequest {
     Manual { run: RunId },
     /// The rest of a split handed over by an invocation that reached its deadline. It
     /// never creates a run.
-    Resume { run: RunId, failed_attempts: u32 },
+    Resume {
+        run: RunId,
+        failed_attempts: u32,
+        lease: Option<String>,
+    },
 }
 
 /// The body of a manual start or a hand-off.
@@ -63,6 +69,8 @@ struct RunBody {
     resume: bool,
     #[serde(default)]
     failed_attempts: Option<u32>,
+    #[serde(default)]
+    lease: Option<String>,
 }
 
 /// The body of a sweep request.
@@ -98,7 +106,7 @@ pub enum EventError {
          or, for a hand-off, `{{\"run\": \"<run id>\", \"resume\": true}}`"
     )]
     MalformedManualStart(serde_json::Error),
-    #[error("`failed_attempts` belongs to a hand-off; add `\"resume\": true` or leave it out")]
+    #[error("`failed_attempts` and `lease` belong to a hand-off; add `\"resume\": true` or leave them out")]
     AttemptsWithoutResume,
     #[error("the sweep request is malformed ({0}); expected `{{\"sweep\": true}}`")]
     MalformedSweep(serde_json::Error),
@@ -147,13 +155,14 @@ impl StartRequest {
             let body: RunBody =
                 serde_json::from_value(payload).map_err(EventError::MalformedManualStart)?;
             let run = RunId::parse(&body.run)?;
-            return match (body.resume, body.failed_attempts) {
-                (true, attempts) => Ok(StartRequest::Resume {
+            return match (body.resume, body.failed_attempts, body.lease) {
+                (true, attempts, lease) => Ok(StartRequest::Resume {
                     run,
                     failed_attempts: attempts.unwrap_or(0),
+                    lease: lease.filter(|l| !l.is_empty()),
                 }),
-                (false, Some(_)) => Err(EventError::AttemptsWithoutResume),
-                (false, None) => Ok(StartRequest::Manual { run }),
+                (false, Some(_), _) | (false, _, Some(_)) => Err(EventError::AttemptsWithoutResume),
+                (false, None, None) => Ok(StartRequest::Manual { run }),
             };
         }
         if !object.contains_key("detail-type") {
@@ -212,10 +221,13 @@ impl StartRequest {
 
 /// The payload of a hand-off: `{"run": "<id>", "resume": true}`, plus
 /// `"failed_attempts"` when the page it resumes on has failed before.
-pub fn resume_payload(run: &RunId, failed_attempts: u32) -> Value {
+pub fn resume_payload(run: &RunId, failed_attempts: u32, lease: Option<&str>) -> Value {
     let mut payload = serde_json::json!({"run": run.as_str(), "resume": true});
     if failed_attempts > 0 {
         payload["failed_attempts"] = Value::from(failed_attempts);
+    }
+    if let Some(lease) = lease {
+        payload["lease"] = Value::from(lease);
     }
     payload
 }
@@ -235,7 +247,8 @@ mod tests {
             Invocation::from_event(json!({"run": "r-1", "resume": true})).unwrap(),
             Invocation::Run(StartRequest::Resume {
                 run: run("r-1"),
-                failed_attempts: 0
+                failed_attempts: 0,
+                lease: None
             })
         );
         assert_eq!(
@@ -243,7 +256,8 @@ mod tests {
                 .unwrap(),
             Invocation::Run(StartRequest::Resume {
                 run: run("r-1"),
-                failed_attempts: 3
+                failed_attempts: 3,
+                lease: None
             })
         );
         assert_eq!(
@@ -260,18 +274,19 @@ mod tests {
 
     #[test]
     fn resume_payloads_parse_back() {
-        for attempts in [0, 2] {
-            let payload = resume_payload(&run("r-1"), attempts);
+        for (attempts, lease) in [(0, None), (2, Some("0123abcd"))] {
+            let payload = resume_payload(&run("r-1"), attempts, lease);
             assert_eq!(
                 StartRequest::from_event(payload).unwrap(),
                 StartRequest::Resume {
                     run: run("r-1"),
-                    failed_attempts: attempts
+                    failed_attempts: attempts,
+                    lease: lease.map(str::to_string)
                 }
             );
         }
         assert_eq!(
-            resume_payload(&run("r-1"), 0),
+            resume_payload(&run("r-1"), 0, None),
             json!({"run": "r-1", "resume": true})
         );
     }

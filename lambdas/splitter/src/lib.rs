@@ -25,6 +25,7 @@ pub mod deadline;
 pub mod enqueue;
 pub mod event;
 pub mod handoff;
+pub mod lease;
 pub mod pages;
 mod reduce;
 pub mod split;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::Diagnostic;
-use microprocess_shared::ledger::{Layout, Ledger, LedgerError, RunRecord, StartRun};
+use microprocess_shared::ledger::{Layout, Ledger, LedgerError, StartRun};
 use microprocess_shared::ledger_keys::RunState;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::{ClientError, ServiceClient};
@@ -118,10 +119,6 @@ pub struct Tuning {
     /// Longest `Retry-After` honoured as such (a longer one waits this long).
     pub max_retry_after: Duration,
     pub enqueue: EnqueuePolicy,
-    /// How long a start that finds its run already `SPLITTING` watches the checkpoint
-    /// before it splits: if the checkpoint moves meanwhile, another invocation is
-    /// splitting the run (a tick delivered twice) and this one stops.
-    pub existing_split_probe: Duration,
     /// Age of a reduce claim with no queued reduce message after which the sweep queues
     /// it: far above the moment between a claim and its message (the SDK's retries).
     pub reduce_requeue_after: Duration,
@@ -136,7 +133,6 @@ impl Default for Tuning {
             page_backoff_cap: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             enqueue: EnqueuePolicy::default(),
-            existing_split_probe: Duration::from_secs(10),
             reduce_requeue_after: Duration::from_secs(120),
         }
     }
@@ -179,6 +175,9 @@ pub enum Outcome {
         claimed: Vec<RunId>,
         requeued: Vec<RunId>,
         splitting: Vec<RunId>,
+        /// `SPLITTING` runs whose splitter stopped (its lease ran out): resumed under a
+        /// lease of the sweep's, by a hand-off.
+        resumed: Vec<RunId>,
     },
 }
 
@@ -294,6 +293,13 @@ async fn run(
         StartRequest::Scheduled { time, .. } => Some(time.to_rfc3339()),
         _ => None,
     };
+    // A hand-off passes its lease on; any other invocation takes one of its own.
+    let owner = match &request {
+        StartRequest::Resume {
+            lease: Some(lease), ..
+        } => lease.clone(),
+        _ => lease::new_token(),
+    };
     let (record, failed_attempts) = match &request {
         StartRequest::Resume {
             failed_attempts, ..
@@ -344,12 +350,6 @@ async fn run(
                     );
                     (record, 0)
                 }
-                StartRun::Existing(record) if record.state == RunState::Splitting => {
-                    match probe_existing(splitter, record).await? {
-                        Ok(record) => (record, 0),
-                        Err(outcome) => return Ok(outcome),
-                    }
-                }
                 StartRun::Existing(record) => (record, 0),
             }
         }
@@ -367,6 +367,10 @@ async fn run(
             state: record.state.to_string(),
         });
     }
+    let record = match lease::take(splitter, &run, &owner, &deadline).await? {
+        Ok(record) => record,
+        Err(outcome) => return Ok(outcome),
+    };
     tracing::info!(
         %microprocess,
         %run,
@@ -374,61 +378,21 @@ async fn run(
         pages = record.pages,
         enqueued = record.enqueued,
         resumed = record.pages > 0,
+        lease = %owner,
         "splitting"
     );
-    split::split(splitter, record, failed_attempts, deadline).await
-}
-
-/// A start that found its run `SPLITTING`: either the retry of an invocation that failed
-/// (nobody is splitting; resume) or a second delivery of the tick while the first one
-/// splits (leave it alone). Watches the checkpoint for [`Tuning::existing_split_probe`]:
-/// `Ok` with the run read again when nothing moved, `Err` with the outcome when another
-/// invocation moved it.
-async fn probe_existing(
-    splitter: &Splitter,
-    record: RunRecord,
-) -> Result<Result<RunRecord, Outcome>, SplitterError> {
-    let probe = splitter.tuning.existing_split_probe;
-    if probe.is_zero() {
-        return Ok(Ok(record));
+    let result = split::split(splitter, record, failed_attempts, &owner, deadline).await;
+    if result.is_err() {
+        // Lambda retries a failed invocation: let the retry take the lease at once. (A
+        // process that is killed releases nothing; its lease runs out, and the sweep
+        // resumes the split.)
+        if let Err(error) = splitter
+            .ledger
+            .release_split_lease(microprocess, &run, &owner)
+            .await
+        {
+            tracing::warn!(%microprocess, %run, %error, "cannot release the split's lease; a retry waits for it to run out");
+        }
     }
-    tokio::time::sleep(probe).await;
-    let microprocess = splitter.name();
-    let Some(now) = splitter.ledger.run(microprocess, &record.run).await? else {
-        return Err(SplitterError::RunNotFound {
-            microprocess: microprocess.to_owned(),
-            run: record.run,
-        });
-    };
-    if now.state != RunState::Splitting {
-        tracing::info!(
-            %microprocess,
-            run = %now.run,
-            state = %now.state,
-            "another invocation finished the split meanwhile; nothing to do"
-        );
-        return Ok(Err(Outcome::NothingToDo {
-            run: now.run,
-            state: now.state.to_string(),
-        }));
-    }
-    if (now.pages, now.enqueued) != (record.pages, record.enqueued) {
-        let why = format!(
-            "another invocation is splitting the run: its checkpoint moved from page {} to \
-             page {} within {} ms",
-            record.pages,
-            now.pages,
-            probe.as_millis()
-        );
-        tracing::info!(
-            %microprocess,
-            run = %now.run,
-            pages = now.pages,
-            enqueued = now.enqueued,
-            %why,
-            "leaving the split to it"
-        );
-        return Ok(Err(Outcome::Stopped { run: now.run, why }));
-    }
-    Ok(Ok(now))
+    result
 }

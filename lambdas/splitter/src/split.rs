@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use crate::deadline::{Deadline, Pace};
 use crate::enqueue::{enqueue, Entry};
 use crate::event::resume_payload;
+use crate::lease;
 use crate::{reduce, Outcome, Splitter, SplitterError, Tuning};
 
 /// Time kept back from the deadline when a page's timeout is chosen.
@@ -41,12 +42,14 @@ const PAGE_TIMEOUT_RESERVE: Duration = Duration::from_secs(5);
 /// Shortest page timeout, whatever the time left.
 const MIN_PAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Splits the `SPLITTING` run `record` from its checkpoint; `failed_attempts` are the
-/// failed attempts at the checkpoint's page that a hand-off carried over.
+/// Splits the `SPLITTING` run `record` from its checkpoint under the split's lease
+/// `owner`; `failed_attempts` are the failed attempts at the checkpoint's page that a
+/// hand-off carried over.
 pub async fn split(
     splitter: &Splitter,
     record: RunRecord,
     mut failed_attempts: u32,
+    owner: &str,
     deadline: Deadline,
 ) -> Result<Outcome, SplitterError> {
     let microprocess = splitter.name();
@@ -67,7 +70,7 @@ pub async fn split(
             .handoff
             .should_hand_off(deadline.remaining(), pace.slowest, pace.pages)
         {
-            return hand_off(splitter, run, enqueued, pages, failed_attempts).await;
+            return hand_off(splitter, run, enqueued, pages, failed_attempts, owner).await;
         }
         let started = Instant::now();
         let timeout = tuning
@@ -112,7 +115,7 @@ pub async fn split(
                 // Wait what fits, then let a fresh invocation retry the page.
                 let fits = remaining.saturating_sub(tuning.handoff.margin(pace.slowest));
                 tokio::time::sleep(fits.min(wait)).await;
-                return hand_off(splitter, run, enqueued, pages, failed_attempts).await;
+                return hand_off(splitter, run, enqueued, pages, failed_attempts, owner).await;
             }
         };
         let first_seq = enqueued;
@@ -148,7 +151,15 @@ pub async fn split(
         failed_attempts = 0;
         match splitter
             .ledger
-            .checkpoint(microprocess, &run, next.as_deref(), enqueued, pages)
+            .checkpoint(
+                microprocess,
+                &run,
+                owner,
+                lease::until(&deadline),
+                next.as_deref(),
+                enqueued,
+                pages,
+            )
             .await
         {
             Ok(()) => {}
@@ -260,8 +271,9 @@ async fn hand_off(
     enqueued: u64,
     pages: u64,
     failed_attempts: u32,
+    owner: &str,
 ) -> Result<Outcome, SplitterError> {
-    let payload = resume_payload(&run, failed_attempts);
+    let payload = resume_payload(&run, failed_attempts, Some(owner));
     if let Err(reason) = splitter.handoff.hand_off(&payload).await {
         return Err(SplitterError::Handoff { run, reason });
     }

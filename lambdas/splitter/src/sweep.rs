@@ -14,9 +14,12 @@
 //! the dead-letter queue ([`crate::dead_letters`]), records each of that run's letters
 //! whose child has no record as `FAILED` (counted like any failure, so the run completes
 //! and `redrive` can send it again), and claims the reduce of the runs that completes.
-//! It also reports
-//! the runs still `SPLITTING`, oldest first, so a split that stopped for good is seen
-//! (it is resumed by hand with `{"run": "<id>", "resume": true}`).
+//! It also resumes the runs still `SPLITTING` whose splitter stopped: Lambda gave up
+//! retrying an invocation that failed, or a hand-off never arrived, so the split's lease
+//! ran out with nobody to extend it (`crate::lease`). The sweep takes the lease under a
+//! token of its own and hands the split to a fresh invocation with it; a run with no
+//! lease at all (its start stopped before taking one) is resumed once it is older than
+//! any invocation can last.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +29,8 @@ use microprocess_shared::ledger_keys::{block_of, ChildState, RunState};
 use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 
-use crate::{reduce, Outcome, Splitter, SplitterError};
+use crate::event::resume_payload;
+use crate::{lease, reduce, Outcome, Splitter, SplitterError};
 
 /// Runs named one by one in the log; the rest are counted.
 const LOGGED_RUNS: usize = 20;
@@ -82,6 +86,7 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
         .ledger
         .runs_in_state(microprocess, RunState::Splitting)
         .await?;
+    let resumed = resume_stopped_splits(splitter, &splitting, &mut failures).await;
     for record in splitting.iter().take(LOGGED_RUNS) {
         tracing::info!(
             %microprocess,
@@ -99,6 +104,7 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
         claimed = claimed.len(),
         requeued = requeued.len(),
         splitting = splitting.len(),
+        resumed = resumed.len(),
         "sweep done"
     );
     if !failures.is_empty() {
@@ -113,7 +119,65 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
         claimed,
         requeued,
         splitting: splitting.into_iter().map(|r| r.run).collect(),
+        resumed,
     })
+}
+
+/// How old a `SPLITTING` run without any lease must be before the sweep resumes it:
+/// longer than a Lambda invocation lasts, plus the lease's grace.
+const UNLEASED_AGE: chrono::Duration = chrono::Duration::minutes(20);
+
+/// How long the sweep's lease lasts before the invocation it hands off to takes it on.
+const HANDOFF_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Resumes each `SPLITTING` run whose lease has run out; the runs it handed off.
+async fn resume_stopped_splits(
+    splitter: &Splitter,
+    splitting: &[RunRecord],
+    failures: &mut Vec<String>,
+) -> Vec<RunId> {
+    let microprocess = splitter.name();
+    let now = Utc::now();
+    let stopped = splitting.iter().filter(|r| match r.split_lease_until {
+        Some(until) => until < now.timestamp(),
+        None => now - r.started_at >= UNLEASED_AGE,
+    });
+    let mut resumed = Vec::new();
+    for record in stopped {
+        let token = lease::new_token();
+        let until = (now + HANDOFF_LEASE).timestamp();
+        match splitter
+            .ledger
+            .take_split_lease(microprocess, &record.run, &token, until, now)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => continue, // taken, or finished, since the listing
+            Err(error) => {
+                failures.push(error.to_string());
+                continue;
+            }
+        }
+        let payload = resume_payload(&record.run, 0, Some(&token));
+        match splitter.handoff.hand_off(&payload).await {
+            Ok(()) => {
+                tracing::warn!(
+                    %microprocess,
+                    run = %record.run,
+                    pages = record.pages,
+                    enqueued = record.enqueued,
+                    lease_until = ?record.split_lease_until,
+                    "the split had stopped (its lease ran out); the sweep resumed it"
+                );
+                resumed.push(record.run.clone());
+            }
+            Err(reason) => {
+                tracing::error!(%microprocess, run = %record.run, %reason, "cannot resume the split; the next sweep tries again");
+                failures.push(format!("resume `{}`: {reason}", record.run));
+            }
+        }
+    }
+    resumed
 }
 
 /// Queues the reduce of each `REDUCING` run claimed before the requeue age with no

@@ -160,7 +160,8 @@ fn a_hand_off_resumes_the_run_it_names() {
         request,
         StartRequest::Resume {
             run: "2026-11-01T02-00-00Z".parse().unwrap(),
-            failed_attempts: 0
+            failed_attempts: 0,
+            lease: None
         }
     );
     assert_eq!(request.trigger(), "resume");

@@ -31,6 +31,8 @@ pub(crate) mod attr {
     pub const PARTITIONS: &str = "partitions";
     pub const RETENTION_DAYS: &str = "retention_days";
     pub const EXPIRES_AT: &str = "expires_at";
+    pub const SPLIT_LEASE: &str = "split_lease";
+    pub const SPLIT_LEASE_UNTIL: &str = "split_lease_until";
     pub const ITEM: &str = "item";
     pub const ATTEMPTS: &str = "attempts";
     pub const RESULT: &str = "result";
@@ -82,6 +84,10 @@ pub struct RunRecord {
     pub retention_days: u32,
     /// TTL, epoch seconds.
     pub expires_at: i64,
+    /// The split's lease: the token of the invocation that may split the run, and until
+    /// when (epoch seconds). Only the holder checkpoints; an expired lease is taken over.
+    pub split_lease: Option<String>,
+    pub split_lease_until: Option<i64>,
 }
 
 impl RunRecord {
@@ -129,6 +135,11 @@ impl RunRecord {
             partitions: r.u32_or(attr::PARTITIONS, 1).map_err(fail)?.max(1),
             retention_days: r.u32_or(attr::RETENTION_DAYS, 0).map_err(fail)?,
             expires_at: r.opt_i64(attr::EXPIRES_AT).map_err(fail)?.unwrap_or(0),
+            split_lease: r
+                .opt_str(attr::SPLIT_LEASE)
+                .map_err(fail)?
+                .map(str::to_owned),
+            split_lease_until: r.opt_i64(attr::SPLIT_LEASE_UNTIL).map_err(fail)?,
         })
     }
 
@@ -161,6 +172,12 @@ impl RunRecord {
         put(attr::PARTITIONS, n(self.partitions));
         put(attr::RETENTION_DAYS, n(self.retention_days));
         put(attr::EXPIRES_AT, n(self.expires_at));
+        if let Some(lease) = &self.split_lease {
+            put(attr::SPLIT_LEASE, s(lease));
+        }
+        if let Some(until) = self.split_lease_until {
+            put(attr::SPLIT_LEASE_UNTIL, n(until));
+        }
         item
     }
 }
@@ -293,6 +310,8 @@ mod tests {
             partitions: 3,
             retention_days: 90,
             expires_at: 1_800_000_000,
+            split_lease: Some("a1b2".into()),
+            split_lease_until: Some(1_790_000_000),
         }
     }
 

@@ -171,6 +171,8 @@ impl Ledger {
             partitions: layout.partitions,
             retention_days,
             expires_at: expires_at(now, retention_days),
+            split_lease: None,
+            split_lease_until: None,
         };
         let item = record.to_item();
         let put = retrying(&self.retry, || {
@@ -219,13 +221,72 @@ impl Ledger {
         self.read_run(&context, microprocess, run).await
     }
 
+    /// Takes the split's lease for `owner` until `until` (epoch seconds): granted, with
+    /// the run as it is now, when the run is `SPLITTING` and the lease is free, expired or
+    /// already `owner`'s (a hand-off keeps its token); `None` when another invocation
+    /// holds it or the run is past its split. Two invocations of one run (a tick
+    /// delivered twice, a resume by the sweep while a slow invocation still splits) never
+    /// both split: only the holder's checkpoints are accepted.
+    pub async fn take_split_lease(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        owner: &str,
+        until: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>, LedgerError> {
+        let context = self.context(Step::SplitLease, microprocess, Some(run));
+        let change = RunUpdate::new(
+            "SET #split_lease = :owner, #split_lease_until = :until",
+            "#state = :splitting AND (attribute_not_exists(#split_lease_until) \
+             OR #split_lease_until < :now OR #split_lease = :owner)",
+            &[attr::STATE, attr::SPLIT_LEASE, attr::SPLIT_LEASE_UNTIL],
+        )
+        .value(":splitting", s(RunState::Splitting.as_str()))
+        .value(":owner", s(owner))
+        .value(":until", n(until))
+        .value(":now", n(now.timestamp()));
+        match self.update_run(&context, microprocess, run, change).await? {
+            Some(_) => Ok(Some(self.require_run(&context, microprocess, run).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Gives up the split's lease of `owner` (an invocation that failed and will be retried
+    /// by Lambda), so the retry takes it at once instead of waiting for it to run out.
+    /// `false` when `owner` did not hold it.
+    pub async fn release_split_lease(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        owner: &str,
+    ) -> Result<bool, LedgerError> {
+        let context = self.context(Step::SplitLease, microprocess, Some(run));
+        let change = RunUpdate::new(
+            "SET #split_lease_until = :zero",
+            "#split_lease = :owner",
+            &[attr::SPLIT_LEASE, attr::SPLIT_LEASE_UNTIL],
+        )
+        .value(":owner", s(owner))
+        .value(":zero", n(0));
+        Ok(self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some())
+    }
+
     /// Records the split's progress: the cursor of the next page (`None`: the first page
-    /// again, or no more pages), children enqueued and pages read so far. Refused when the
-    /// run is not `SPLITTING` or when `enqueued` or `pages` would move back.
+    /// again, or no more pages), children enqueued and pages read so far, and extends the
+    /// split's lease of `owner` to `lease_until`. Refused when the run is not `SPLITTING`,
+    /// when `owner` no longer holds the lease, or when `enqueued` or `pages` would move
+    /// back.
+    #[allow(clippy::too_many_arguments)]
     pub async fn checkpoint(
         &self,
         microprocess: &str,
         run: &RunId,
+        owner: &str,
+        lease_until: i64,
         next_cursor: Option<&str>,
         enqueued: u64,
         pages: u64,
@@ -234,19 +295,31 @@ impl Ledger {
         let (set_cursor, update) = match next_cursor {
             Some(_) => (
                 true,
-                "SET #enqueued = :enqueued, #pages = :pages, #cursor = :cursor",
+                "SET #enqueued = :enqueued, #pages = :pages, #cursor = :cursor, \
+                 #split_lease_until = :until",
             ),
             None => (
                 false,
-                "SET #enqueued = :enqueued, #pages = :pages REMOVE #cursor",
+                "SET #enqueued = :enqueued, #pages = :pages, #split_lease_until = :until \
+                 REMOVE #cursor",
             ),
         };
         let mut change = RunUpdate::new(
             update,
-            "#state = :splitting AND #enqueued <= :enqueued AND #pages <= :pages",
-            &[attr::STATE, attr::ENQUEUED, attr::PAGES, attr::CURSOR],
+            "#state = :splitting AND #split_lease = :owner AND #enqueued <= :enqueued \
+             AND #pages <= :pages",
+            &[
+                attr::STATE,
+                attr::ENQUEUED,
+                attr::PAGES,
+                attr::CURSOR,
+                attr::SPLIT_LEASE,
+                attr::SPLIT_LEASE_UNTIL,
+            ],
         )
         .value(":splitting", s(RunState::Splitting.as_str()))
+        .value(":owner", s(owner))
+        .value(":until", n(lease_until))
         .value(":enqueued", n(enqueued))
         .value(":pages", n(pages));
         if set_cursor {
@@ -262,6 +335,11 @@ impl Ledger {
         let current = self.require_run(&context, microprocess, run).await?;
         let why = if current.state != RunState::Splitting {
             format!("the run is {}, not SPLITTING", current.state)
+        } else if current.split_lease.as_deref() != Some(owner) {
+            format!(
+                "another invocation has taken the split's lease ({}): it splits the run now",
+                current.split_lease.as_deref().unwrap_or("none")
+            )
         } else {
             format!(
                 "the checkpoint would move back: enqueued {enqueued} and pages {pages}, \
