@@ -472,36 +472,21 @@ async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the
         "{stuck:?}"
     );
 
-    // While anything is on the queue, a missing child may be on its way: no recording.
+    // The next run is already on the queue (back-to-back runs with `overlap = "allow"`
+    // never leave it empty). Before the fix the sweep waited for an empty queue and the
+    // killed run waited with it; now the letters are evidence enough: each of their
+    // messages used up its receives, and a duplicate still on its way that succeeds moves
+    // its child from failed to succeeded.
     let (sweeper, _) = p.splitter(p.settings(&[("OVERLAP", "allow")]), quick());
-    p.send_process(&run, 0).await;
-    let waiting = handle(&sweeper, json!({"sweep": true}), later())
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            &waiting,
-            Outcome::Swept {
-                failed_from_dead_letters: 0,
-                ..
-            }
-        ),
-        "{waiting:?}"
-    );
-    let extra = receive(&p.mapping_sqs, &p.queue_url, 10, 0).await;
-    let all_handled = aws_lambda_events::sqs::SqsBatchResponse::default();
-    settle(&p.mapping_sqs, &p.queue_url, &extra, &all_handled).await;
-    assert_eq!(depth(&p.sqs, &p.queue_url).await, (0, 0));
-
-    // With the queue empty, the sweep records the letters' children FAILED and claims
-    // the reduce the run now needs.
+    let next = p.run_with_children("next-run", 5).await;
+    assert_eq!(depth(&p.sqs, &p.queue_url).await.0, 5);
     let swept = handle(&sweeper, json!({"sweep": true}), later())
         .await
         .unwrap();
     assert_eq!(
         swept,
         Outcome::Swept {
-            processing: 1,
+            processing: 2,
             failed_from_dead_letters: ITEMS as usize,
             claimed: vec![run.clone()],
             requeued: vec![],
@@ -525,6 +510,7 @@ async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the
     );
     p.drain_with(&p.forwarder, WORKERS, DRAIN_LIMIT).await;
     assert_completed_with_one_reduce(&p, &run).await;
+    assert_completed_with_one_reduce(&p, &next).await;
     let record = p.record(&run).await;
     assert_eq!((record.succeeded, record.failed), (0, ITEMS));
     let children = p.ledger.children(NAME, &run).await.unwrap();

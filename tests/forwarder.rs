@@ -778,3 +778,37 @@ async fn a_failing_duplicate_of_a_child_that_succeeded_is_not_dead_lettered() {
     assert_eq!((record.succeeded, record.failed), (15, 0));
     assert!(b.dead_letters().await.is_empty());
 }
+
+/// A service answers a refusal with a body of control bytes and terminal escapes. Before
+/// the fix they went into the dead letter's reason attribute, which SQS refuses: the
+/// message could never reach its dead-letter queue and came back for good. Now the reason
+/// is stripped to what can be shown and carried.
+#[tokio::test]
+async fn a_hostile_error_body_is_stripped_before_it_reaches_an_attribute() {
+    let b = bench(
+        Chaos {
+            hostile_error_seqs: SeqSelector::Seqs([1].into()),
+            ..Chaos::default()
+        },
+        ForwarderOptions::default(),
+    )
+    .await;
+    let run = b.run_with_children("r-hostile", 3).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!(
+        (record.succeeded, record.failed, record.state),
+        (2, 1, RunState::Completed)
+    );
+    let letters = b.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0].1,
+        "HTTP 422 Unprocessable Entity: refused for good"
+    );
+    let child = b.ledger.child(NAME, &run, 1).await.unwrap().unwrap();
+    assert_eq!(
+        child.reason.as_deref(),
+        Some("HTTP 422 Unprocessable Entity: refused for good")
+    );
+}

@@ -116,6 +116,15 @@ pub struct Chaos {
     )]
     pub uncarriable_seqs: SeqSelector,
 
+    /// Seqs answered 422 with a raw text body full of control bytes and terminal escape
+    /// sequences (a list or a fraction), as a hostile or broken service might.
+    #[arg(
+        long = "hostile-error-seqs",
+        env = "DEMO_HOSTILE_ERROR_SEQS",
+        default_value_t
+    )]
+    pub hostile_error_seqs: SeqSelector,
+
     /// Every split page carries one item more than `limit` asked for (a malformed page).
     #[arg(long = "split-overfill", env = "DEMO_SPLIT_OVERFILL")]
     pub split_overfill: bool,
@@ -151,6 +160,7 @@ impl Default for Chaos {
             large_result_seqs: SeqSelector::None,
             large_result_bytes: DEFAULT_LARGE_RESULT_BYTES,
             uncarriable_seqs: SeqSelector::None,
+            hostile_error_seqs: SeqSelector::None,
             split_overfill: false,
             cursor_bytes: 0,
         }
@@ -167,6 +177,7 @@ impl Chaos {
             ("retry_after_seqs", &self.retry_after_seqs),
             ("slow_seqs", &self.slow_seqs),
             ("uncarriable_seqs", &self.uncarriable_seqs),
+            ("hostile_error_seqs", &self.hostile_error_seqs),
         ] {
             if let SeqSelector::Fraction(fraction) = selector {
                 check_fraction(knob, *fraction)?;
@@ -195,6 +206,11 @@ impl Chaos {
         self.large_result_seqs
             .contains(self.seed, "large", seq)
             .then_some(self.large_result_bytes)
+    }
+
+    pub(crate) fn hostile_error(&self, seq: u64) -> bool {
+        self.hostile_error_seqs
+            .contains(self.seed, "hostile-error", seq)
     }
 
     pub(crate) fn uncarriable(&self, seq: u64) -> bool {

@@ -156,6 +156,7 @@ mod tests {
                 large_result_seqs: SeqSelector::None,
                 large_result_bytes: crate::chaos::DEFAULT_LARGE_RESULT_BYTES,
                 uncarriable_seqs: SeqSelector::None,
+                hostile_error_seqs: SeqSelector::None,
                 split_overfill: false,
                 cursor_bytes: 0,
             }

@@ -220,6 +220,13 @@ fn work(
     call: crate::state::ProcessCall,
 ) -> Response {
     let (seq, attempt) = (request.seq, request.attempt);
+    if chaos.hostile_error(seq) {
+        call.finish(422, false, None);
+        // Clears the screen, turns text red, rings the bell, and holds bytes that no SQS
+        // attribute can carry.
+        let body = "\u{1b}[2J\u{1b}[31mrefused\u{7}\u{0}\u{1}\u{9b}31m for good\u{1b}]0;owned\u{7}";
+        return (StatusCode::UNPROCESSABLE_ENTITY, body).into_response();
+    }
     if chaos.fails_4xx(seq) && !shared.fixed() {
         call.finish(422, false, None);
         return ApiError::new(

@@ -84,11 +84,18 @@ impl LogSink {
     }
 }
 
+/// Opens `path` for appending, created readable and writable by its owner only: the
+/// functions' logs carry run ids, items and the service's answers.
 fn open(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Copies the lines of `reader` (a child's stdout or stderr) to `sink` until it ends.
@@ -118,6 +125,17 @@ pub async fn pump(reader: impl AsyncRead + Unpin, label: String, sink: LogSink) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before the fix the file took the process's umask (world-readable under 022).
+    #[test]
+    fn a_log_file_is_created_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/run.log");
+        drop(open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
 
     #[tokio::test]
     async fn lines_are_prefixed_and_the_last_one_kept_without_newline() {

@@ -3,6 +3,7 @@
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use microprocess_shared::errors::error_chain;
+use microprocess_shared::printable::printable;
 
 use crate::Forwarder;
 
@@ -22,7 +23,9 @@ impl Forwarder {
             .send_message()
             .queue_url(&self.settings.dead_letter_queue_url)
             .message_body(message.body.clone().unwrap_or_default());
-        let reason_text: String = reason.chars().take(1024).collect();
+        // Whatever produced the reason, an attribute SQS refuses would keep the message
+        // from its dead-letter queue for good.
+        let reason_text: String = printable(reason).chars().take(1024).collect();
         if let Some(a) = attribute(&reason_text) {
             send = send.message_attributes("microprocess-failure-reason", a);
         }

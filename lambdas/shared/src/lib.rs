@@ -23,6 +23,7 @@ pub mod errors;
 pub mod ledger;
 pub mod ledger_keys;
 pub mod logging;
+pub mod printable;
 pub mod queue_host;
 pub mod queue_message;
 pub mod run_id;

@@ -409,9 +409,8 @@ fn failed_call(e: &reqwest::Error, timeout: Duration) -> Delivery {
 
 /// `HTTP 503 Service Unavailable: <start of the body>`.
 pub fn status_reason(status: StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = crate::printable::printable(&String::from_utf8_lossy(body));
     let excerpt: String = text.chars().take(REASON_BODY_CHARS).collect();
-    let excerpt = excerpt.split_whitespace().collect::<Vec<_>>().join(" ");
     if excerpt.is_empty() {
         format!("HTTP {status}")
     } else {

@@ -10,17 +10,16 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use microprocess_shared::errors::error_chain;
 
 /// How long the letters the sweep reads stay hidden, should their release fail.
 const HOLD: Duration = Duration::from_secs(60);
 
-/// The microprocess's queue and dead-letter queue, as the sweep reads them.
+/// The microprocess's dead-letter queue, as the sweep reads it.
 #[derive(Debug, Clone)]
 pub struct DeadLetters {
     client: aws_sdk_sqs::Client,
-    queue_url: String,
     dead_letter_queue_url: String,
 }
 
@@ -34,34 +33,12 @@ pub struct Letter {
 impl DeadLetters {
     pub fn new(
         client: aws_sdk_sqs::Client,
-        queue_url: impl Into<String>,
         dead_letter_queue_url: impl Into<String>,
     ) -> DeadLetters {
         DeadLetters {
             client,
-            queue_url: queue_url.into(),
             dead_letter_queue_url: dead_letter_queue_url.into(),
         }
-    }
-
-    /// Whether the queue holds no message at all: visible, in flight or delayed. While
-    /// it holds any, a missing child may still be on its way.
-    pub async fn queue_is_empty(&self) -> Result<bool, String> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| format!("cannot read the queue's depth: {}", error_chain(&e)))?;
-        Ok(out.attributes().is_none_or(|attributes| {
-            attributes
-                .values()
-                .all(|v| v.parse::<u64>().is_ok_and(|n| n == 0))
-        }))
     }
 
     /// Reads up to `limit` letters, each hidden for a minute; three empty receives in a

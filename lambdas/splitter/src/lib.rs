@@ -86,11 +86,7 @@ impl Splitter {
             ledger: Arc::new(Ledger::from_config(config, &settings.common.ledger_table)),
             pages: Arc::new(ServiceSplit::new(client, &settings.split_path)),
             queue: Arc::new(SqsQueue::new(sqs.clone(), &settings.common.queue_url)),
-            dead_letters: DeadLetters::new(
-                sqs,
-                &settings.common.queue_url,
-                &settings.dead_letter_queue_url,
-            ),
+            dead_letters: DeadLetters::new(sqs, &settings.dead_letter_queue_url),
             handoff: Arc::new(LambdaHandoff::new(
                 aws_sdk_lambda::Client::new(config),
                 function_name,

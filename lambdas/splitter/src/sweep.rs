@@ -10,7 +10,7 @@
 //!
 //! A forwarder that stops on a message's last two receives leaves SQS to dead-letter it
 //! with no outcome in the ledger, and its run would wait for that child for good. When a
-//! sealed `PROCESSING` run still misses children and the queue is empty, the sweep reads
+//! sealed `PROCESSING` run still misses children, the sweep reads
 //! the dead-letter queue ([`crate::dead_letters`]), records each of that run's letters
 //! whose child has no record as `FAILED` (counted like any failure, so the run completes
 //! and `redrive` can send it again), and claims the reduce of the runs that completes.
@@ -252,15 +252,9 @@ async fn record_unanswered_dead_letters(
             }
         }
     }
-    // While the queue holds anything, the missing children may still be on their way.
-    match splitter.dead_letters.queue_is_empty().await {
-        Ok(true) => {}
-        Ok(false) => return 0,
-        Err(error) => {
-            failures.push(error);
-            return 0;
-        }
-    }
+    // A letter is evidence enough, whatever else the queue holds (back-to-back runs
+    // never leave it empty): its message used up its receives. A duplicate of it still on
+    // its way that succeeds moves its child from failed to succeeded.
     let letters = match splitter.dead_letters.read(MAX_LETTERS).await {
         Ok(letters) => letters,
         Err(error) => {
