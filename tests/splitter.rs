@@ -679,7 +679,7 @@ async fn a_split_whose_splitter_stopped_is_resumed_by_the_sweep() {
         .await
         .unwrap();
     match &swept {
-        Outcome::Swept { resumed, .. } => assert_eq!(resumed, &[run.clone()]),
+        Outcome::Swept { resumed, .. } => assert_eq!(resumed, std::slice::from_ref(&run)),
         other => panic!("{other:?}"),
     }
     let payloads = handoff.payloads();

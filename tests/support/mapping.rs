@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 
@@ -18,6 +18,8 @@ pub async fn receive(sqs: &Client, queue_url: &str, max: i32, wait_seconds: i32)
         .max_number_of_messages(max)
         .wait_time_seconds(wait_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::All)
+        // The event source mapping hands the function every message attribute.
+        .message_attribute_names("All")
         .send()
         .await
         .expect("receive from the emulator's queue");
@@ -34,6 +36,19 @@ pub async fn receive(sqs: &Client, queue_url: &str, max: i32, wait_seconds: i32)
                 .map(|a| {
                     a.iter()
                         .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_else(HashMap::new);
+            message.message_attributes = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            let mut attribute = SqsMessageAttribute::default();
+                            attribute.string_value = v.string_value().map(str::to_string);
+                            attribute.data_type = Some(v.data_type().to_string());
+                            (k.clone(), attribute)
+                        })
                         .collect()
                 })
                 .unwrap_or_else(HashMap::new);
