@@ -9,14 +9,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use chrono::Utc;
 use demo_service::{Chaos, SeqSelector};
+use forwarder::Forwarder;
 use kit_tests::mapping::{depth, receive, settle};
 use kit_tests::pipeline::{context, ForwarderOptions, Pipeline, Setup, NAME};
 use lambda_runtime::LambdaEvent;
+use microprocess_kit::runs::deployed::DeployedMicroprocess;
+use microprocess_kit::runs::redrive;
 use microprocess_shared::ledger::ChildResult;
 use microprocess_shared::ledger_keys;
 use microprocess_shared::ledger_keys::{ChildState, RunState};
 use microprocess_shared::queue_message::{QueueMessage, ATTEMPTS_MADE_ATTRIBUTE};
 use microprocess_shared::run_id::RunId;
+use microprocess_shared::signing_secret::SigningKeys;
 
 async fn bench(chaos: Chaos, options: ForwarderOptions) -> Pipeline {
     Pipeline::start(Setup {
@@ -810,5 +814,123 @@ async fn a_hostile_error_body_is_stripped_before_it_reaches_an_attribute() {
     assert_eq!(
         child.reason.as_deref(),
         Some("HTTP 422 Unprocessable Entity: refused for good")
+    );
+}
+
+/// The secret is rotated while the forwarder runs: it started with the old key, the
+/// service has rolled to the new one and answers 401. Before the fix every child failed
+/// for good (401 is permanent); now the forwarder reads the secret again on the 401,
+/// finds the new key and sends the call again.
+#[tokio::test]
+async fn a_forwarder_that_started_before_a_rotation_reads_the_secret_again_on_a_401() {
+    let b = Pipeline::start(Setup {
+        service_secrets: Some(vec!["new-key".into()]),
+        ..Setup::default()
+    })
+    .await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&b.config);
+    let arn = secrets
+        .create_secret()
+        .name("signing-rotated")
+        .secret_string("old-key")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let keys = SigningKeys::fetch(&b.config, &arn).await.unwrap();
+    assert_eq!(keys.current(), ["old-key"]);
+    let forwarder = Forwarder::new(b.forwarder.settings.clone(), &b.config, keys).unwrap();
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(r#"{"current": "new-key", "previous": "old-key"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let run = b.run_with_children("r-rotated", 5).await;
+    b.drain_with(&forwarder, 1, Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.succeeded, record.failed), (5, 0));
+    assert!(b.dead_letters().await.is_empty());
+}
+
+/// A run completed long ago; one child's letter is still in the dead-letter queue, but
+/// its record has expired. Before the fix redrive sent it back and the forwarder counted
+/// it as new (`succeeded + failed` past `total`); now redrive leaves it where it is and
+/// says why, and sends the letters it can account for.
+#[tokio::test]
+async fn redrive_leaves_a_letter_whose_child_record_expired_in_the_dead_letter_queue() {
+    let b = Pipeline::start(Setup {
+        items: 105,
+        chaos: Chaos {
+            fail_seqs_4xx: SeqSelector::Seqs([1, 102].into()),
+            ..Chaos::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let run = b.run_with_children("r-redrive-expired", 105).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    let failed: Vec<_> = b
+        .ledger
+        .children(NAME, &run)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.state == ChildState::Failed)
+        .map(|c| (c.seq, c.reason))
+        .collect();
+    assert_eq!(
+        (record.failed, record.state),
+        (2, RunState::Completed),
+        "{failed:?}"
+    );
+
+    // TTL deletes block 0 (seqs 0 to 99, seq 1's failure with them); block 1 stays.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&b.config);
+    let pk = ledger_keys::child_partition_key(NAME, &run, ledger_keys::partition_of(0, 2));
+    let items = dynamodb
+        .query()
+        .table_name(&b.table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :block)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+        .expression_attribute_values(":block", AttributeValue::S(ledger_keys::block_sort_key(0)))
+        .send()
+        .await
+        .unwrap();
+    assert!(!items.items().is_empty());
+    for item in items.items() {
+        dynamodb
+            .delete_item()
+            .table_name(&b.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mp = DeployedMicroprocess {
+        name: NAME.to_string(),
+        queue_url: b.queue_url.clone(),
+        dead_letter_queue_url: b.dlq_url.clone(),
+        splitter: "splitter".into(),
+        forwarder: "forwarder".into(),
+    };
+    b.service.service.set_fixed(true);
+    let moved = redrive::move_back(&b.ledger, &b.sqs, &mp, &run)
+        .await
+        .unwrap();
+    assert_eq!(moved.unaccounted, [1].into());
+    assert_eq!(moved.children, [102].into());
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!(
+        (record.succeeded + record.failed, record.total),
+        (105, Some(105)),
+        "nothing counted twice"
     );
 }

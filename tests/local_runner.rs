@@ -224,6 +224,7 @@ impl Emulator {
             split_path: format!("/microprocesses/{NAME}/split"),
             dead_letter_queue_url: self.dlq_url.clone(),
             split_page_size: 100,
+            split_page_max_bytes: microprocess_shared::service_client::max_split_page_bytes(100),
             split_max_attempts: 3,
             overlap: Overlap::Skip,
             retention_days: 30,
@@ -307,11 +308,26 @@ impl Emulator {
     /// splitter timeout is under its 60 s hand-off margin, so each invocation reads one
     /// page and hands the rest to itself.
     async fn register_pipeline(&self, forwarder_reserved: i32, concurrency: i32) {
+        self.register_pipeline_with(forwarder_reserved, concurrency, &[])
+            .await;
+    }
+
+    /// [`Emulator::register_pipeline`] with some of the forwarder's variables replaced.
+    async fn register_pipeline_with(
+        &self,
+        forwarder_reserved: i32,
+        concurrency: i32,
+        forwarder_overrides: &[(&str, &str)],
+    ) {
         let nowhere = "http://127.0.0.1:9";
+        let mut forwarder = self.forwarder_environment(nowhere);
+        for (name, value) in forwarder_overrides {
+            forwarder.insert((*name).to_string(), (*value).to_string());
+        }
         self.register(
             FORWARDER,
             shipped_zip("forwarder"),
-            self.forwarder_environment(nowhere),
+            forwarder,
             15,
             forwarder_reserved,
         )
@@ -599,7 +615,8 @@ async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once(
 
 /// Lambda stops a sandbox at its `MemorySize`: a 128 MB forwarder that reads ten 20 MiB
 /// answers at once (200 MiB) is killed, and its invocation fails, where the runner used
-/// to let it through.
+/// to let it through. (The forwarder reads at most its result limit, which `validate`
+/// keeps within its memory; this one is given a 32 MiB limit by hand, as no config would.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
     const ITEMS: u64 = 10;
@@ -612,7 +629,9 @@ async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
         }))
         .await
         .unwrap();
-    emulator.register_pipeline(2, 2).await;
+    emulator
+        .register_pipeline_with(2, 2, &[(settings::RESULT_LIMIT_BYTES, "33554432")])
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let (runner, log) = emulator
         .start_runner(dir.path(), &service.queue_url())
@@ -638,4 +657,49 @@ async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
         "{text}"
     );
     assert!(text.contains("Runtime.OutOfMemory"), "{text}");
+}
+
+/// The same ten 20 MiB answers to a 128 MB forwarder with its result limit: it stops
+/// reading each answer at the limit and fails the child at once, naming the limit, and is
+/// never killed. Before the fix it read every answer whole and Lambda stopped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarder_reads_answers_only_up_to_its_result_limit_and_stays_in_its_memory() {
+    const ITEMS: u64 = 10;
+    let emulator = emulator(MotoServer::start(), 3, 30).await;
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
+            large_result_seqs: SeqSelector::Fraction(1.0),
+            large_result_bytes: 20 * 1024 * 1024,
+            ..Chaos::default()
+        }))
+        .await
+        .unwrap();
+    // What `validate` derives for 128 MB and batches of 10.
+    emulator
+        .register_pipeline_with(2, 2, &[(settings::RESULT_LIMIT_BYTES, "4613120")])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (runner, log) = emulator
+        .start_runner(dir.path(), &service.queue_url())
+        .await;
+    client::start_run(runner.lambda_endpoint(), REGION, SPLITTER, "bounded")
+        .await
+        .unwrap();
+    let run = RunId::parse("bounded").unwrap();
+    wait_until(Duration::from_secs(60), "the run's end", &log, || async {
+        emulator
+            .run(&run)
+            .await
+            .is_some_and(|r| r.state == RunState::Completed)
+    })
+    .await;
+    assert_eq!(runner.stats(FORWARDER).map(|s| s.out_of_memory), Some(0));
+    runner.shutdown().await;
+    let record = emulator.run(&run).await.unwrap();
+    assert_eq!((record.succeeded, record.failed), (0, ITEMS));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the answer is over 4613120 bytes, the result limit"),
+        "{text}"
+    );
 }

@@ -609,17 +609,19 @@ async fn ids_sqs_cannot_carry_become_failed_children_and_the_split_goes_on() {
     assert_eq!(seqs.len(), 298);
 }
 
-/// A page over `limit` and a cursor over 4 KiB are malformed (contract 1.1): retried, then
-/// `SPLIT_FAILED` with a reason that names the rule. Before the fix both were taken, and a
-/// cursor past DynamoDB's item limit could never be checkpointed.
+/// A page over `limit`, a cursor over 4 KiB and a page over what `limit` items can take
+/// are malformed (contract 1.1): retried, then `SPLIT_FAILED` with a reason that names the
+/// rule. Before the fix all were taken: a cursor past DynamoDB's item limit could never be
+/// checkpointed, and a page was read whole whatever its size.
 #[tokio::test]
 async fn pages_over_their_limit_or_with_a_long_cursor_are_malformed() {
-    for (chaos, expected) in [
+    for (chaos, page_size, expected) in [
         (
             Chaos {
                 split_overfill: true,
                 ..Chaos::default()
             },
+            "100",
             "more than the `limit` of 100",
         ),
         (
@@ -627,11 +629,22 @@ async fn pages_over_their_limit_or_with_a_long_cursor_are_malformed() {
                 cursor_bytes: 5000,
                 ..Chaos::default()
             },
+            "100",
             "the `next` cursor is 5000 bytes; a cursor must be at most 4096 bytes",
+        ),
+        // A page of one item can be at most about 140 KB; the kit stops reading there.
+        (
+            Chaos {
+                cursor_bytes: 200_000,
+                ..Chaos::default()
+            },
+            "1",
+            "a page of `limit` items at the contract's item limits",
         ),
     ] {
         let bench = bench(300, chaos).await;
-        let (splitter, _) = bench.default_splitter();
+        let (splitter, _) =
+            bench.splitter(bench.settings(&[("SPLIT_PAGE_SIZE", page_size)]), quick());
         let outcome = handle(&splitter, scheduled_tick(), later()).await.unwrap();
         let reason = match &outcome {
             Outcome::SplitFailed { reason, .. } => reason.clone(),

@@ -447,6 +447,7 @@ impl Pipeline {
             split_path: format!("/microprocesses/{NAME}/split"),
             dead_letter_queue_url: self.dlq_url.clone(),
             split_page_size: 100,
+            split_page_max_bytes: microprocess_shared::service_client::max_split_page_bytes(100),
             split_max_attempts: 3,
             overlap: Overlap::Skip,
             retention_days: 30,

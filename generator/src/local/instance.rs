@@ -595,13 +595,21 @@ curl -s -o /dev/null "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocati
             .await
             .expect("the runner stops although its process had started others");
         let started = std::fs::read_to_string(&pids).unwrap();
-        for pid in started.split_whitespace() {
-            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+        let alive = |pid: &str| {
+            std::path::Path::new(&format!("/proc/{pid}")).exists()
                 && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .unwrap_or_default()
-                    .contains(") Z ");
+                    .contains(") Z ")
+        };
+        for pid in started.split_whitespace() {
+            // A SIGKILL is delivered at once, but a loaded machine may take a moment to
+            // end the process.
+            let since = std::time::Instant::now();
+            while alive(pid) && since.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             assert!(
-                !alive,
+                !alive(pid),
                 "process {pid}, started by a killed process, still runs"
             );
         }

@@ -41,6 +41,15 @@ fn common(env: &Environment, m: &Microprocess) -> CommonSettings {
     }
 }
 
+/// What the splitter reads of one page at most: a page of `page_size` items at the
+/// contract's limits, or a quarter of what its memory holds beside the runtime (a page
+/// is held as read, as parsed, and as queue messages), whichever is less.
+pub fn split_page_max_bytes(page_size: u32, memory_mb: u32) -> usize {
+    const RUNTIME_MB: usize = 64;
+    let by_memory = (memory_mb as usize).saturating_sub(RUNTIME_MB) * 1024 * 1024 / 4;
+    microprocess_shared::service_client::max_split_page_bytes(page_size).min(by_memory)
+}
+
 /// The splitter's settings in environment `env`.
 pub fn splitter_settings(env: &Environment, m: &Microprocess) -> SplitterSettings {
     SplitterSettings {
@@ -48,6 +57,7 @@ pub fn splitter_settings(env: &Environment, m: &Microprocess) -> SplitterSetting
         split_path: m.split.path.clone(),
         dead_letter_queue_url: "DeadLetterQueue".into(),
         split_page_size: m.split.page_size,
+        split_page_max_bytes: split_page_max_bytes(m.split.page_size, m.split.memory_mb),
         split_max_attempts: m.split.max_attempts,
         overlap: match m.overlap {
             Overlap::Skip => LedgerOverlap::Skip,

@@ -84,6 +84,9 @@ pub struct ServiceClient {
     keys: Arc<SigningKeys>,
     /// The largest 2xx process answer read (the contract's result limit).
     result_limit: usize,
+    /// The most of a split page read, when the function's memory holds less than a page
+    /// of `limit` items at the contract's limits.
+    page_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -117,7 +120,14 @@ impl ServiceClient {
             microprocess: microprocess.to_string(),
             keys: Arc::new(keys.into()),
             result_limit: DEFAULT_RESULT_LIMIT,
+            page_limit: None,
         })
+    }
+
+    /// The most of one split page this client reads (what the splitter's memory holds).
+    pub fn with_page_limit(mut self, bytes: usize) -> Self {
+        self.page_limit = Some(bytes);
+        self
     }
 
     /// The largest 2xx process answer this client reads; a larger one fails the child.
@@ -149,6 +159,17 @@ impl ServiceClient {
             reason,
             retry_after,
         };
+        let by_contract = max_split_page_bytes(limit);
+        let (max_answer, limit_name) = match self.page_limit {
+            Some(bytes) if bytes < by_contract => (
+                bytes,
+                "what the splitter's memory holds of one page (`split.memory_mb`)",
+            ),
+            _ => (
+                by_contract,
+                "a page of `limit` items at the contract's item limits",
+            ),
+        };
         let call = Call {
             method: &Method::GET,
             path_and_query: &path_and_query,
@@ -158,8 +179,8 @@ impl ServiceClient {
             attempt: None,
             timeout,
             idempotency_key: None,
-            max_answer: max_split_page_bytes(limit),
-            limit_name: "a page of `limit` items at the contract's item limits",
+            max_answer,
+            limit_name,
         };
         let d = self.send(call).await;
         if d.outcome != Outcome::Succeeded {
@@ -232,14 +253,15 @@ impl ServiceClient {
     /// Sends the call; a 401 makes the client read the signing secret again, and when it
     /// changed (a rotation since this process started) the call is sent once more.
     async fn send(&self, call: Call<'_>) -> Delivery {
-        let delivery = self.send_once(&call).await;
-        if delivery.status == Some(401) && self.keys.reread().await {
-            return self.send_once(&call).await;
+        let keys = self.keys.current();
+        let delivery = self.send_once(&call, &keys).await;
+        if delivery.status == Some(401) && self.keys.reread(&keys).await {
+            return self.send_once(&call, &self.keys.current()).await;
         }
         delivery
     }
 
-    async fn send_once(&self, call: &Call<'_>) -> Delivery {
+    async fn send_once(&self, call: &Call<'_>, keys: &[String]) -> Delivery {
         let Call {
             method,
             path_and_query,
@@ -257,9 +279,7 @@ impl ServiceClient {
             Err(reason) => return failed_at_once(reason),
         };
         let t = Utc::now().timestamp();
-        let signatures: Vec<String> = self
-            .keys
-            .current()
+        let signatures: Vec<String> = keys
             .iter()
             .map(|secret| sign(secret, t, method.as_str(), &target.path_and_query, body))
             .collect();

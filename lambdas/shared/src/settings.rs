@@ -31,6 +31,9 @@ pub const SIGNING_SECRET_ARN: &str = "SIGNING_SECRET_ARN";
 pub const SPLIT_PATH: &str = "SPLIT_PATH";
 /// `limit` of each split page request (splitter).
 pub const SPLIT_PAGE_SIZE: &str = "SPLIT_PAGE_SIZE";
+/// The most of one split page the splitter reads, in bytes: what its memory holds;
+/// optional, what `SPLIT_PAGE_SIZE` items at the contract's limits take by default.
+pub const SPLIT_PAGE_MAX_BYTES: &str = "SPLIT_PAGE_MAX_BYTES";
 /// Attempts at one split page before the run ends `SPLIT_FAILED` (splitter).
 pub const SPLIT_MAX_ATTEMPTS: &str = "SPLIT_MAX_ATTEMPTS";
 /// `skip` or `allow`: whether a run starts while another one is active (splitter).
@@ -100,6 +103,8 @@ pub struct SplitterSettings {
     /// Read by the sweep, for children SQS dead-lettered with no outcome.
     pub dead_letter_queue_url: String,
     pub split_page_size: u32,
+    /// A longer page is malformed: more than the splitter's memory holds.
+    pub split_page_max_bytes: usize,
     pub split_max_attempts: u32,
     /// Whether a run starts while another run of the microprocess is active.
     pub overlap: Overlap,
@@ -192,6 +197,7 @@ const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
+const PAGE_BYTES_EXPECTED: &str = "a number of bytes of at least 1024, like `50331648`";
 const RESULT_LIMIT_EXPECTED: &str = "a number of bytes from 1024 to 1073741824, like `6291456`";
 const BUCKET_EXPECTED: &str =
     "an S3 bucket name (3 to 63 lowercase letters, digits, `.` or `-`), or nothing when results stay in the ledger";
@@ -260,6 +266,7 @@ impl SplitterSettings {
             (SPLIT_PATH, self.split_path.clone()),
             (DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
             (SPLIT_PAGE_SIZE, self.split_page_size.to_string()),
+            (SPLIT_PAGE_MAX_BYTES, self.split_page_max_bytes.to_string()),
             (SPLIT_MAX_ATTEMPTS, self.split_max_attempts.to_string()),
             (
                 OVERLAP,
@@ -346,6 +353,16 @@ impl SplitterSettings {
                 is_http_url,
             )?,
             split_page_size: env.number(SPLIT_PAGE_SIZE, PAGE_SIZE_EXPECTED, 1..=10_000)?,
+            split_page_max_bytes: match env.get(SPLIT_PAGE_MAX_BYTES) {
+                None => crate::service_client::max_split_page_bytes(env.number(
+                    SPLIT_PAGE_SIZE,
+                    PAGE_SIZE_EXPECTED,
+                    1..=10_000,
+                )?),
+                Some(_) => {
+                    env.number(SPLIT_PAGE_MAX_BYTES, PAGE_BYTES_EXPECTED, 1024..=usize::MAX)?
+                }
+            },
             split_max_attempts: env.number(SPLIT_MAX_ATTEMPTS, SPLIT_ATTEMPTS_EXPECTED, 1..=20)?,
             overlap: match env
                 .required(OVERLAP, OVERLAP_EXPECTED, |v| {

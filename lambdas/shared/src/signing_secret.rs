@@ -6,6 +6,7 @@
 //! `v1` each), so a service that has already rolled and one that has not both accept it.
 
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -24,7 +25,14 @@ pub enum SecretError {
 pub struct SigningKeys {
     keys: RwLock<Vec<String>>,
     source: Option<(aws_sdk_secretsmanager::Client, String)>,
+    /// When the secret was last read again: a service that refuses every call (a wrong
+    /// secret, not a rotation) costs one read per [`REREAD_EVERY`], not one per call.
+    /// Held across the read, so calls refused at the same time wait for one read.
+    reread_at: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// The least time between two reads of the secret after a 401.
+pub const REREAD_EVERY: Duration = Duration::from_secs(30);
 
 impl From<String> for SigningKeys {
     /// Fixed keys: the key itself, or the rotation JSON.
@@ -32,6 +40,7 @@ impl From<String> for SigningKeys {
         SigningKeys {
             keys: RwLock::new(signing_keys(&secret)),
             source: None,
+            reread_at: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -44,6 +53,7 @@ impl SigningKeys {
         Ok(SigningKeys {
             keys: RwLock::new(keys),
             source: Some((client, arn.to_string())),
+            reread_at: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -52,26 +62,29 @@ impl SigningKeys {
         self.keys.read().map(|k| k.clone()).unwrap_or_default()
     }
 
-    /// Reads the secret again (a service refused the signature: the secret may have been
-    /// rotated since this process started). `true` when the keys changed.
-    pub async fn reread(&self) -> bool {
-        let Some((client, arn)) = &self.source else {
-            return false;
-        };
-        match read(client, arn).await {
-            Ok(keys) => match self.keys.write() {
-                Ok(mut held) if *held != keys => {
-                    tracing::info!(secret = %arn, "the signing secret changed; signing with its new keys");
-                    *held = keys;
-                    true
+    /// After a service refused `signed_with`: reads the secret again (it may have been
+    /// rotated since this process started), at most once per [`REREAD_EVERY`]. `true`
+    /// when the keys are now other than `signed_with`, so the call is worth sending again
+    /// (also when another call's reread found the change first).
+    pub async fn reread(&self, signed_with: &[String]) -> bool {
+        if let Some((client, arn)) = &self.source {
+            let mut at = self.reread_at.lock().await;
+            if at.is_none_or(|t| t.elapsed() >= REREAD_EVERY) {
+                *at = Some(Instant::now());
+                match read(client, arn).await {
+                    Ok(keys) => {
+                        if let Ok(mut held) = self.keys.write() {
+                            if *held != keys {
+                                tracing::info!(secret = %arn, "the signing secret changed; signing with its new keys");
+                                *held = keys;
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot read the signing secret again"),
                 }
-                _ => false,
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the signing secret again");
-                false
             }
         }
+        self.current() != signed_with
     }
 }
 

@@ -80,7 +80,8 @@ impl Splitter {
             &settings.common.queue_base_url,
             &settings.common.microprocess_name,
             signing_keys,
-        )?;
+        )?
+        .with_page_limit(settings.split_page_max_bytes);
         let sqs = aws_sdk_sqs::Client::new(config);
         Ok(Splitter {
             ledger: Arc::new(Ledger::from_config(config, &settings.common.ledger_table)),
