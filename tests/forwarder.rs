@@ -709,26 +709,7 @@ async fn a_child_whose_record_expired_is_refused_not_counted_twice() {
     assert_eq!(b.record(&run).await.succeeded, 5);
 
     // TTL deletes the one block of the run's five children (its details with it).
-    let dynamodb = aws_sdk_dynamodb::Client::new(&b.config);
-    let pk = ledger_keys::child_partition_key(NAME, &run, ledger_keys::partition_of(0, 2));
-    let items = dynamodb
-        .query()
-        .table_name(&b.table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-        .send()
-        .await
-        .unwrap();
-    for item in items.items() {
-        dynamodb
-            .delete_item()
-            .table_name(&b.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", item["sk"].clone())
-            .send()
-            .await
-            .unwrap();
-    }
+    expire_block(&b, &run, 0).await;
 
     b.send_process(&run, 2).await;
     b.drain(Duration::from_secs(30)).await;
@@ -890,28 +871,7 @@ async fn redrive_leaves_a_letter_whose_child_record_expired_in_the_dead_letter_q
     );
 
     // TTL deletes block 0 (seqs 0 to 99, seq 1's failure with them); block 1 stays.
-    let dynamodb = aws_sdk_dynamodb::Client::new(&b.config);
-    let pk = ledger_keys::child_partition_key(NAME, &run, ledger_keys::partition_of(0, 2));
-    let items = dynamodb
-        .query()
-        .table_name(&b.table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :block)")
-        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-        .expression_attribute_values(":block", AttributeValue::S(ledger_keys::block_sort_key(0)))
-        .send()
-        .await
-        .unwrap();
-    assert!(!items.items().is_empty());
-    for item in items.items() {
-        dynamodb
-            .delete_item()
-            .table_name(&b.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", item["sk"].clone())
-            .send()
-            .await
-            .unwrap();
-    }
+    expire_block(&b, &run, 0).await;
 
     let mp = DeployedMicroprocess {
         name: NAME.to_string(),
@@ -933,4 +893,37 @@ async fn redrive_leaves_a_letter_whose_child_record_expired_in_the_dead_letter_q
         (105, Some(105)),
         "nothing counted twice"
     );
+}
+
+/// Deletes block `block` of `run` and its details, as DynamoDB's TTL does once their
+/// `expires_at` has passed.
+async fn expire_block(b: &Pipeline, run: &RunId, block: u64) {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&b.config);
+    let pk = ledger_keys::child_partition_key(NAME, run, ledger_keys::partition_of(block, 2));
+    let items = dynamodb
+        .query()
+        .table_name(&b.table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :block)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+        .expression_attribute_values(
+            ":block",
+            AttributeValue::S(ledger_keys::block_sort_key(block)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !items.items().is_empty(),
+        "block {block} of `{run}` is not there"
+    );
+    for item in items.items() {
+        dynamodb
+            .delete_item()
+            .table_name(&b.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
 }

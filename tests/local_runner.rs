@@ -613,22 +613,27 @@ async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once(
     assert!(text.contains("chaos: killing the process"), "{text}");
 }
 
-/// Lambda stops a sandbox at its `MemorySize`: a 128 MB forwarder that reads ten 20 MiB
-/// answers at once (200 MiB) is killed, and its invocation fails, where the runner used
-/// to let it through. (The forwarder reads at most its result limit, which `validate`
-/// keeps within its memory; this one is given a 32 MiB limit by hand, as no config would.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
-    const ITEMS: u64 = 10;
+/// The emulator, and a demo service of ten items that answers each with 20 MiB.
+async fn ten_answers_of_20_mib() -> (Emulator, demo_service::RunningService) {
     let emulator = emulator(MotoServer::start(), 3, 30).await;
     let service =
-        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
+        demo_service::DemoService::start(Config::new(SECRET).with_items(10).with_chaos(Chaos {
             large_result_seqs: SeqSelector::Fraction(1.0),
             large_result_bytes: 20 * 1024 * 1024,
             ..Chaos::default()
         }))
         .await
         .unwrap();
+    (emulator, service)
+}
+
+/// Lambda stops a sandbox at its `MemorySize`: a 128 MB forwarder that reads ten 20 MiB
+/// answers at once (200 MiB) is killed, and its invocation fails, where the runner used
+/// to let it through. (The forwarder reads at most its result limit, which `validate`
+/// keeps within its memory; this one is given a 32 MiB limit by hand, as no config would.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
+    let (emulator, service) = ten_answers_of_20_mib().await;
     emulator
         .register_pipeline_with(2, 2, &[(settings::RESULT_LIMIT_BYTES, "33554432")])
         .await;
@@ -664,16 +669,7 @@ async fn a_forwarder_over_its_memory_size_is_killed_as_lambda_kills_it() {
 /// never killed. Before the fix it read every answer whole and Lambda stopped it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forwarder_reads_answers_only_up_to_its_result_limit_and_stays_in_its_memory() {
-    const ITEMS: u64 = 10;
-    let emulator = emulator(MotoServer::start(), 3, 30).await;
-    let service =
-        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(Chaos {
-            large_result_seqs: SeqSelector::Fraction(1.0),
-            large_result_bytes: 20 * 1024 * 1024,
-            ..Chaos::default()
-        }))
-        .await
-        .unwrap();
+    let (emulator, service) = ten_answers_of_20_mib().await;
     // What `validate` derives for 128 MB and batches of 10.
     emulator
         .register_pipeline_with(2, 2, &[(settings::RESULT_LIMIT_BYTES, "4613120")])
@@ -696,7 +692,7 @@ async fn a_forwarder_reads_answers_only_up_to_its_result_limit_and_stays_in_its_
     assert_eq!(runner.stats(FORWARDER).map(|s| s.out_of_memory), Some(0));
     runner.shutdown().await;
     let record = emulator.run(&run).await.unwrap();
-    assert_eq!((record.succeeded, record.failed), (0, ITEMS));
+    assert_eq!((record.succeeded, record.failed), (0, 10));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("the answer is over 4613120 bytes, the result limit"),

@@ -225,26 +225,9 @@ async fn a_crash_after_a_random_page_resumes_without_losing_a_seq() {
 #[tokio::test]
 async fn a_checkpoint_of_the_last_page_resumes_straight_to_the_seal() {
     let bench = bench(50, Chaos::default()).await;
-    let run = RunId::parse("crashed-before-seal").unwrap();
-    bench
-        .ledger
-        .start_run(NAME, &run, Overlap::Skip, 30, Layout::SINGLE, Utc::now())
-        .await
-        .unwrap();
     // The last page was queued and checkpointed (no cursor: no more pages), then the
     // invocation died before the seal; its lease has run out since.
-    let now = Utc::now().timestamp();
-    bench
-        .ledger
-        .take_split_lease(NAME, &run, "crashed", now + 60, Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
-    bench
-        .ledger
-        .checkpoint(NAME, &run, "crashed", now - 1, None, 50, 1)
-        .await
-        .unwrap();
+    let run = stopped_split(&bench, "crashed-before-seal", None, 50, 1).await;
     let (splitter, _) = bench.default_splitter();
     let outcome = handle(
         &splitter,
@@ -663,26 +646,9 @@ async fn pages_over_their_limit_or_with_a_long_cursor_are_malformed() {
 #[tokio::test]
 async fn a_split_whose_splitter_stopped_is_resumed_by_the_sweep() {
     let bench = bench(300, Chaos::default()).await;
-    let run = RunId::parse("stopped-split").unwrap();
-    bench
-        .ledger
-        .start_run(NAME, &run, Overlap::Skip, 30, Layout::SINGLE, Utc::now())
-        .await
-        .unwrap();
-    let now = Utc::now().timestamp();
-    bench
-        .ledger
-        .take_split_lease(NAME, &run, "stopped", now + 60, Utc::now())
-        .await
-        .unwrap()
-        .unwrap();
     // It queued the first page and checkpointed, then stopped; its lease has run out.
+    let run = stopped_split(&bench, "stopped-split", Some("c1-100"), 100, 1).await;
     let (splitter, handoff) = bench.default_splitter();
-    bench
-        .ledger
-        .checkpoint(NAME, &run, "stopped", now - 1, Some("c1-100"), 100, 1)
-        .await
-        .unwrap();
     // The first page's messages were queued before the checkpoint.
     for seq in 0..100 {
         bench.send_process(&run, seq).await;
@@ -719,4 +685,34 @@ async fn a_split_whose_splitter_stopped_is_resumed_by_the_sweep() {
         matches!(&swept, Outcome::Swept { resumed, .. } if resumed.is_empty()),
         "{swept:?}"
     );
+}
+
+/// A run whose splitter checkpointed `cursor`, `enqueued` and `pages` under the lease
+/// `stopped`, then stopped: the lease has run out.
+async fn stopped_split(
+    bench: &Pipeline,
+    run: &str,
+    cursor: Option<&str>,
+    enqueued: u64,
+    pages: u64,
+) -> RunId {
+    let run = RunId::parse(run).unwrap();
+    bench
+        .ledger
+        .start_run(NAME, &run, Overlap::Skip, 30, Layout::SINGLE, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp();
+    bench
+        .ledger
+        .take_split_lease(NAME, &run, "stopped", now + 60, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    bench
+        .ledger
+        .checkpoint(NAME, &run, "stopped", now - 1, cursor, enqueued, pages)
+        .await
+        .unwrap();
+    run
 }

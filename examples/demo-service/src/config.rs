@@ -123,15 +123,7 @@ impl Config {
 /// The keys in one secret value: the value itself, or, in the rotation form the kit
 /// stores during a roll, `{"current": "...", "previous": "..."}`, both keys.
 pub fn secrets_in(value: &str) -> Vec<String> {
-    match serde_json::from_str::<serde_json::Value>(value) {
-        Ok(serde_json::Value::Object(rotation)) => ["current", "previous"]
-            .iter()
-            .filter_map(|key| rotation.get(*key)?.as_str())
-            .filter(|key| !key.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => vec![value.to_owned()],
-    }
+    microprocess_shared::signing_secret::signing_keys(value)
 }
 
 /// A name that is safe in a URL path, a ledger key and a file name.
