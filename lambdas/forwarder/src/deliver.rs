@@ -1,11 +1,9 @@
 //! The process calls of one run: each with its timeout, paced by the rate cap, then judged
 //! and recorded together.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::Utc;
 use futures::future::join_all;
-use lambda_runtime::Context;
 use microprocess_shared::contract::{Outcome, ProcessRequest};
 use microprocess_shared::ledger::ChildOutcome;
 use microprocess_shared::ledger_keys::ChildState;
@@ -16,17 +14,6 @@ use crate::judge::Judged;
 use crate::{Forwarder, ProcessWork, Verdict, DEADLINE_MARGIN};
 
 impl Forwarder {
-    /// The per-call timeout: the configured one, but never past the function's deadline.
-    pub(crate) fn call_timeout(&self, context: &Context) -> Duration {
-        let deadline_ms = context.deadline;
-        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
-        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-        let budget = remaining
-            .saturating_sub(DEADLINE_MARGIN)
-            .max(Duration::from_secs(1));
-        self.settings.process_timeout.min(budget)
-    }
-
     /// The process calls of one run, then their grouped ledger write.
     ///
     /// A call starts only if its whole timeout and the ledger write fit before the

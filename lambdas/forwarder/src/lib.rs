@@ -179,7 +179,7 @@ impl Forwarder {
             }
         }
 
-        let timeout = self.call_timeout(&context);
+        let timeout = self.reduce_timeout(&context);
         let deadline = deadline_of(&context);
         let runs = process
             .into_iter()

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use lambda_runtime::Context;
 use microprocess_shared::contract::{Outcome, ReduceRequest, ResultsLocator};
 use microprocess_shared::errors::error_chain;
 use microprocess_shared::ledger::RunRecord;
@@ -12,13 +13,25 @@ use microprocess_shared::queue_message::QueueMessage;
 use microprocess_shared::run_id::RunId;
 use microprocess_shared::settings::ResultStorage;
 
-use crate::{Forwarder, Received, Verdict};
+use crate::{Forwarder, Received, Verdict, DEADLINE_MARGIN};
 
 /// How old a reduce claim without its "queued" note must be before a redelivered batch
 /// queues the reduce itself: far longer than a live claimer takes to send and note it.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
 impl Forwarder {
+    /// The reduce call's timeout: the configured one, but never past the function's
+    /// deadline.
+    pub(crate) fn reduce_timeout(&self, context: &Context) -> Duration {
+        let deadline_ms = context.deadline;
+        let now_ms = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        let budget = remaining
+            .saturating_sub(DEADLINE_MARGIN)
+            .max(Duration::from_secs(1));
+        self.settings.process_timeout.min(budget)
+    }
+
     /// Claims the reduce of a complete run; the one winner sends the reduce message. A
     /// `redelivered` batch that counted nothing new may be the batch of a claimer that
     /// stopped (killed, timed out) between its claim and its reduce message: when the run
