@@ -668,7 +668,13 @@ async fn children_of_a_run_that_ended_are_dropped_without_a_call() {
         b.send_process(&run, seq).await;
     }
     b.ledger
-        .split_failed(NAME, &run, "the split endpoint kept failing", Utc::now())
+        .split_failed(
+            NAME,
+            &run,
+            None,
+            "the split endpoint kept failing",
+            Utc::now(),
+        )
         .await
         .unwrap();
     b.drain(Duration::from_secs(30)).await;

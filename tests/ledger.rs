@@ -374,6 +374,11 @@ async fn the_split_lease_has_one_holder() {
             .contains("another invocation has taken the split's lease"),
         "{error}"
     );
+    // Nor end the run: its pages may well succeed for the new holder.
+    assert!(ledger
+        .split_failed(MP, &run, Some(LEASE), "stale", at(13))
+        .await
+        .is_err());
     ledger
         .checkpoint(MP, &run, "second", until(20), None, 20, 2)
         .await
@@ -429,7 +434,13 @@ async fn a_split_failure_ends_the_run() {
     let run = run_id("r1");
     start(&ledger, &run, 1).await;
     ledger
-        .split_failed(MP, &run, "page 3: HTTP 503 after 5 attempts", at(3))
+        .split_failed(
+            MP,
+            &run,
+            Some(LEASE),
+            "page 3: HTTP 503 after 5 attempts",
+            at(3),
+        )
         .await
         .unwrap();
     let record = ledger.run(MP, &run).await.unwrap().unwrap();
@@ -440,7 +451,10 @@ async fn a_split_failure_ends_the_run() {
     );
     assert_eq!(record.finished_at, Some(at(3)));
     // Repeating it is fine; sealing or checkpointing it is not.
-    ledger.split_failed(MP, &run, "again", at(4)).await.unwrap();
+    ledger
+        .split_failed(MP, &run, None, "again", at(4))
+        .await
+        .unwrap();
     assert!(matches!(
         ledger.seal(MP, &run, 3, at(5)).await.unwrap_err(),
         LedgerError::Refused { .. }

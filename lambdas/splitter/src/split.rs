@@ -94,7 +94,7 @@ pub async fn split(
                     error.reason
                 );
                 if failed_attempts >= max_attempts {
-                    return split_failed(splitter, run, reason, enqueued, pages).await;
+                    return split_failed(splitter, run, owner, reason, enqueued, pages).await;
                 }
                 let wait = page_backoff(tuning, failed_attempts, error.retry_after);
                 tracing::warn!(
@@ -296,6 +296,7 @@ async fn hand_off(
 async fn split_failed(
     splitter: &Splitter,
     run: RunId,
+    owner: &str,
     reason: String,
     enqueued: u64,
     pages: u64,
@@ -303,7 +304,7 @@ async fn split_failed(
     let microprocess = splitter.name();
     match splitter
         .ledger
-        .split_failed(microprocess, &run, &reason, Utc::now())
+        .split_failed(microprocess, &run, Some(owner), &reason, Utc::now())
         .await
     {
         Ok(()) => {}

@@ -418,26 +418,62 @@ impl Ledger {
         })
     }
 
-    /// Ends the run `SPLIT_FAILED` with `reason`. `Ok` when it already is; refused when the
-    /// run is not `SPLITTING`.
+    /// Ends the run `SPLIT_FAILED` with `reason`: by the holder of the split's lease
+    /// `owner`, or by anyone with `None` (an operator). `Ok` when it already is; refused
+    /// when the run is not `SPLITTING` or `owner` no longer holds the lease (another
+    /// invocation splits the run now, and its pages may well succeed).
     pub async fn split_failed(
         &self,
         microprocess: &str,
         run: &RunId,
+        owner: Option<&str>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let context = self.context(Step::SplitFailed, microprocess, Some(run));
-        self.end(
-            &context,
+        let Some(owner) = owner else {
+            return self
+                .end(
+                    &context,
+                    microprocess,
+                    run,
+                    RunState::Splitting,
+                    RunState::SplitFailed,
+                    Some(reason),
+                    now,
+                )
+                .await;
+        };
+        let params = self.params(&context, microprocess, run).await?;
+        let mut change = transition(
             microprocess,
-            run,
             RunState::Splitting,
             RunState::SplitFailed,
-            Some(reason),
             now,
+            expires_at(now, params.retention_days),
+            true,
+            Some(reason),
         )
-        .await
+        .value(":owner", s(owner));
+        change.condition.push_str(" AND #split_lease = :owner");
+        change.names.extend(names(&[attr::SPLIT_LEASE]));
+        if self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let current = self.require_run(&context, microprocess, run).await?;
+        if current.state == RunState::SplitFailed {
+            return Ok(());
+        }
+        let why = if current.state != RunState::Splitting {
+            format!("the run is {}, not SPLITTING", current.state)
+        } else {
+            "another invocation has taken the split's lease: it splits the run now".to_owned()
+        };
+        Err(LedgerError::Refused { context, why })
     }
 
     /// Moves the run from `PROCESSING` to `REDUCING` when its split is sealed and every
