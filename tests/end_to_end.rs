@@ -235,6 +235,14 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{run_stats:?}"
     );
 
+    // A completed run cannot be cancelled.
+    let (code, out, err) = cli(&project, &endpoint, &["cancel", "e2e-1", "--env", "local"]);
+    assert_eq!(code, 4, "cancel:\n{out}\n{err}");
+    assert!(
+        err.contains("run `e2e-1` of `credit-scores` has ended COMPLETED; only a SPLITTING, PROCESSING or REDUCING run can be cancelled"),
+        "{err}"
+    );
+
     // Every function ran as its own role, held to the policies of the deployed
     // templates, and the CLI as the emulator's administrator: nothing was denied.
     let denied = moto.stats()["denied"].clone();
@@ -279,4 +287,13 @@ fn unknown_names_get_a_hint_and_exit_2() {
     let (code, _, err) = project.cli(moto.endpoint(), &["results", "bad/id", "--env", "local"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`bad/id` is not a run id"), "{err}");
+    let (code, _, err) = project.cli(
+        moto.endpoint(),
+        &["cancel", "no-such-run", "--env", "local"],
+    );
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("no run `no-such-run` in the ledger of `local`"),
+        "{err}"
+    );
 }

@@ -933,3 +933,54 @@ async fn expire_block(b: &Pipeline, run: &RunId, block: u64) {
             .unwrap();
     }
 }
+
+/// `microprocess cancel` mid-run (contract 1.1, Reduce: "a run that is cancelled ends
+/// `CANCELLED`: no further process calls, no reduce"): the run's queued messages are
+/// dropped without a call, its reduce is never claimed, and a second cancel changes
+/// nothing, while a run that has ended cannot be cancelled.
+#[tokio::test]
+async fn a_cancelled_run_gets_no_further_calls_and_no_reduce() {
+    let b = bench(Chaos::default(), ForwarderOptions::default()).await;
+    let run = b.run_with_children("r-cancelled", 30).await;
+    b.step(10).await.unwrap();
+    let called = b
+        .service
+        .stats()
+        .run(NAME, run.as_str())
+        .unwrap()
+        .process_calls;
+    assert!((1..=10).contains(&called), "{called}");
+
+    assert_eq!(
+        b.ledger
+            .cancel(NAME, &run, "cancelled by hand", Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    b.drain(Duration::from_secs(30)).await;
+    let record = b.record(&run).await;
+    assert_eq!(record.state, RunState::Cancelled);
+    assert_eq!(record.reason.as_deref(), Some("cancelled by hand"));
+    let stats = b.service.stats();
+    assert_eq!(stats.run(NAME, run.as_str()).unwrap().process_calls, called);
+    assert_eq!(b.reduce_calls(&run), 0);
+    assert!(b.dead_letters().await.is_empty());
+    // Again: nothing changes; an ended run cannot be cancelled.
+    assert_eq!(
+        b.ledger
+            .cancel(NAME, &run, "again", Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    let done = b.run_with_children("r-done", 2).await;
+    b.drain(Duration::from_secs(30)).await;
+    assert_eq!(
+        b.ledger
+            .cancel(NAME, &done, "late", Utc::now())
+            .await
+            .unwrap(),
+        Some(RunState::Completed)
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes its arguments and the output streams, and returns
 //! an [`Exit`] code, so tests can drive them without a process.
 
+mod cancel;
 mod deploy;
 mod diff;
 mod estimate;
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{LoadError, Selector};
 
+pub use cancel::CancelArgs;
 pub use deploy::DeployArgs;
 pub use diff::DiffArgs;
 pub use estimate::EstimateArgs;
@@ -79,6 +81,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Send a run's dead-lettered children back to its queue; retry a failed reduce.
     Redrive(RedriveArgs),
+    /// End a run `CANCELLED`: no further process calls, no reduce.
+    Cancel(CancelArgs),
     /// A run's children and their results, as JSON lines.
     Results(ResultsArgs),
     /// How long a run of N items takes and what it costs in AWS, from the config.
@@ -205,6 +209,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Status(args) => status::run(&project, &args, out, err),
         Command::Runs(args) => runs::run(&project, &args, out, err),
         Command::Redrive(args) => redrive::run(&project, &args, out, err),
+        Command::Cancel(args) => cancel::run(&project, &args, out, err),
         Command::Results(args) => results::run(&project, &args, out, err),
         Command::Estimate(args) => estimate::run(&project, &args, out, err),
     }

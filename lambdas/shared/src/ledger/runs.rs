@@ -476,6 +476,43 @@ impl Ledger {
         Err(LedgerError::Refused { context, why })
     }
 
+    /// Ends an active run `CANCELLED` with `reason` (`SPLITTING`, `PROCESSING` or
+    /// `REDUCING`): its splitter's next checkpoint is refused, its queued messages are
+    /// dropped without a call, its reduce is never claimed, and a reduce message already
+    /// queued is dropped too. `None` when this call cancelled it or it already was; the
+    /// state it ended in otherwise (nothing changed).
+    pub async fn cancel(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunState>, LedgerError> {
+        let context = self.context(Step::Cancel, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let mut change = transition(
+            microprocess,
+            RunState::Splitting,
+            RunState::Cancelled,
+            now,
+            expires_at(now, params.retention_days),
+            true,
+            Some(reason),
+        )
+        .value(":processing", s(RunState::Processing.as_str()))
+        .value(":reducing", s(RunState::Reducing.as_str()));
+        change.condition = "#state IN (:from, :processing, :reducing)".to_owned();
+        if self
+            .update_run(&context, microprocess, run, change)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let current = self.require_run(&context, microprocess, run).await?;
+        Ok((current.state != RunState::Cancelled).then_some(current.state))
+    }
+
     /// Moves the run from `PROCESSING` to `REDUCING` when its split is sealed and every
     /// child is done. `true` for the one caller that made the move, who then sends the
     /// reduce message; `false` when the run is not finished yet, is not `PROCESSING`, or
