@@ -28,19 +28,8 @@ pub struct CancelArgs {
 }
 
 pub fn run(project: &Project, args: &CancelArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        match cancel_run(&session, args, out, err).await {
-            Ok(code) => code,
-            Err(e) => operate::failed(err, &e),
-        }
+    operate::in_session(project, &args.instance, err, async |session, err| {
+        cancel_run(session, args, out, err).await
     })
 }
 

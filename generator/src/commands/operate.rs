@@ -1,5 +1,5 @@
-//! What the run commands (`start`, `status`, `runs`, `redrive`, `results`) share: load the
-//! environment, connect as it requires, and find its deployed parts.
+//! What the run commands (`start`, `status`, `runs`, `redrive`, `results`, `cancel`) share:
+//! load the environment, connect as it requires, and find its deployed parts.
 
 use std::io::Write;
 
@@ -79,6 +79,30 @@ pub(super) async fn open(
         deployed,
         ledger,
         sqs,
+    })
+}
+
+/// Runs `body` in a session of `instance`, on a runtime of its own. Errors opening the
+/// session, and a [`RunsError`] of `body`, are printed and named as exit codes.
+pub(super) fn in_session(
+    project: &Project,
+    instance: &super::InstanceArgs,
+    err: &mut dyn Write,
+    body: impl AsyncFnOnce(&Session, &mut dyn Write) -> Result<Exit, RunsError>,
+) -> Exit {
+    let runtime = match runtime(err) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let session = match open(project, instance, err).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        match body(&session, err).await {
+            Ok(code) => code,
+            Err(e) => failed(err, &e),
+        }
     })
 }
 

@@ -45,19 +45,8 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Exit {
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        match redrive_run(&session, args, out, err).await {
-            Ok(code) => code,
-            Err(e) => operate::failed(err, &e),
-        }
+    operate::in_session(project, &args.instance, err, async |session, err| {
+        redrive_run(session, args, out, err).await
     })
 }
 

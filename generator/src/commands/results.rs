@@ -8,7 +8,6 @@ use super::operate;
 use super::Exit;
 use crate::config::Project;
 use crate::runs::results::{self, Select};
-use crate::runs::RunsError;
 
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
@@ -34,32 +33,16 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Exit {
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
+    operate::in_session(project, &args.instance, err, async |session, err| {
+        let (mp, record) =
+            operate::locate_run(session, &args.run, args.microprocess.as_deref()).await?;
+        let s3 = aws_sdk_s3::Client::new(&session.aws.config);
+        let select = Select {
+            failed_only: args.failed,
+            no_fetch: args.no_fetch,
         };
-        let written: Result<results::Written, RunsError> = async {
-            let (mp, record) =
-                operate::locate_run(&session, &args.run, args.microprocess.as_deref()).await?;
-            let s3 = aws_sdk_s3::Client::new(&session.aws.config);
-            let select = Select {
-                failed_only: args.failed,
-                no_fetch: args.no_fetch,
-            };
-            results::write(&session.ledger, &s3, &mp, &record.run, select, out).await
-        }
-        .await;
-        match written {
-            Ok(w) => {
-                let _ = writeln!(err, "{} succeeded, {} failed", w.succeeded, w.failed);
-                Exit::Ok
-            }
-            Err(e) => operate::failed(err, &e),
-        }
+        let w = results::write(&session.ledger, &s3, &mp, &record.run, select, out).await?;
+        let _ = writeln!(err, "{} succeeded, {} failed", w.succeeded, w.failed);
+        Ok(Exit::Ok)
     })
 }

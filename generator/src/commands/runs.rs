@@ -12,7 +12,6 @@ use super::Exit;
 use crate::config::Project;
 use crate::runs::progress::RunProgress;
 use crate::runs::redrive;
-use crate::runs::RunsError;
 
 /// Failed children listed by `runs show`; `results --failed` lists them all.
 const FAILED_SHOWN: usize = 20;
@@ -48,65 +47,47 @@ pub fn run(project: &Project, args: &RunsArgs, out: &mut dyn Write, err: &mut dy
 }
 
 fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        let shown: Result<(), RunsError> = async {
-            let (mp, record) =
-                operate::locate_run(&session, &args.run, args.microprocess.as_deref()).await?;
-            let deployed = session.deployed.microprocess(&mp)?;
-            let failed = record.failed;
-            let run_id = record.run.clone();
-            let progress = RunProgress::new(&mp, record, Utc::now(), None);
-            let _ = write!(out, "{}", progress.details());
-            let dlq = redrive::dead_letters(&session.sqs, &deployed.dead_letter_queue_url).await?;
-            let _ = writeln!(out, "dead letters  {dlq} in the queue of `{mp}` (all runs)");
-            if failed > 0 {
-                let _ = writeln!(out, "\nfailed children (first {FAILED_SHOWN}):");
-                let mut listed = 0;
-                let mut after = None;
-                'pages: loop {
-                    let (page, next) = session
-                        .ledger
-                        .children_page(&mp, &run_id, after)
-                        .await?;
-                    for child in page.iter().filter(|c| c.state == ChildState::Failed) {
-                        let _ = writeln!(
-                            out,
-                            "  seq {:>6}  {}  {} attempt(s)  {}",
-                            child.seq,
-                            child.item,
-                            child.attempts,
-                            child.reason.as_deref().unwrap_or("-")
-                        );
-                        listed += 1;
-                        if listed >= FAILED_SHOWN {
-                            break 'pages;
-                        }
-                    }
-                    match next {
-                        Some(seq) => after = Some(seq),
-                        None => break,
+    operate::in_session(project, &args.instance, err, async |session, _| {
+        let (mp, record) =
+            operate::locate_run(session, &args.run, args.microprocess.as_deref()).await?;
+        let deployed = session.deployed.microprocess(&mp)?;
+        let failed = record.failed;
+        let run_id = record.run.clone();
+        let progress = RunProgress::new(&mp, record, Utc::now(), None);
+        let _ = write!(out, "{}", progress.details());
+        let dlq = redrive::dead_letters(&session.sqs, &deployed.dead_letter_queue_url).await?;
+        let _ = writeln!(out, "dead letters  {dlq} in the queue of `{mp}` (all runs)");
+        if failed > 0 {
+            let _ = writeln!(out, "\nfailed children (first {FAILED_SHOWN}):");
+            let mut listed = 0;
+            let mut after = None;
+            'pages: loop {
+                let (page, next) = session.ledger.children_page(&mp, &run_id, after).await?;
+                for child in page.iter().filter(|c| c.state == ChildState::Failed) {
+                    let _ = writeln!(
+                        out,
+                        "  seq {:>6}  {}  {} attempt(s)  {}",
+                        child.seq,
+                        child.item,
+                        child.attempts,
+                        child.reason.as_deref().unwrap_or("-")
+                    );
+                    listed += 1;
+                    if listed >= FAILED_SHOWN {
+                        break 'pages;
                     }
                 }
-                let _ = writeln!(
+                match next {
+                    Some(seq) => after = Some(seq),
+                    None => break,
+                }
+            }
+            let _ = writeln!(
                     out,
                     "\nall of them: `microprocess results {run_id} --env {env} --failed`; send them again: `microprocess redrive {run_id} --env {env}`",
                     env = session.env.name
                 );
-            }
-            Ok(())
         }
-        .await;
-        match shown {
-            Ok(()) => Exit::Ok,
-            Err(e) => operate::failed(err, &e),
-        }
+        Ok(Exit::Ok)
     })
 }

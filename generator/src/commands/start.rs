@@ -46,19 +46,8 @@ pub fn run(project: &Project, args: &StartArgs, out: &mut dyn Write, err: &mut d
         },
         None => starting::manual_run_id(Utc::now()),
     };
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        match start(&session, args, &run, out, err).await {
-            Ok(code) => code,
-            Err(e) => operate::failed(err, &e),
-        }
+    operate::in_session(project, &args.instance, err, async |session, err| {
+        start(session, args, &run, out, err).await
     })
 }
 

@@ -62,24 +62,13 @@ impl Snapshot {
 }
 
 pub fn run(project: &Project, args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
-    let runtime = match operate::runtime(err) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let session = match operate::open(project, &args.instance, err).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        let result = if args.watch {
-            watch(&session, args, out).await
+    operate::in_session(project, &args.instance, err, async |session, _| {
+        if args.watch {
+            watch(session, args, out).await?;
         } else {
-            once(&session, args, out).await
-        };
-        match result {
-            Ok(()) => Exit::Ok,
-            Err(e) => operate::failed(err, &e),
+            once(session, args, out).await?;
         }
+        Ok(Exit::Ok)
     })
 }
 
