@@ -259,6 +259,105 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
     assert!(err.contains("is not deployed"), "{err}");
 }
 
+/// Callback completion through the whole local stack: the forwarder's calls carry the URL
+/// the runner serves for the callback function (the shipped `callback` zip behind its
+/// function URL), the demo service answers 202, heartbeats and reports, and the run
+/// completes with the reported results, with IAM enforced and nothing denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_task_completes_by_its_report_through_the_local_runner() {
+    let project = KitProject::new(Zips::Built);
+    project.generate();
+    let moto = MotoServer::start();
+    let endpoint = moto.endpoint().to_string();
+    project.deploy(&moto);
+    let mut config = Config::new(SECRET).with_long_task(
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_millis(200),
+    );
+    config.microprocesses = vec!["annual-report".into()];
+    config.items_of.insert("annual-report".into(), 3);
+    let service = demo_service::DemoService::start(config).await.unwrap();
+    let runner = tokio::task::block_in_place(|| {
+        project.run_locally(&endpoint, &service.queue_url(), SECRET)
+    });
+    assert!(
+        runner
+            .log()
+            .contains("function URL of `scores-local-annual-report-callback`"),
+        "{}",
+        runner.log()
+    );
+
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &[
+            "start",
+            "annual-report",
+            "--env",
+            "local",
+            "--run",
+            "long-1",
+            "--wait",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert_eq!(
+        code,
+        0,
+        "start --wait:\n{out}\n{err}\nrunner:\n{}",
+        runner.log()
+    );
+    assert!(
+        out.contains("COMPLETED") || err.contains("COMPLETED"),
+        "{out}\n{err}"
+    );
+    let stats = service.stats();
+    assert_eq!(stats.accepted, 3, "every call was answered 202");
+    assert_eq!(
+        stats.report_statuses.get(&401),
+        None,
+        "the callback took the service's signatures"
+    );
+    assert!(
+        stats.report_statuses.get(&200).copied().unwrap_or(0) >= 3,
+        "{:?}",
+        stats.report_statuses
+    );
+
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["results", "long-1", "--env", "local"],
+    );
+    assert_eq!(code, 0, "results:\n{out}\n{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for line in &lines {
+        assert_eq!(line["state"], "SUCCEEDED", "{line}");
+        assert!(
+            line["result"]["report"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("annual report of"),
+            "{line}"
+        );
+    }
+    let denied = moto.stats()["denied"].clone();
+    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
+    drop(runner);
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["teardown", "--env", "local", "--yes"],
+    );
+    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+}
+
 #[test]
 fn unknown_names_get_a_hint_and_exit_2() {
     let project = KitProject::new(Zips::Fake);

@@ -1146,6 +1146,7 @@ fn signed_process(service: SocketAddr, run: &str, seq: u64, t: i64) -> Vec<u8> {
         item: demo_service::paging::item_id(seq),
         payload: None,
         attempt: 1,
+        callback: None,
     })
     .unwrap();
     let signature = signature_header(t, &[sign(SECRET, t, "POST", &path, &body)]);

@@ -885,6 +885,7 @@ async fn redrive_leaves_a_letter_whose_child_record_expired_in_the_dead_letter_q
         dead_letter_queue_url: b.dlq_url.clone(),
         splitter: "splitter".into(),
         forwarder: "forwarder".into(),
+        callback_url: None,
     };
     b.service.service.set_fixed(true);
     let moved = redrive::move_back(&b.ledger, &b.sqs, &mp, &run)

@@ -209,6 +209,9 @@ impl Emulator {
             backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
             max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
             result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
+            lease: None,
+            callback_url: None,
+            callback_function: None,
         };
         with_log_filter(settings.to_environment())
     }

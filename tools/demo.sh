@@ -3,7 +3,9 @@
 # environment's real templates into its own emulator, starts the demo credit-score service
 # and the local runner (which executes the shipped Lambda zips), runs `credit-scores` over
 # DEMO_ITEMS companies with a progress bar, prints the run's summary and the reduce's
-# report, then tears everything down and checks nothing is left.
+# report, then runs `annual-report`: DEMO_LONG_TASKS long tasks, each accepted with a 202
+# and reported to the callback (the callback function behind its function URL, served by
+# the runner on loopback); then tears everything down and checks nothing is left.
 #
 # Run by `make demo` after `make build`; the ports can be moved with DEMO_EMULATOR_PORT,
 # DEMO_QUEUE_PORT and DEMO_LIVE_PORT.
@@ -11,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ITEMS=${DEMO_ITEMS:-10000}
+LONG_TASKS=${DEMO_LONG_TASKS:-4}
 EMULATOR_PORT=${DEMO_EMULATOR_PORT:-5055}
 QUEUE_PORT=${DEMO_QUEUE_PORT:-8091}
 LIVE_PORT=${DEMO_LIVE_PORT:-8092}
@@ -62,7 +65,9 @@ $CLI deploy --env local --yes
 
 say "start the demo service ($ITEMS companies) and the local runner"
 $SERVICE --queue-port "$QUEUE_PORT" --live-port "$LIVE_PORT" --secret "$SECRET" \
-  --items "$ITEMS" --report-dir "$WORK/reports" > "$WORK/service.log" 2>&1 &
+  --microprocess credit-scores,annual-report --items "$ITEMS" \
+  --items-of "annual-report=$LONG_TASKS" --long-task-seconds 3 --heartbeat-seconds 1 \
+  --report-dir "$WORK/reports" > "$WORK/service.log" 2>&1 &
 pids+=($!)
 wait_port "$QUEUE_PORT" "$!" "the demo service" "$WORK/service.log"
 $CLI local run --env local --no-schedules --lambda-port 0 \
@@ -93,6 +98,22 @@ fi
 say "the reduce's report ($WORK/reports/credit-scores/$RUN.json)"
 cat "$WORK/reports/credit-scores/$RUN.json"
 echo
+
+say "run annual-report: $LONG_TASKS long tasks, each answered 202 and reported to the callback"
+set +e
+$CLI start annual-report --env local --run "$RUN" --wait
+code=$?
+set -e
+$CLI runs show "$RUN" --env local --microprocess annual-report | head -12
+if [ "$code" != 0 ]; then
+  echo "demo: the long-task run did not complete (exit $code); logs are in $WORK/" >&2
+  exit "$code"
+fi
+reports=$(.venv/bin/python -c 'import json, sys, urllib.request
+s = json.load(urllib.request.urlopen(sys.argv[1]))
+print("%d calls accepted with 202, %d heartbeats and %d reports sent; the callback answered %s"
+      % (s["accepted"], s["reports_sent"]["heartbeat"], s["reports_sent"]["succeeded"], s["report_statuses"]))' "http://127.0.0.1:$QUEUE_PORT/_demo/stats")
+echo "demo service: $reports"
 
 say "what the emulator enforced (IAM per function, DynamoDB and SQS limits)"
 .venv/bin/python tools/emulator_stats.py "http://127.0.0.1:$EMULATOR_PORT"

@@ -192,6 +192,58 @@ class CloudFormation(unittest.TestCase):
         self.assertEqual(len(secret["SecretString"]), 32)
 
 
+URL_TEMPLATE = {
+    "Resources": {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+            },
+        },
+        "Function": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": "NAME",
+                "Runtime": "provided.al2023",
+                "Handler": "bootstrap",
+                "Code": {"ZipFile": "exit 0"},
+                "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            },
+        },
+        "Url": {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {"TargetFunctionArn": {"Ref": "Function"}, "AuthType": "NONE"},
+        },
+    },
+    "Outputs": {"Url": {"Value": {"Fn::Sub": "${Url.FunctionUrl}report"}}},
+}
+
+
+class FunctionUrls(unittest.TestCase):
+    def test_a_function_url_is_created_and_ends_in_a_slash_as_in_aws(self):
+        server = SERVERS["kit"]
+        name = unique("fn")
+        cfn = server.client("cloudformation")
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(URL_TEMPLATE).replace("NAME", name))
+        outputs = cfn.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+        config = server.client("lambda").get_function_url_config(FunctionName=name)
+        self.assertTrue(config["FunctionUrl"].endswith(".on.aws/"), config["FunctionUrl"])
+        self.assertEqual(config["AuthType"], "NONE")
+        self.assertEqual(outputs[0]["OutputValue"], config["FunctionUrl"] + "report")
+        cfn.delete_stack(StackName=name)
+        with self.assertRaises(Exception):
+            server.client("lambda").get_function_url_config(FunctionName=name)
+
+
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "TABLE_ARN"}],

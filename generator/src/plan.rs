@@ -6,7 +6,16 @@ use serde::{Deserialize, Serialize};
 use crate::config::model::{Environment, Microprocess, ResultStorage, Service};
 
 /// The Lambda binaries the kit ships; each becomes one zip asset.
-pub const FUNCTIONS: [&str; 2] = ["splitter", "forwarder"];
+pub const FUNCTIONS: [&str; 3] = ["splitter", "forwarder", "callback"];
+
+/// The functions microprocess `m` deploys: the callback only with callback completion.
+pub fn functions_of(m: &Microprocess) -> &'static [&'static str] {
+    if m.process.completion.lease_seconds().is_some() {
+        &FUNCTIONS
+    } else {
+        &FUNCTIONS[..2]
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +95,8 @@ pub struct MicroprocessNames {
     pub schedule_dlq: String,
     pub splitter: String,
     pub forwarder: String,
+    /// Callback completion only; named the same way whatever the config.
+    pub callback: String,
     /// The monthly (or whatever) schedule; the sweep's is this with `-sweep`.
     pub schedule: String,
 }
@@ -98,6 +109,7 @@ pub fn microprocess_names(env: &Environment, m: &Microprocess) -> MicroprocessNa
         schedule_dlq: format!("{p}-{}-schedule-dlq", m.name),
         splitter: function_name(env, m, "splitter"),
         forwarder: function_name(env, m, "forwarder"),
+        callback: function_name(env, m, "callback"),
         schedule: format!("{p}-{}", m.name),
     }
 }
@@ -141,7 +153,7 @@ pub fn name_limits(env: &Environment) -> Vec<NameLimit> {
     );
     for m in &env.microprocesses {
         let n = microprocess_names(env, m);
-        for f in [&n.splitter, &n.forwarder] {
+        for f in functions_of(m).iter().map(|f| function_name(env, m, f)) {
             add("Lambda function name", f.clone(), 64);
             add("log group name", format!("/aws/lambda/{f}"), 512);
         }
@@ -224,7 +236,7 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
         if m.results.storage != ResultStorage::Discard {
             parameters.extend(from_core(&["BucketArn"]));
         }
-        for f in FUNCTIONS {
+        for f in functions_of(m) {
             parameters.push((
                 code_key_parameter(f),
                 ParameterSource::Asset {

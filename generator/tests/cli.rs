@@ -101,7 +101,7 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
     // `local` builds for the host; fake zips for both architectures keep this machine-neutral.
     let assets = tmp.path().join("assets");
     for arch in ["x86_64", "arm64"] {
-        for function in ["splitter", "forwarder"] {
+        for function in microprocess_kit::plan::FUNCTIONS {
             let dir = assets.join(arch).join(function);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(
@@ -144,7 +144,7 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
     let zips: Vec<&String> = names.iter().filter(|n| n.starts_with("assets/")).collect();
     assert_eq!(zips.len(), 2, "{names:?}");
     let arch = microprocess_kit::config::host_architecture();
-    for function in ["splitter", "forwarder"] {
+    for function in microprocess_kit::plan::FUNCTIONS {
         let zip = zips
             .iter()
             .find(|n| n.starts_with(&format!("assets/{function}-{arch}-")) && n.ends_with(".zip"))

@@ -72,7 +72,7 @@ fn check(env: &str, file: &str, edit: Edit, message: &str, location: &str, hint:
 }
 
 /// A complete, valid microprocess entry named `name`, for appending to microprocesses.toml
-/// (whose last line is line 54, so the appended `[name]` is on line 56).
+/// (whose last line is line 67, so the appended `[name]` is on line 69).
 fn entry(name: &str) -> String {
     format!(
         r#"
@@ -135,10 +135,10 @@ cases! {
         => "override for unknown microprocess `abn-refesh`" at "environments/prod.toml:54:17", hint "did you mean `abn-refresh`?";
 
     microprocess_name_with_uppercase: "prod", MP, Append(entry("Nightly"))
-        => "`Nightly` is not a valid microprocess name" at "environments/microprocesses.toml:56:2", hint "lowercase letters, digits and single hyphens";
+        => "`Nightly` is not a valid microprocess name" at "environments/microprocesses.toml:69:2", hint "lowercase letters, digits and single hyphens";
 
     microprocess_name_with_double_hyphen: "prod", MP, Append(entry("nightly--export"))
-        => "`nightly--export` is not a valid microprocess name" at "environments/microprocesses.toml:56:2", hint "single hyphens";
+        => "`nightly--export` is not a valid microprocess name" at "environments/microprocesses.toml:69:2", hint "single hyphens";
 
     // ---- schedules ----
 
@@ -308,6 +308,22 @@ cases! {
 
     min_tasks_above_max_tasks: "prod", "prod.toml", Replace("min_tasks = 3", "min_tasks = 13")
         => "`service.live.min_tasks` (13) is above `max_tasks` (12)" at "environments/prod.toml:30:13", hint "swap them or raise max_tasks";
+
+    // ---- callback completion ----
+
+    lease_without_callback_completion: "prod", MP, Replace("completion = \"callback\", lease_seconds = 900", "lease_seconds = 900")
+        => "`annual-report.process.lease_seconds` applies only to callback completion" at "environments/microprocesses.toml:0:0", hint "set `annual-report.process.completion = \"callback\"`";
+
+    completion_typo: "prod", MP, Replace("completion = \"callback\"", "completion = \"callbak\"")
+        => "`annual-report.process.completion` cannot be `callbak`" at "environments/microprocesses.toml:0:0", hint "did you mean `callback`?";
+
+    lease_too_short: "prod", MP, Replace("lease_seconds = 900", "lease_seconds = 5")
+        => "`annual-report.process.lease_seconds` must be between 10 and 86400, got `5`" at "environments/microprocesses.toml:0:0", hint "counts as lost";
+
+    /// Every attempt's lease running out must end inside the run's records.
+    leases_outlive_the_records: "prod", MP, Replace("max_attempts = 3, completion = \"callback\", lease_seconds = 900 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 365 }", "max_attempts = 19, completion = \"callback\", lease_seconds = 86400 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 18 }")
+        => "`annual-report.process.max_attempts` (19) leases of 86400 s after calls of up to 15 s can keep a child in progress 19.0 days, past its run's records (`annual-report.results.retention_days` = 18)" at "environments/microprocesses.toml:0:0", hint "a report after the records expire would count the child again";
+
 }
 
 /// An environment name given on the command line has no place in any file.

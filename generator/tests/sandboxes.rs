@@ -66,7 +66,7 @@ fn resource_names(template: &Value) -> Vec<(String, String, String)> {
 
 fn fake_assets(dir: &Path) {
     for arch in ["x86_64", "arm64"] {
-        for function in ["splitter", "forwarder"] {
+        for function in microprocess_kit::plan::FUNCTIONS {
             let d = dir.join(arch).join(function);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("bootstrap.zip"), format!("fake {function} zip")).unwrap();

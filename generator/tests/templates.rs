@@ -324,6 +324,7 @@ fn deployed(logical_id: &str) -> String {
         }
         "LedgerTableName" => "scores-prod-ledger".into(),
         "BucketName" => "scores-prod-assets".into(),
+        "Callback" => "scores-prod-annual-report-callback".into(),
         other => panic!("a function variable refers to `{other}`, which this test does not know"),
     }
 }
@@ -355,11 +356,97 @@ fn every_function_environment_reads_back_into_its_settings() {
                 };
                 let read = match id.as_str() {
                     "Splitter" => SplitterSettings::from_lookup(value).map(|_| ()),
-                    "Forwarder" => ForwarderSettings::from_lookup(value).map(|_| ()),
+                    "Forwarder" => ForwarderSettings::from_lookup(value).map(|s| {
+                        assert_eq!(
+                            s.lease.is_some(),
+                            s.callback_function.is_some(),
+                            "{env} {id}"
+                        );
+                        assert!(s.callback_url.is_none(), "{env} {id}: read at start");
+                    }),
+                    "Callback" => ForwarderSettings::from_lookup(value).map(|s| {
+                        assert!(
+                            s.lease.is_some() && s.callback_function.is_none(),
+                            "{env} {id}"
+                        );
+                    }),
                     other => panic!("{env}: a function `{other}` this test does not know"),
                 };
                 read.unwrap_or_else(|e| panic!("{env} {id}: {e}"));
             }
+        }
+    }
+}
+
+/// Callback completion's function URL: what the emulator cannot show of it (it enforces
+/// no resource policy), in every environment.
+#[test]
+fn the_callback_is_a_function_url_open_to_signed_reports_only() {
+    let root = root();
+    for env in environments(&root) {
+        for stack in render(&root, &env) {
+            let r = &stack.template["Resources"];
+            let callback = stack.plan.microprocess.as_deref() == Some("annual-report");
+            assert_eq!(
+                r.get("Callback").is_some(),
+                callback,
+                "{env} {}",
+                stack.plan.name
+            );
+            assert_eq!(r.get("CallbackUrl").is_some(), callback);
+            if !callback {
+                continue;
+            }
+            let url = &r["CallbackUrl"]["Properties"];
+            assert_eq!(
+                url["AuthType"], "NONE",
+                "{env}: services sign reports; the function checks"
+            );
+            assert_eq!(url["TargetFunctionArn"]["Fn::GetAtt"][0], "Callback");
+            // Since October 2025 a new function URL needs both permissions.
+            let url_permission = &r["CallbackUrlPermission"]["Properties"];
+            assert_eq!(url_permission["Action"], "lambda:InvokeFunctionUrl");
+            assert_eq!(url_permission["FunctionUrlAuthType"], "NONE");
+            let invoke = &r["CallbackInvokePermission"]["Properties"];
+            assert_eq!(invoke["Action"], "lambda:InvokeFunction");
+            assert_eq!(
+                invoke["InvokedViaFunctionUrl"], true,
+                "{env}: only through the URL"
+            );
+            let function = &r["Callback"]["Properties"];
+            assert!(function["ReservedConcurrentExecutions"].as_u64().unwrap() >= 2);
+            // The forwarder reads its callback's URL at start, with its own permission.
+            let variables = &r["Forwarder"]["Properties"]["Environment"]["Variables"];
+            assert_eq!(variables["CALLBACK_FUNCTION"]["Ref"], "Callback");
+            assert!(r["Callback"]["Properties"]["Environment"]["Variables"]
+                .get("CALLBACK_FUNCTION")
+                .is_none());
+            // The forwarder closes leases; the callback records and queues the reduce.
+            let forwarder_policy =
+                r["ForwarderRole"]["Properties"]["Policies"][0]["PolicyDocument"].to_string();
+            assert!(forwarder_policy.contains("dynamodb:DeleteItem"));
+            assert!(forwarder_policy.contains("lambda:GetFunctionUrlConfig"));
+            let callback_policy =
+                r["CallbackRole"]["Properties"]["Policies"][0]["PolicyDocument"].to_string();
+            for action in [
+                "dynamodb:DeleteItem",
+                "dynamodb:UpdateItem",
+                "sqs:SendMessage",
+                "secretsmanager:GetSecretValue",
+            ] {
+                assert!(
+                    callback_policy.contains(action),
+                    "{env}: the callback needs {action}"
+                );
+            }
+            assert!(
+                !callback_policy.contains("sqs:ReceiveMessage"),
+                "{env}: the callback consumes nothing"
+            );
+            assert_eq!(
+                stack.template["Outputs"]["CallbackReportUrl"]["Value"]["Fn::Sub"],
+                "${CallbackUrl.FunctionUrl}report"
+            );
         }
     }
 }

@@ -65,7 +65,7 @@ impl KitProject {
         );
         copy_dir(&root().join("templates"), &dir.path().join("templates"));
         let arch = microprocess_kit::config::host_architecture();
-        for f in ["splitter", "forwarder"] {
+        for f in microprocess_kit::plan::FUNCTIONS {
             let d = dir.path().join("assets").join(arch).join(f);
             std::fs::create_dir_all(&d).unwrap();
             let zip = d.join("bootstrap.zip");

@@ -77,6 +77,12 @@ pub struct Setup {
     pub forwarder: ForwarderOptions,
     /// The keys the demo service accepts; `None`: [`SECRET`].
     pub service_secrets: Option<Vec<String>>,
+    /// Callback completion with this lease: the forwarder sends the callback URL of a
+    /// callback function served on loopback as the local runner serves a function URL,
+    /// and the demo service answers `202` and reports.
+    pub callback_lease: Option<Duration>,
+    /// The demo service's long tasks: how long each takes, and its heartbeat.
+    pub long_task: Option<(Duration, Duration)>,
 }
 
 impl Default for Setup {
@@ -88,6 +94,8 @@ impl Default for Setup {
             max_receive_count: None,
             forwarder: ForwarderOptions::default(),
             service_secrets: None,
+            callback_lease: None,
+            long_task: None,
         }
     }
 }
@@ -111,6 +119,9 @@ pub struct ForwarderOptions {
     pub rate_limit_per_second: u32,
     /// The largest 2xx answer read (the contract's result limit).
     pub result_limit: usize,
+    /// Callback completion: the lease, and the callback's URL.
+    pub lease: Option<Duration>,
+    pub callback_url: Option<String>,
 }
 
 impl Default for ForwarderOptions {
@@ -125,6 +136,8 @@ impl Default for ForwarderOptions {
             ledger_retry: None,
             rate_limit_per_second: 0,
             result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
+            lease: None,
+            callback_url: None,
         }
     }
 }
@@ -146,6 +159,9 @@ pub struct Pipeline {
     pub dlq_url: String,
     pub service: RunningService,
     pub forwarder: Forwarder,
+    /// Callback completion: the callback function's handler, served at `callback_url`.
+    pub callback: Option<Arc<Forwarder>>,
+    pub callback_url: Option<String>,
     /// Bodies of every message the recorded queues accepted, in order.
     sent: Arc<Mutex<Vec<String>>>,
     /// How many of them [`Pipeline::queued`] returned already.
@@ -208,9 +224,12 @@ impl Pipeline {
                 .service_secrets
                 .clone()
                 .unwrap_or_else(|| vec![SECRET.to_string()]),
-            ..Config::new(SECRET)
-                .with_items(setup.items)
-                .with_chaos(setup.chaos)
+            ..match setup.long_task {
+                Some((task, heartbeat)) => Config::new(SECRET).with_long_task(task, heartbeat),
+                None => Config::new(SECRET),
+            }
+            .with_items(setup.items)
+            .with_chaos(setup.chaos.clone())
         })
         .await
         .unwrap();
@@ -221,15 +240,42 @@ impl Pipeline {
                 .build(),
         );
         let forwarder_requests = RequestCounter::default();
-        let settings = forwarder_settings(
-            &table,
-            &queue_url,
-            &dlq_url,
-            &service.queue_url(),
-            &setup.forwarder,
-        );
-        let forwarder = new_forwarder(&config, settings, &forwarder_requests, &setup.forwarder);
+        let mut options = setup.forwarder.clone();
+        let mut callback = None;
+        if let Some(lease) = setup.callback_lease {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/report", listener.local_addr().unwrap());
+            let settings = forwarder_settings(
+                &table,
+                &queue_url,
+                &dlq_url,
+                &service.queue_url(),
+                &ForwarderOptions {
+                    lease: Some(lease),
+                    ..options.clone()
+                },
+            );
+            let handler = Arc::new(new_forwarder(
+                &config,
+                settings,
+                &forwarder_requests,
+                &options,
+            ));
+            serve_callback(listener, handler.clone());
+            callback = Some((handler, url.clone()));
+            options.lease = Some(lease);
+            options.callback_url = Some(url);
+        }
+        let settings =
+            forwarder_settings(&table, &queue_url, &dlq_url, &service.queue_url(), &options);
+        let forwarder = new_forwarder(&config, settings, &forwarder_requests, &options);
+        let (callback, callback_url) = match callback {
+            Some((handler, url)) => (Some(handler), Some(url)),
+            None => (None, None),
+        };
         Pipeline {
+            callback,
+            callback_url,
             ledger: Ledger::from_config(&config, &table),
             forwarder_requests,
             mapping_sqs,
@@ -374,6 +420,23 @@ impl Pipeline {
             }
         }))
         .await;
+    }
+
+    /// Messages sent with a delay that have not become visible yet (lease checks).
+    pub async fn delayed(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .expect("queue attributes");
+        out.attributes()
+            .and_then(|m| m.get(&A::ApproximateNumberOfMessagesDelayed))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Takes every message off the dead-letter queue and keeps it ([`Pipeline::parked`]);
@@ -601,6 +664,27 @@ impl Pipeline {
 
 /// A forwarder with `settings`, wired as `options` says, its requests counted by
 /// `counter`.
+/// Serves `handler`'s callback on `listener` through the local runner's function URL
+/// translation (request → function URL event → response), as the runner serves it.
+fn serve_callback(listener: tokio::net::TcpListener, handler: Arc<Forwarder>) {
+    use microprocess_kit::local::function_url;
+    let invoke: function_url::Invoke = Arc::new(move |payload| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            let request: aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest =
+                serde_json::from_slice(&payload).ok()?;
+            let answer = handler.report(&request).await;
+            serde_json::to_vec(&answer.into_response())
+                .ok()
+                .map(Into::into)
+        })
+    });
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:callback".to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, function_url::router(invoke, arn)).await;
+    });
+}
+
 fn new_forwarder(
     config: &SdkConfig,
     settings: ForwarderSettings,
@@ -673,6 +757,9 @@ fn forwarder_settings(
             microprocess_shared::settings::DEFAULT_MAX_RETRY_AFTER_SECONDS,
         ),
         result_limit: options.result_limit,
+        lease: options.lease,
+        callback_url: options.callback_url.clone(),
+        callback_function: None,
     }
 }
 

@@ -1,6 +1,7 @@
 """moto's CloudFormation as `microprocess deploy` needs it (fixes 1 and 2 of
 `tools/emulator.py`): stack outputs, parameters, tags and description rebuilt after a change
-set, and `AWS::SecretsManager::Secret` created through moto's own Secrets Manager."""
+set, `AWS::SecretsManager::Secret` created through moto's own Secrets Manager, and
+`AWS::Lambda::Url` (which moto's CloudFormation skips) created through moto's Lambda."""
 
 import json
 
@@ -96,6 +97,68 @@ class Secret(CloudFormationModel):
         secretsmanager_backends[account_id][region_name].delete_secret(
             self.arn, recovery_window_in_days=None, force_delete_without_recovery=True
         )
+
+
+class FunctionUrl(CloudFormationModel):
+    """`AWS::Lambda::Url` through moto's Lambda `CreateFunctionUrlConfig`; `FunctionUrl`
+    ends in `/`, as in AWS (moto's own URL has none), and `Ref` is the function's ARN."""
+
+    __module__ = "moto.awslambda.models"
+
+    def __init__(self, function_arn, url, account_id, region_name):
+        self.function_arn = function_arn
+        self.url = url
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @property
+    def physical_resource_id(self):
+        return self.function_arn
+
+    @staticmethod
+    def cloudformation_name_type():
+        return ""
+
+    @staticmethod
+    def cloudformation_type():
+        return "AWS::Lambda::Url"
+
+    @classmethod
+    def has_cfn_attr(cls, attr):
+        return attr in ("FunctionArn", "FunctionUrl")
+
+    def get_cfn_attribute(self, attribute_name):
+        return self.url if attribute_name == "FunctionUrl" else self.function_arn
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    ):
+        from moto.awslambda.models import lambda_backends
+
+        props = cloudformation_json.get("Properties", {})
+        target = props["TargetFunctionArn"]
+        config = {"AuthType": props.get("AuthType"), "InvokeMode": props.get("InvokeMode")}
+        if props.get("Cors"):
+            config["Cors"] = props["Cors"]
+        created = lambda_backends[account_id][region_name].create_function_url_config(
+            target, config
+        )
+        if not created.url.endswith("/"):
+            created.url += "/"
+        return cls(created.function.function_arn, created.url, account_id, region_name)
+
+    def delete(self, account_id, region_name):
+        from moto.awslambda.models import lambda_backends
+
+        from moto.awslambda.exceptions import UnknownFunctionException
+
+        try:
+            lambda_backends[account_id][region_name].delete_function_url_config(
+                self.function_arn
+            )
+        except UnknownFunctionException:
+            pass  # the stack deleted the function first, and its URL with it
 
 
 def install():

@@ -1,5 +1,7 @@
 //! The chaos knobs: how the service misbehaves, on purpose, so the kit's retry, timeout,
-//! dead-letter and redrive paths can be tested against a real HTTP service.
+//! dead-letter and redrive paths can be tested against a real HTTP service. The
+//! `*_report_seqs` knobs spoil the reports of long tasks (contract 1.1, section 2b; see
+//! [`crate::long_task`]): lost, duplicated, late, or first signed with a wrong key.
 //!
 //! One struct is both the binary's flags (with their environment variables) and the JSON
 //! that `PUT /_demo/chaos` takes, so the two cannot drift. Every random choice is a hash
@@ -133,6 +135,47 @@ pub struct Chaos {
     /// malformed.
     #[arg(long = "cursor-bytes", env = "DEMO_CURSOR_BYTES", default_value_t = 0)]
     pub cursor_bytes: usize,
+
+    /// Long tasks only: attempt 1 of these seqs (a list or a fraction) sends no report at
+    /// all, not even a heartbeat, and its work is lost, so the kit's lease runs out and
+    /// it calls again; later attempts report normally.
+    #[arg(
+        long = "lost-report-seqs",
+        env = "DEMO_LOST_REPORT_SEQS",
+        default_value_t
+    )]
+    pub lost_report_seqs: SeqSelector,
+
+    /// Long tasks only: these seqs (a list or a fraction) send their `succeeded` report
+    /// twice, then a third report with outcome `failed` (reason "changed my mind"); the
+    /// kit must count only the first.
+    #[arg(
+        long = "duplicate-report-seqs",
+        env = "DEMO_DUPLICATE_REPORT_SEQS",
+        default_value_t
+    )]
+    pub duplicate_report_seqs: SeqSelector,
+
+    /// Long tasks only: attempt 1 of these seqs (a list or a fraction) sends no heartbeat
+    /// and holds its `succeeded` report until a process call for a later attempt of the
+    /// same seq arrives, then sends it (a report for an earlier attempt); the later
+    /// attempt reports normally, after it.
+    #[arg(
+        long = "late-report-seqs",
+        env = "DEMO_LATE_REPORT_SEQS",
+        default_value_t
+    )]
+    pub late_report_seqs: SeqSelector,
+
+    /// Long tasks only: the first final report of these seqs (a list or a fraction) is
+    /// signed with a wrong key (the kit should answer 401), then sent again correctly
+    /// signed.
+    #[arg(
+        long = "bad-signature-report-seqs",
+        env = "DEMO_BAD_SIGNATURE_REPORT_SEQS",
+        default_value_t
+    )]
+    pub bad_signature_report_seqs: SeqSelector,
 }
 
 /// Default of [`Chaos::large_result_bytes`]: over the 64 KiB a child record keeps inline.
@@ -163,6 +206,10 @@ impl Default for Chaos {
             hostile_error_seqs: SeqSelector::None,
             split_overfill: false,
             cursor_bytes: 0,
+            lost_report_seqs: SeqSelector::None,
+            duplicate_report_seqs: SeqSelector::None,
+            late_report_seqs: SeqSelector::None,
+            bad_signature_report_seqs: SeqSelector::None,
         }
     }
 }
@@ -178,6 +225,10 @@ impl Chaos {
             ("slow_seqs", &self.slow_seqs),
             ("uncarriable_seqs", &self.uncarriable_seqs),
             ("hostile_error_seqs", &self.hostile_error_seqs),
+            ("lost_report_seqs", &self.lost_report_seqs),
+            ("duplicate_report_seqs", &self.duplicate_report_seqs),
+            ("late_report_seqs", &self.late_report_seqs),
+            ("bad_signature_report_seqs", &self.bad_signature_report_seqs),
         ] {
             if let SeqSelector::Fraction(fraction) = selector {
                 check_fraction(knob, *fraction)?;
@@ -225,6 +276,34 @@ impl Chaos {
     pub(crate) fn is_slow(&self, seq: u64, attempt: u32) -> bool {
         self.slow_seqs.contains(self.seed, "slow", seq)
             && self.slow_attempts.is_none_or(|last| attempt <= last)
+    }
+
+    /// Long tasks: attempt 1 of a lost-report seq sends nothing.
+    pub(crate) fn lost_report(&self, seq: u64, attempt: u32) -> bool {
+        attempt == 1
+            && self
+                .lost_report_seqs
+                .contains(self.seed, "lost-report", seq)
+    }
+
+    /// Long tasks: the `succeeded` report goes twice, then a `failed` one.
+    pub(crate) fn duplicate_report(&self, seq: u64) -> bool {
+        self.duplicate_report_seqs
+            .contains(self.seed, "duplicate-report", seq)
+    }
+
+    /// Long tasks: attempt 1 holds its report until a later attempt arrives.
+    pub(crate) fn late_report(&self, seq: u64, attempt: u32) -> bool {
+        attempt == 1
+            && self
+                .late_report_seqs
+                .contains(self.seed, "late-report", seq)
+    }
+
+    /// Long tasks: the first final report is signed with a wrong key.
+    pub(crate) fn bad_signature_report(&self, seq: u64) -> bool {
+        self.bad_signature_report_seqs
+            .contains(self.seed, "bad-signature-report", seq)
     }
 
     fn draw(&self, salt: &str, run: &str, seq: u64, attempt: u32) -> Draw {

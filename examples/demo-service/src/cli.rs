@@ -2,15 +2,23 @@
 //! container can be configured either way.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
 use crate::chaos::Chaos;
-use crate::config::{secrets_in, Config, DEFAULT_ITEMS, DEFAULT_MICROPROCESS};
+use crate::config::{
+    secrets_in, Config, DEFAULT_HEARTBEAT, DEFAULT_ITEMS, DEFAULT_LONG_TASK, DEFAULT_MICROPROCESS,
+};
 use microprocess_shared::signing::MAX_SKEW_SECONDS;
 
 /// The kit's demo credit-score service: a queue host that implements contract v1 (split,
 /// process, reduce) with chaos knobs, and a live host.
+///
+/// A process call that carries a callback (`X-Microprocess-Callback`, or `"callback"` in
+/// the body) is a long task: answered 202 Accepted, worked on for `--long-task-seconds`
+/// with a signed `heartbeat` report every `--heartbeat-seconds`, then reported
+/// `succeeded` to the callback, signed with the same secret.
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(name = "demo-service", version)]
 pub struct Args {
@@ -47,6 +55,11 @@ pub struct Args {
     #[arg(long, env = "DEMO_ITEMS", default_value_t = DEFAULT_ITEMS)]
     pub items: u64,
 
+    /// Items of one microprocess's split, as NAME=N (repeat it, or separate with commas),
+    /// instead of --items: `--items-of annual-report=5`.
+    #[arg(long = "items-of", env = "DEMO_ITEMS_OF", value_delimiter = ',', value_parser = parse_items_of)]
+    pub items_of: Vec<(String, u64)>,
+
     /// Mount the queue host's routes under this path (`/svc`), as behind a gateway that
     /// routes by prefix; the kit's `queue_base_url` then ends with it.
     #[arg(long, env = "DEMO_PATH_PREFIX", default_value = "")]
@@ -56,8 +69,28 @@ pub struct Args {
     #[arg(long, env = "DEMO_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
 
+    /// How long a long task (a process call with a callback, answered 202) works before
+    /// it reports `succeeded` to the callback, in seconds.
+    #[arg(long, env = "DEMO_LONG_TASK_SECONDS", default_value_t = DEFAULT_LONG_TASK.as_secs())]
+    pub long_task_seconds: u64,
+
+    /// Interval of a long task's `heartbeat` reports while it works, in seconds (at
+    /// least 1).
+    #[arg(long, env = "DEMO_HEARTBEAT_SECONDS", default_value_t = DEFAULT_HEARTBEAT.as_secs())]
+    pub heartbeat_seconds: u64,
+
     #[command(flatten)]
     pub chaos: Chaos,
+}
+
+fn parse_items_of(value: &str) -> Result<(String, u64), String> {
+    let (name, items) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not NAME=N, like `annual-report=5`"))?;
+    let items = items
+        .parse()
+        .map_err(|_| format!("`{items}` in `{value}` is not a whole number of items"))?;
+    Ok((name.to_string(), items))
 }
 
 impl Args {
@@ -71,11 +104,14 @@ impl Args {
                 .collect(),
             microprocesses: self.microprocesses,
             items: self.items,
+            items_of: self.items_of.into_iter().collect(),
             report_dir: self.report_dir,
             queue_port: self.queue_port,
             live_port: self.live_port,
             max_skew_seconds: MAX_SKEW_SECONDS,
             path_prefix: self.path_prefix,
+            long_task: Duration::from_secs(self.long_task_seconds),
+            heartbeat: Duration::from_secs(self.heartbeat_seconds),
             chaos: self.chaos,
         }
     }
@@ -103,6 +139,8 @@ mod tests {
         assert_eq!(config.live_port, 8080);
         assert_eq!(config.microprocesses, ["credit-scores"]);
         assert_eq!(config.items, 1000);
+        assert_eq!(config.long_task, Duration::from_secs(5));
+        assert_eq!(config.heartbeat, Duration::from_secs(2));
         assert_eq!(config.chaos, Chaos::default());
         assert_eq!(config.validate(), Ok(()));
     }
@@ -132,9 +170,18 @@ mod tests {
             "--reduce-failures=2",
             "--split-failures=1",
             "--garbage-rate=0.1",
+            "--long-task-seconds=30",
+            "--heartbeat-seconds=10",
+            "--lost-report-seqs=1",
+            "--duplicate-report-seqs=2-3",
+            "--late-report-seqs=4",
+            "--bad-signature-report-seqs=0.5",
         ])
         .unwrap();
-        assert_eq!(args.clone().into_config().secrets, ["one", "new", "old"]);
+        let config = args.clone().into_config();
+        assert_eq!(config.secrets, ["one", "new", "old"]);
+        assert_eq!(config.long_task, Duration::from_secs(30));
+        assert_eq!(config.heartbeat, Duration::from_secs(10));
         assert_eq!(args.microprocesses, ["credit-scores", "abn-refresh"]);
         assert_eq!(args.report_dir, Some(PathBuf::from("/tmp/reports")));
         assert_eq!(
@@ -159,6 +206,10 @@ mod tests {
                 hostile_error_seqs: SeqSelector::None,
                 split_overfill: false,
                 cursor_bytes: 0,
+                lost_report_seqs: SeqSelector::Seqs(BTreeSet::from([1])),
+                duplicate_report_seqs: SeqSelector::Seqs(BTreeSet::from([2, 3])),
+                late_report_seqs: SeqSelector::Seqs(BTreeSet::from([4])),
+                bad_signature_report_seqs: SeqSelector::Fraction(0.5),
             }
         );
     }

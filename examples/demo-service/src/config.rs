@@ -1,6 +1,8 @@
-//! What one demo service serves: its secrets, microprocesses, items, ports and chaos.
+//! What one demo service serves: its secrets, microprocesses, items, ports, long tasks
+//! and chaos.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use microprocess_shared::ledger_keys::MAX_SEQ;
 use microprocess_shared::signing::MAX_SKEW_SECONDS;
@@ -12,6 +14,11 @@ use crate::chaos::{Chaos, ChaosError};
 pub const DEFAULT_MICROPROCESS: &str = "credit-scores";
 /// Items in each microprocess's split when the config does not say.
 pub const DEFAULT_ITEMS: u64 = 1000;
+/// How long a long task works when the config does not say (`--long-task-seconds`).
+pub const DEFAULT_LONG_TASK: Duration = Duration::from_secs(5);
+/// Interval of a long task's heartbeats when the config does not say
+/// (`--heartbeat-seconds`).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Configuration of a [`crate::DemoService`].
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +29,8 @@ pub struct Config {
     pub microprocesses: Vec<String>,
     /// Items in each microprocess's split: `ACN-000000001` to `ACN-<items>`.
     pub items: u64,
+    /// Items of the microprocesses whose split differs from `items` (`--items-of`).
+    pub items_of: std::collections::BTreeMap<String, u64>,
     /// Where reduce reports are written, as `<dir>/<microprocess>/<run>.json`; `None`
     /// keeps them in [`crate::Stats`] only.
     pub report_dir: Option<PathBuf>,
@@ -34,30 +43,54 @@ pub struct Config {
     /// A path the queue host's routes are mounted under (`/svc`), as behind a gateway
     /// that routes by prefix; empty for none.
     pub path_prefix: String,
+    /// How long a long task works (a process call with a callback, answered `202`)
+    /// before it reports `succeeded`.
+    pub long_task: Duration,
+    /// Interval of a long task's `heartbeat` reports while it works; more than 0.
+    pub heartbeat: Duration,
     pub chaos: Chaos,
 }
 
 impl Config {
     /// One secret, the `credit-scores` microprocess with [`DEFAULT_ITEMS`] items, free
-    /// ports, no report dir, no chaos.
+    /// ports, no report dir, long tasks of [`DEFAULT_LONG_TASK`] with a heartbeat every
+    /// [`DEFAULT_HEARTBEAT`], no chaos.
     pub fn new(secret: impl Into<String>) -> Config {
         Config {
             secrets: vec![secret.into()],
             microprocesses: vec![DEFAULT_MICROPROCESS.to_owned()],
             items: DEFAULT_ITEMS,
+            items_of: std::collections::BTreeMap::new(),
             report_dir: None,
             queue_port: 0,
             live_port: 0,
             max_skew_seconds: MAX_SKEW_SECONDS,
             path_prefix: String::new(),
+            long_task: DEFAULT_LONG_TASK,
+            heartbeat: DEFAULT_HEARTBEAT,
             chaos: Chaos::default(),
         }
+    }
+
+    /// How long a long task works, and how often it sends a heartbeat meanwhile.
+    pub fn with_long_task(mut self, long_task: Duration, heartbeat: Duration) -> Config {
+        self.long_task = long_task;
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Mounts the queue host's routes under `prefix` (`/svc`).
     pub fn with_path_prefix(mut self, prefix: impl Into<String>) -> Config {
         self.path_prefix = prefix.into();
         self
+    }
+
+    /// The items in `microprocess`'s split.
+    pub fn items_for(&self, microprocess: &str) -> u64 {
+        self.items_of
+            .get(microprocess)
+            .copied()
+            .unwrap_or(self.items)
     }
 
     pub fn with_items(mut self, items: u64) -> Config {
@@ -102,8 +135,11 @@ impl Config {
                 return Err(ConfigError::DuplicateMicroprocess { name: name.clone() });
             }
         }
-        if self.items > MAX_SEQ + 1 {
-            return Err(ConfigError::TooManyItems { items: self.items });
+        if let Some(items) = std::iter::once(self.items)
+            .chain(self.items_of.values().copied())
+            .find(|i| *i > MAX_SEQ + 1)
+        {
+            return Err(ConfigError::TooManyItems { items });
         }
         let prefix = &self.path_prefix;
         if !prefix.is_empty()
@@ -114,6 +150,9 @@ impl Config {
             return Err(ConfigError::BadPathPrefix {
                 prefix: prefix.clone(),
             });
+        }
+        if self.heartbeat.is_zero() {
+            return Err(ConfigError::ZeroHeartbeat);
         }
         self.chaos.validate()?;
         Ok(())
@@ -157,6 +196,8 @@ pub enum ConfigError {
          `_`, each after a `/`, like `/svc` or `/teams/scores`"
     )]
     BadPathPrefix { prefix: String },
+    #[error("the heartbeat interval is 0; use at least 1 s with `--heartbeat-seconds`")]
+    ZeroHeartbeat,
     #[error(transparent)]
     Chaos(#[from] ChaosError),
 }
@@ -213,6 +254,10 @@ mod tests {
                 Config::new("s").with_items(MAX_SEQ + 2),
                 "1000000000001 items do not fit the ledger's 12-digit seq; use at most \
                  1000000000000",
+            ),
+            (
+                Config::new("s").with_long_task(Duration::from_secs(1), Duration::ZERO),
+                "the heartbeat interval is 0; use at least 1 s with `--heartbeat-seconds`",
             ),
         ];
         for (config, message) in cases {

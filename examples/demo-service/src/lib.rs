@@ -5,6 +5,15 @@
 //!   configured microprocess, checks the `X-Microprocess-Signature` of every request,
 //!   honours `Idempotency-Key`, and misbehaves on demand ([`Chaos`]). Its unsigned
 //!   `/_demo` routes expose the bookkeeping ([`Stats`]) and the runtime switches.
+//! - A process call that carries a callback (`X-Microprocess-Callback`, or `"callback"`
+//!   in the body; contract 1.1, section 2b) is a **long task**: answered `202 Accepted`
+//!   after the same checks and failing chaos, worked on in the background for
+//!   [`Config::long_task`] with a signed `heartbeat` report to the callback every
+//!   [`Config::heartbeat`] (`--long-task-seconds`, default 5, and `--heartbeat-seconds`,
+//!   default 2, on the command line), then reported `succeeded` with its result, signed
+//!   with the config's secrets. The `--lost-report-seqs`, `--duplicate-report-seqs`,
+//!   `--late-report-seqs` and `--bad-signature-report-seqs` chaos knobs spoil the
+//!   reports; [`RunningService::shutdown`] aborts the tasks still running.
 //! - The **live host** serves `/healthz` and `/scores/<id>`.
 //!
 //! The kit's runtime tests and chaos suite start it in-process with
@@ -12,11 +21,13 @@
 //! [`DemoService::stats`]; the local demo runs the `demo-service` binary.
 
 mod auth;
+mod callback;
 mod chaos;
 pub mod cli;
 mod config;
 mod error;
 mod live;
+mod long_task;
 pub mod paging;
 mod queue;
 pub mod report;
@@ -37,9 +48,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::chaos::{Chaos, ChaosError, SeqSelector, DEFAULT_SLOW_MS};
-pub use crate::config::{secrets_in, Config, ConfigError, DEFAULT_ITEMS, DEFAULT_MICROPROCESS};
+pub use crate::config::{
+    secrets_in, Config, ConfigError, DEFAULT_HEARTBEAT, DEFAULT_ITEMS, DEFAULT_LONG_TASK,
+    DEFAULT_MICROPROCESS,
+};
+pub use crate::long_task::CHANGED_MY_MIND;
 pub use crate::queue::HEADER_REPLAYED;
-pub use crate::stats::{CallRecord, ChildStats, ReduceStats, RunStats, Stats};
+pub use crate::stats::{CallRecord, ChildStats, ReduceStats, ReportCounts, RunStats, Stats};
 
 use crate::state::Shared;
 
@@ -75,6 +90,7 @@ impl DemoService {
         let queue_addr = local_addr("queue", &queue)?;
         let live_addr = local_addr("live", &live)?;
         let (stop, stopped) = watch::channel(false);
+        self.shared.long_tasks.open();
         let tasks = vec![
             tokio::spawn(serve(queue, self.queue_router(), stopped.clone())),
             tokio::spawn(serve(live, self.live_router(), stopped)),
@@ -126,8 +142,8 @@ impl DemoService {
     }
 }
 
-/// A service listening on both hosts. Dropping it stops the listeners too, without
-/// waiting for calls in progress.
+/// A service listening on both hosts. Dropping it stops the listeners and aborts the
+/// long tasks too, without waiting for calls in progress.
 pub struct RunningService {
     pub queue_addr: SocketAddr,
     pub live_addr: SocketAddr,
@@ -155,9 +171,13 @@ impl RunningService {
         self.service.stats()
     }
 
-    /// Stops accepting connections, lets calls in progress finish for up to 5 s, then
-    /// drops the rest.
+    /// Aborts the long tasks (their reports unsent; a call that would start one from now
+    /// on is answered 503), stops accepting connections, lets calls in progress finish
+    /// for up to 5 s, then drops the rest.
     pub async fn shutdown(mut self) -> io::Result<()> {
+        for task in self.service.shared.long_tasks.close() {
+            let _ = task.await;
+        }
         let _ = self.stop.send(true);
         let mut result = Ok(());
         for task in std::mem::take(&mut self.tasks) {
@@ -179,6 +199,7 @@ impl Drop for RunningService {
         for task in &self.tasks {
             task.abort();
         }
+        drop(self.service.shared.long_tasks.close());
     }
 }
 

@@ -6,6 +6,9 @@
 //! one the contract prescribes; the item is the one this service listed at that seq) and
 //! answers 400 when it does not: as the kit's reference service, it makes a kit bug
 //! visible as a failed child instead of letting it through.
+//!
+//! A process call that carries a callback (contract 1.1, section 2b) meets the same
+//! checks and chaos, then is answered `202 Accepted` and handed to [`crate::long_task`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,19 +22,22 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use microprocess_shared::contract::{
     process_idempotency_key, reduce_idempotency_key, ProcessRequest, ReduceRequest, SplitPage,
-    CONTENT_TYPE_JSON, HEADER_ATTEMPT, HEADER_IDEMPOTENCY_KEY, HEADER_NAME, HEADER_RUN, HEADER_SEQ,
+    CONTENT_TYPE_JSON, HEADER_ATTEMPT, HEADER_CALLBACK, HEADER_IDEMPOTENCY_KEY, HEADER_NAME,
+    HEADER_RUN, HEADER_SEQ,
 };
 use microprocess_shared::run_id::RunId;
+use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{check_signature, reject};
 use crate::chaos::Chaos;
 use crate::error::ApiError;
+use crate::long_task::{self, Accepted, Task};
 use crate::paging;
 use crate::report;
 use crate::score::Score;
-use crate::state::{Answer, Shared};
+use crate::state::{Answer, ProcessCall, Shared};
 
 /// Set on an answer given again for an `Idempotency-Key` already answered.
 pub const HEADER_REPLAYED: &str = "idempotent-replayed";
@@ -136,7 +142,7 @@ async fn split(
         )
         .into_response();
     }
-    let items = shared.config.items;
+    let items = shared.config.items_for(&name);
     let cursor = query.cursor.as_deref();
     let page = paging::parse_limit(query.limit.as_deref()).and_then(|limit| {
         Ok((
@@ -165,14 +171,17 @@ async fn process(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (run, request, key) = match read_process(&shared, &name, &headers, &body) {
+    let read = match read_process(&shared, &name, &headers, &body) {
         Ok(read) => read,
         Err(error) => return reject(&shared, error),
     };
+    let (run, request, key) = (&read.run, &read.request, &read.key);
     let (seq, attempt) = (request.seq, request.attempt);
     let call = shared.begin_process(&name, run.as_str(), seq, &request.item, attempt);
+    // A long task holding a late report waits for a later attempt's arrival.
+    shared.long_tasks.arrived();
 
-    if let Some(answer) = shared.answer(&name, &key) {
+    if let Some(answer) = shared.answer(&name, key) {
         call.finish(answer.status, true, None);
         return answer_response(answer, true);
     }
@@ -198,27 +207,37 @@ async fn process(
     if slow && chaos.late_answers {
         // The work is done and recorded now; only the answer is late, so a caller that
         // gives up first finds it done when it comes back.
-        let response = work(&shared, &chaos, &name, &run, &request, &key, call);
+        let response = work(&shared, &chaos, &name, &read, call);
         tokio::time::sleep(delay).await;
         return response;
     }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    work(&shared, &chaos, &name, &run, &request, &key, call)
+    work(&shared, &chaos, &name, &read, call)
+}
+
+/// A process request, read and cross-checked.
+struct ProcessRead {
+    run: RunId,
+    request: ProcessRequest,
+    /// The `Idempotency-Key`, `<run>/<seq>`.
+    key: String,
+    /// Where a long task reports (contract 1.1): the body's `callback` or the header.
+    callback: Option<Url>,
 }
 
 /// The answer of a process call past the idempotency record, `--retry-after` and the
-/// delays: the injected failures, else the score, kept for replays.
+/// delays: the injected failures, else the score, kept for replays, or, with a callback,
+/// a `202` and a long task.
 fn work(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     chaos: &Chaos,
     name: &str,
-    run: &RunId,
-    request: &ProcessRequest,
-    key: &str,
-    call: crate::state::ProcessCall,
+    read: &ProcessRead,
+    call: ProcessCall,
 ) -> Response {
+    let (run, request, key) = (&read.run, &read.request, read.key.as_str());
     let (seq, attempt) = (request.seq, request.attempt);
     if chaos.hostile_error(seq) {
         call.finish(422, false, None);
@@ -250,6 +269,10 @@ fn work(
         .into_response();
     }
 
+    if let Some(callback) = &read.callback {
+        return accept_long_task(shared, chaos, name, read, callback, call);
+    }
+
     let answer = if chaos.garbage(run.as_str(), seq, attempt) {
         Answer {
             status: 200,
@@ -278,13 +301,52 @@ fn work(
     answer_response(kept, false)
 }
 
+/// Answers `202` and starts the long task of the call (none when the attempt's task is
+/// running already), or 503 when the service is shutting down.
+fn accept_long_task(
+    shared: &Arc<Shared>,
+    chaos: &Chaos,
+    name: &str,
+    read: &ProcessRead,
+    callback: &Url,
+    call: ProcessCall,
+) -> Response {
+    let (run, request) = (&read.run, &read.request);
+    let (seq, attempt) = (request.seq, request.attempt);
+    let task = Task::new(chaos, name, run, request, &read.key, callback.clone());
+    let accepted = long_task::accept(shared, task);
+    if accepted == Accepted::Closed {
+        call.finish(503, false, None);
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this service is shutting down and starts no long task; call again later",
+        )
+        .into_response();
+    }
+    shared.count_accepted();
+    call.accepted();
+    tracing::debug!(microprocess = %name, %run, seq, attempt, ?accepted, "accepted a long task");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "accepted": true,
+            "run": run,
+            "seq": seq,
+            "attempt": attempt,
+            "callback": callback.as_str(),
+        })),
+    )
+        .into_response()
+}
+
 /// Reads and cross-checks a process request: body, headers and the split agree.
 fn read_process(
     shared: &Shared,
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(RunId, ProcessRequest, String), ApiError> {
+) -> Result<ProcessRead, ApiError> {
     let run = request_run(shared, name, headers)?;
     let request: ProcessRequest = serde_json::from_slice(body).map_err(|error| {
         ApiError::bad_request(
@@ -337,12 +399,13 @@ fn read_process(
         "`<run>/<seq>`",
         &expected_key,
     )?;
-    if request.seq >= shared.config.items {
+    let items = shared.config.items_for(&request.microprocess);
+    if request.seq >= items {
         return Err(ApiError::bad_request(
             "unknown_seq",
             format!(
-                "seq {} is past this service's split of {} items",
-                request.seq, shared.config.items
+                "seq {} is past this service's split of {items} items",
+                request.seq
             ),
         ));
     }
@@ -357,7 +420,41 @@ fn read_process(
             ),
         ));
     }
-    Ok((run, request, expected_key))
+    let callback = read_callback(headers, &request)?;
+    Ok(ProcessRead {
+        run,
+        request,
+        key: expected_key,
+        callback,
+    })
+}
+
+/// The callback of a process request: the body's and the header's, which must agree when
+/// both are there (the signature covers the body only), as an absolute http(s) URL.
+fn read_callback(headers: &HeaderMap, request: &ProcessRequest) -> Result<Option<Url>, ApiError> {
+    let header = match headers.get(HEADER_CALLBACK) {
+        Some(_) => Some(header_text(headers, HEADER_CALLBACK)?),
+        None => None,
+    };
+    let text = match (request.callback.as_deref(), header) {
+        (None, None) => return Ok(None),
+        (Some(body), Some(header)) => {
+            same("callback", HEADER_CALLBACK, header, "the body", body)?;
+            body
+        }
+        (Some(text), None) | (None, Some(text)) => text,
+    };
+    let bad = |why: String| {
+        ApiError::bad_request(
+            "bad_callback",
+            format!("the callback `{text}` is not an absolute http or https URL: {why}"),
+        )
+    };
+    let url = Url::parse(text).map_err(|error| bad(error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(bad(format!("its scheme is `{}`", url.scheme())));
+    }
+    Ok(Some(url))
 }
 
 /// The `Retry-After` seconds to answer with, when `--retry-after` applies to this call.

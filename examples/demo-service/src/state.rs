@@ -1,16 +1,23 @@
 //! State shared by every request: config, current chaos, bookkeeping and the idempotency
-//! record. One mutex guards it all; nothing holds it across an `await`.
+//! record. One mutex guards it all; nothing holds it across an `await`. The long tasks
+//! keep their own registry ([`LongTasks`]), and the reports their HTTP client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use microprocess_shared::contract::ReportOutcome;
+
+use crate::callback::Reporter;
 use crate::chaos::Chaos;
 use crate::config::Config;
+use crate::long_task::LongTasks;
 use crate::stats::{CallRecord, RunStats, Stats};
 
 pub(crate) struct Shared {
     pub config: Config,
+    pub long_tasks: LongTasks,
+    pub reporter: Reporter,
     inner: Mutex<Inner>,
 }
 
@@ -36,6 +43,8 @@ impl Shared {
         let chaos = Arc::new(config.chaos.clone());
         Shared {
             config,
+            long_tasks: LongTasks::new(),
+            reporter: Reporter::default(),
             inner: Mutex::new(Inner {
                 chaos,
                 stats: Stats::default(),
@@ -51,7 +60,57 @@ impl Shared {
     }
 
     pub fn stats(&self) -> Stats {
-        self.lock().stats.clone()
+        let mut stats = self.lock().stats.clone();
+        stats.long_tasks_running = self.long_tasks.running();
+        stats
+    }
+
+    /// Counts a `202 Accepted`.
+    pub fn count_accepted(&self) {
+        self.lock().stats.accepted += 1;
+    }
+
+    /// Counts a report about to be sent to a callback.
+    pub fn count_report(&self, outcome: ReportOutcome) {
+        let mut inner = self.lock();
+        let counts = &mut inner.stats.reports_sent;
+        match outcome {
+            ReportOutcome::Succeeded => counts.succeeded += 1,
+            ReportOutcome::Failed => counts.failed += 1,
+            ReportOutcome::Heartbeat => counts.heartbeat += 1,
+        }
+    }
+
+    /// Counts the answer to one try of a report: its status, or `None` for no answer.
+    pub fn count_report_answer(&self, status: Option<u16>) {
+        let mut inner = self.lock();
+        match status {
+            Some(status) => *inner.stats.report_statuses.entry(status).or_default() += 1,
+            None => inner.stats.report_errors += 1,
+        }
+    }
+
+    /// The highest attempt of `seq` that has arrived (0: none).
+    pub fn latest_attempt(&self, microprocess: &str, run: &str, seq: u64) -> u32 {
+        let inner = self.lock();
+        inner
+            .stats
+            .run(microprocess, run)
+            .and_then(|run| run.child(seq))
+            .and_then(|child| child.attempts.iter().max().copied())
+            .unwrap_or(0)
+    }
+
+    /// Records that a long task of `seq` reported `succeeded`: the seq is done.
+    pub fn long_task_succeeded(&self, microprocess: &str, run: &str, seq: u64, score: u16) {
+        self.with_run(microprocess, run, |run| {
+            let child = run.children.entry(seq).or_default();
+            if !child.succeeded {
+                child.succeeded = true;
+                child.score = Some(score);
+                run.succeeded += 1;
+            }
+        });
     }
 
     pub fn chaos(&self) -> Arc<Chaos> {
@@ -201,6 +260,15 @@ impl ProcessCall {
 
     /// Records the answer: its status, whether it was a replay, and the score of a 2xx.
     pub fn finish(self, status: u16, replay: bool, score: Option<u16>) {
+        self.record(status, replay, (200..300).contains(&status), score);
+    }
+
+    /// Records a `202 Accepted`: answered, but not done until its long task reports.
+    pub fn accepted(self) {
+        self.record(202, false, false, None);
+    }
+
+    fn record(&self, status: u16, replay: bool, done: bool, score: Option<u16>) {
         self.shared.with_run(&self.microprocess, &self.run, |run| {
             let Some(child) = run.children.get_mut(&self.seq) else {
                 return;
@@ -213,7 +281,7 @@ impl ProcessCall {
             if replay {
                 child.replays += 1;
             }
-            if (200..300).contains(&status) && !child.succeeded {
+            if done && !child.succeeded {
                 child.succeeded = true;
                 child.score = score;
                 run.succeeded += 1;

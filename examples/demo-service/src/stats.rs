@@ -1,5 +1,6 @@
 //! The service's bookkeeping, for tests and the demo: every split, process and reduce
-//! call it saw, per microprocess and run, and the rejected requests.
+//! call it saw, per microprocess and run, the rejected requests, and the long tasks with
+//! the reports they sent to their callbacks.
 //!
 //! [`crate::DemoService::stats`] returns a snapshot; `GET /_demo/stats` serves the same as
 //! JSON.
@@ -23,6 +24,26 @@ pub struct Stats {
     pub rejections: BTreeMap<String, u64>,
     /// Microprocess name → run id → what the run saw.
     pub microprocesses: BTreeMap<String, BTreeMap<String, RunStats>>,
+    /// Process calls answered `202 Accepted` (they carried a callback), a call for a long
+    /// task already running included.
+    pub accepted: u64,
+    /// Long tasks not yet done: working, holding a late report, or sending one.
+    pub long_tasks_running: u64,
+    /// Reports sent to callbacks, by outcome: each report once however many tries it
+    /// took (a report first signed with a wrong key and then sent again is two).
+    pub reports_sent: ReportCounts,
+    /// HTTP status → how many report tries the callback answered with it.
+    pub report_statuses: BTreeMap<u16, u64>,
+    /// Report tries that got no answer (connection refused or reset, timeout).
+    pub report_errors: u64,
+}
+
+/// Reports sent, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReportCounts {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub heartbeat: u64,
 }
 
 impl Stats {
@@ -35,6 +56,11 @@ impl Stats {
     pub fn rejected(&self, code: &str) -> u64 {
         self.rejections.get(code).copied().unwrap_or(0)
     }
+
+    /// How many report tries the callback answered with `status`.
+    pub fn report_status(&self, status: u16) -> u64 {
+        self.report_statuses.get(&status).copied().unwrap_or(0)
+    }
 }
 
 /// One run of one microprocess.
@@ -43,7 +69,8 @@ pub struct RunStats {
     pub split_calls: u64,
     /// Every process call, replays and failures included.
     pub process_calls: u64,
-    /// Distinct seqs answered 2xx: each counted once however often it was delivered.
+    /// Distinct seqs done (answered 200, or reported `succeeded` by a long task): each
+    /// counted once however often it was delivered.
     pub succeeded: u64,
     pub in_flight: u64,
     pub max_in_flight: u64,
@@ -71,7 +98,8 @@ pub struct ChildStats {
     pub last_status: Option<u16>,
     /// Calls answered from the idempotency record.
     pub replays: u64,
-    /// Answered 2xx at least once: the seq is done, and later calls are replays.
+    /// Done: answered 200 at least once, or its long task reported `succeeded` (a `202`
+    /// is not done); later calls are replays.
     pub succeeded: bool,
     /// The score returned, when the 2xx carried one (not for a non-JSON body).
     pub score: Option<u16>,

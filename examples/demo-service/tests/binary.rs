@@ -6,7 +6,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use common::receiver::{summary, Receiver};
 use common::{get, Call, MP, RUN, SECRET};
+use microprocess_shared::contract::ReportOutcome;
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_demo-service");
@@ -171,4 +173,60 @@ fn bad_flags_and_configs_fail_with_the_fix() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--secret"));
+}
+
+#[tokio::test]
+async fn long_task_flags_reach_the_service() {
+    let receiver = Receiver::start().await;
+    let service = Running::start(
+        &[
+            "--queue-port=0",
+            "--live-port=0",
+            "--secret",
+            SECRET,
+            "--items=5",
+            "--long-task-seconds=0",
+            "--heartbeat-seconds=1",
+        ],
+        &[("DEMO_DUPLICATE_REPORT_SEQS", "2")],
+    );
+    let reply = Call::process(MP, RUN, 2, 1)
+        .with_callback(&receiver.url())
+        .answer(&service.queue_url)
+        .await;
+    assert_eq!(reply.status, 202);
+    let received = receiver.wait_for_finals(3).await;
+    use ReportOutcome::{Failed, Succeeded};
+    assert_eq!(
+        summary(&received),
+        [
+            (Succeeded, 1, true, 200),
+            (Succeeded, 1, true, 200),
+            (Failed, 1, true, 200)
+        ]
+    );
+    let stats = get(&format!("{}/_demo/stats", service.queue_url))
+        .await
+        .json();
+    assert_eq!(stats["accepted"], 1);
+    let status = service.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn help_documents_the_long_task_flags() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--long-task-seconds",
+        "--heartbeat-seconds",
+        "--lost-report-seqs",
+        "--duplicate-report-seqs",
+        "--late-report-seqs",
+        "--bad-signature-report-seqs",
+        "X-Microprocess-Callback",
+    ] {
+        assert!(help.contains(flag), "{flag} is not in --help:\n{help}");
+    }
 }

@@ -53,7 +53,15 @@ fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut d
         let deployed = session.deployed.microprocess(&mp)?;
         let failed = record.failed;
         let run_id = record.run.clone();
+        let in_progress = match (&deployed.callback_url, record.state.is_terminal()) {
+            (Some(_), false) => Some(session.ledger.leases(&mp, &record.run).await?.len() as u64),
+            _ => None,
+        };
         let progress = RunProgress::new(&mp, record, Utc::now(), None);
+        let progress = match in_progress {
+            Some(n) => progress.with_in_progress(n),
+            None => progress,
+        };
         let _ = write!(out, "{}", progress.details());
         let dlq = redrive::dead_letters(&session.sqs, &deployed.dead_letter_queue_url).await?;
         let _ = writeln!(out, "dead letters  {dlq} in the queue of `{mp}` (all runs)");

@@ -168,7 +168,17 @@ async fn look(
         records.dedup_by(|a, b| a.run == b.run);
         for record in records {
             let rate = meter.observe(&format!("{}/{}", mp.name, record.run), record.done, at);
-            runs.push(RunProgress::new(&mp.name, record, now, rate));
+            let in_progress = match (&mp.callback_url, record.state.is_terminal()) {
+                (Some(_), false) => {
+                    Some(session.ledger.leases(&mp.name, &record.run).await?.len() as u64)
+                }
+                _ => None,
+            };
+            let progress = RunProgress::new(&mp.name, record, now, rate);
+            runs.push(match in_progress {
+                Some(n) => progress.with_in_progress(n),
+                None => progress,
+            });
         }
         dead_letters.push((
             mp.name.clone(),

@@ -649,7 +649,11 @@ pub fn check_concurrency(
 ) {
     let reserved: u32 = microprocesses
         .iter()
-        .map(|m| m.delivery.reserved_concurrency + m.split.reserved_concurrency)
+        .map(|m| {
+            m.delivery.reserved_concurrency
+                + m.split.reserved_concurrency
+                + m.callback_reserved_concurrency().unwrap_or(0)
+        })
         .sum();
     let available = settings
         .lambda_concurrency_limit

@@ -32,7 +32,7 @@ pub struct Layers<'a> {
 
 impl Layers<'_> {
     /// The value of one key from the first layer that sets it.
-    fn get<T: Clone>(
+    pub(super) fn get<T: Clone>(
         &self,
         pick: impl Fn(&RawMicroprocess) -> Option<&Spanned<T>>,
     ) -> Option<Located<T>> {
@@ -49,7 +49,11 @@ impl Layers<'_> {
     /// Where to point when two values break a rule together: at `first`, unless only
     /// `second` comes from the environment's override, which is then what broke a rule the
     /// shared entry keeps in other environments.
-    fn blame<'p>(&self, first: Option<&'p Place>, second: Option<&'p Place>) -> Option<&'p Place> {
+    pub(super) fn blame<'p>(
+        &self,
+        first: Option<&'p Place>,
+        second: Option<&'p Place>,
+    ) -> Option<&'p Place> {
         match (first, second) {
             (Some(f), Some(s)) if self.is_override(s) && !self.is_override(f) => Some(s),
             (f, s) => f.or(s),
@@ -139,6 +143,7 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
         timeout_seconds: c.int(process_timeout.clone(), &key("process.timeout_seconds"), 25, 1, 900 - FORWARDER_MARGIN_SECONDS, "the service's time for one item; the forwarder Lambda that waits for it runs at most 900 seconds"),
         max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 999, "the queue's maxReceiveCount is one more, and SQS allows at most 1000"),
         max_retry_after_seconds: c.int(l.get(|m| m.process.as_ref()?.max_retry_after_seconds.as_ref()), &key("process.max_retry_after_seconds"), 3600, 0, 43_200, "a message's visibility can be extended to at most 12 hours (43200 s) from its receive"),
+        completion: super::completion::completion(c, name, l),
     };
 
     let delivery = validate_delivery(c, name, l, &process, process_timeout);
@@ -187,6 +192,7 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
             );
         }
     }
+    super::completion::check_chain(c, name, l, &process, retention_days);
     let results = Results {
         storage,
         retention_days,

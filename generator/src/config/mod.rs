@@ -5,6 +5,7 @@
 //! reported with its file, line, column and a hint.
 
 mod checks;
+pub mod completion;
 pub mod diagnostic;
 mod environment;
 pub mod ledger_layout;

@@ -118,6 +118,17 @@ pub struct Microprocess {
     pub results: Results,
 }
 
+impl Microprocess {
+    /// What the callback function reserves (callback completion only): as many reports
+    /// at once as calls.
+    pub fn callback_reserved_concurrency(&self) -> Option<u32> {
+        self.process
+            .completion
+            .lease_seconds()
+            .map(|_| self.delivery.max_concurrency)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Schedule {
     /// `cron(...)` or `rate(...)` in EventBridge Scheduler syntax.
@@ -152,6 +163,27 @@ pub struct Process {
     pub max_attempts: u32,
     /// The longest `Retry-After` the forwarder honours; a longer one is capped.
     pub max_retry_after_seconds: u32,
+    pub completion: Completion,
+}
+
+/// How a child's outcome arrives (contract section 2b).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Completion {
+    /// The process call's answer is the outcome.
+    Response,
+    /// A `202 Accepted` leaves the child in progress under a lease of `lease_seconds`
+    /// until the service reports to the callback (`config::completion`).
+    Callback { lease_seconds: u32 },
+}
+
+impl Completion {
+    pub fn lease_seconds(self) -> Option<u32> {
+        match self {
+            Completion::Response => None,
+            Completion::Callback { lease_seconds } => Some(lease_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

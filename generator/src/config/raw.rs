@@ -51,6 +51,8 @@ pub struct RawProcess {
     pub timeout_seconds: Option<Spanned<i64>>,
     pub max_attempts: Option<Spanned<i64>>,
     pub max_retry_after_seconds: Option<Spanned<i64>>,
+    pub completion: Option<Spanned<String>>,
+    pub lease_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -50,7 +50,7 @@ impl Target {
                 .microprocesses
                 .iter()
                 .flat_map(|m| {
-                    plan::FUNCTIONS
+                    plan::functions_of(m)
                         .iter()
                         .map(move |f| plan::function_name(env, m, f))
                 })

@@ -1,6 +1,7 @@
 //! The process environment of a function's instances, as Lambda gives it: the
-//! variables its template set, Lambda's own, pointed at the emulator and the runner,
-//! and the credentials of the function's execution role.
+//! variables its template set (a function URL's pointed at where the runner serves it),
+//! Lambda's own, pointed at the emulator and the runner, and the credentials of the
+//! function's execution role.
 
 use std::collections::BTreeMap;
 
@@ -19,8 +20,14 @@ pub(super) fn environment(
     lambda_endpoint: &str,
     secret_override: Option<&String>,
     session: &RoleSession,
+    urls: &[super::function_url::FunctionUrl],
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = spec.environment.clone();
+    for value in env.values_mut() {
+        if let Some(local) = super::function_url::rewrite(value, urls) {
+            *value = local;
+        }
+    }
     if let (Some(url), true) = (&config.queue_base_url, env.contains_key("QUEUE_BASE_URL")) {
         env.insert("QUEUE_BASE_URL".into(), url.clone());
     }

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::function::FunctionRuntime;
@@ -34,6 +35,8 @@ pub struct Registry {
     pub description: Value,
     /// Requests the emulator denied the functions (see `permissions`).
     pub denied: Arc<Mutex<Vec<Denial>>>,
+    /// Function URLs as the runner serves them, by function name.
+    pub urls: BTreeMap<String, super::function_url::FunctionUrl>,
 }
 
 impl Registry {
@@ -81,9 +84,38 @@ impl Registry {
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/2021-10-31/functions/{name}/url", get(url_config))
         .route("/local/status", get(status))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .with_state(registry)
+}
+
+/// `GetFunctionUrlConfig`: the URL where the runner serves the function's URL (a forwarder
+/// reads its callback's at start).
+async fn url_config(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+    let name = match name.split_once("function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_string(),
+        None => name,
+    };
+    match registry.urls.get(&name) {
+        Some(url) => {
+            let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+            Json(json!({
+                "FunctionUrl": url.local,
+                "FunctionArn": url.arn,
+                "AuthType": "NONE",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "InvokeMode": "BUFFERED",
+            }))
+            .into_response()
+        }
+        None => lambda_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("The resource you requested does not exist: no function URL for `{name}`"),
+        ),
+    }
 }
 
 async fn status(State(registry): State<Arc<Registry>>) -> Json<Value> {

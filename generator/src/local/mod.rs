@@ -19,6 +19,7 @@ pub mod code;
 pub mod discover;
 mod environment;
 pub mod function;
+pub mod function_url;
 pub mod instance;
 pub mod invoke_api;
 pub mod logs;
@@ -198,6 +199,8 @@ pub struct Deployment {
     pub mappings: Vec<MappingSpec>,
     pub schedules: Vec<ScheduleSpec>,
     pub secrets: Vec<SigningSecret>,
+    /// Function URLs and where the runner serves them.
+    pub urls: Vec<function_url::FunctionUrl>,
 }
 
 /// A running local runner; [`LocalRunner::shutdown`] stops it and every child.
@@ -227,6 +230,39 @@ impl LocalRunner {
             });
         }
         let all_mappings = discover::mappings(&lambda, &sqs, &functions).await?;
+        let function_names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
+        let mut url_listeners = Vec::new();
+        let mut urls = Vec::new();
+        for (function, (deployed, auth)) in function_url::discover(&lambda, &function_names).await?
+        {
+            if auth != "NONE" {
+                logs.note(format!("`{function}`: its function URL takes {auth} auth, which the runner does not check"));
+            }
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|source| LocalError::Io {
+                    what: format!("listen on loopback for the function URL of `{function}`"),
+                    source,
+                })?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| LocalError::Io {
+                    what: "read a function URL's address".into(),
+                    source,
+                })?
+                .port();
+            urls.push(function_url::FunctionUrl {
+                arn: functions
+                    .iter()
+                    .find(|f| f.name == function)
+                    .map(|f| f.arn.clone())
+                    .unwrap_or_default(),
+                function: function.clone(),
+                deployed,
+                local: format!("http://127.0.0.1:{port}/"),
+            });
+            url_listeners.push((function, listener));
+        }
         let (region, account) = (functions[0].region.clone(), functions[0].account.clone());
         let schedules = match &config.bundle_dir {
             Some(dir) => schedules::from_bundle(dir, &region, &account)?
@@ -321,6 +357,7 @@ impl LocalRunner {
                 &lambda_endpoint,
                 resolution.overrides.get(&spec.name),
                 session,
+                &urls,
             );
             // Lambda polls a mapped queue, and dead-letters failed asynchronous events,
             // with the function's own role.
@@ -387,14 +424,45 @@ impl LocalRunner {
             runtimes.insert(spec.name.clone(), Arc::new(runtime));
         }
 
+        for (function, listener) in url_listeners {
+            let (Some(runtime), Some(spec)) = (
+                runtimes.get(&function),
+                functions.iter().find(|f| f.name == function),
+            ) else {
+                continue;
+            };
+            let mut url_shutdown = shutdown.clone();
+            let server = axum::serve(
+                listener,
+                function_url::router(
+                    function_url::invoke_runtime(runtime.clone()),
+                    spec.arn.clone(),
+                ),
+            )
+            .with_graceful_shutdown(async move {
+                stop_requested(&mut url_shutdown).await;
+            });
+            let url_logs = logs.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    url_logs.note(format!("the function URL of `{function}` stopped: {e}"));
+                }
+            }));
+        }
         let deployment = Deployment {
             functions,
             mappings,
             schedules,
             secrets: resolution.secrets,
+            urls,
         };
         let denied = Arc::new(Mutex::new(Vec::new()));
         let registry = Arc::new(Registry {
+            urls: deployment
+                .urls
+                .iter()
+                .map(|u| (u.function.clone(), u.clone()))
+                .collect(),
             functions: runtimes,
             denied: denied.clone(),
             description: json!({
@@ -403,6 +471,7 @@ impl LocalRunner {
                 "functions": deployment.functions,
                 "mappings": deployment.mappings,
                 "schedules": deployment.schedules,
+                "function_urls": deployment.urls,
             }),
         });
         let mut server_shutdown = shutdown.clone();
@@ -555,6 +624,12 @@ impl LocalRunner {
         }
         if let Some(url) = &config.queue_base_url {
             logs.note(format!("QUEUE_BASE_URL of every function: {url}"));
+        }
+        for u in &d.urls {
+            logs.note(format!(
+                "function URL of `{}` ({} in the emulator) served at {}",
+                u.function, u.deployed, u.local
+            ));
         }
         for m in &d.mappings {
             logs.note(format!(

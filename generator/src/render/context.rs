@@ -253,6 +253,10 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
         "forwarder_environment".into(),
         super::function_environment::forwarder(env, m),
     );
+    c.insert(
+        "callback_environment".into(),
+        super::function_environment::callback(env, m),
+    );
     // Shaped like an EventBridge scheduled event; Scheduler fills the placeholders per tick.
     let input = json!({
         "version": "0",

@@ -19,7 +19,8 @@ use crate::config::model::{Microprocess, Overlap, ResultStorage};
 use crate::config::Environment;
 
 /// Variables whose value is a reference to a parameter or resource of the stack.
-const REFERENCES: [(&str, &str); 5] = [
+const REFERENCES: [(&str, &str); 6] = [
+    (settings::CALLBACK_FUNCTION, "Callback"),
     (settings::LEDGER_TABLE, "LedgerTableName"),
     (settings::QUEUE_URL, "Queue"),
     (settings::DEAD_LETTER_QUEUE_URL, "DeadLetterQueue"),
@@ -91,6 +92,20 @@ pub fn forwarder_settings(env: &Environment, m: &Microprocess) -> ForwarderSetti
         backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
         max_retry_after: Duration::from_secs(u64::from(m.process.max_retry_after_seconds)),
         result_limit: usize::try_from(m.delivery.result_limit_kib).unwrap_or(usize::MAX) * 1024,
+        lease: m
+            .process
+            .completion
+            .lease_seconds()
+            .map(|s| Duration::from_secs(u64::from(s))),
+        callback_url: None,
+        // The forwarder reads the URL of its callback function at start: a variable that
+        // refers to the URL resource (`CallbackUrl.FunctionUrl`) makes checkov 3.3.30
+        // crash while it writes its JSON report.
+        callback_function: m
+            .process
+            .completion
+            .lease_seconds()
+            .map(|_| "Callback".into()),
     }
 }
 
@@ -102,6 +117,16 @@ pub fn splitter(env: &Environment, m: &Microprocess) -> Value {
 /// `Environment.Variables` of the forwarder.
 pub fn forwarder(env: &Environment, m: &Microprocess) -> Value {
     variables(env, forwarder_settings(env, m).to_environment())
+}
+
+/// `Environment.Variables` of the callback function (callback completion only): the
+/// forwarder's settings without the callback function, which is itself.
+pub fn callback(env: &Environment, m: &Microprocess) -> Value {
+    let settings = ForwarderSettings {
+        callback_function: None,
+        ..forwarder_settings(env, m)
+    };
+    variables(env, settings.to_environment())
 }
 
 /// The variables as CloudFormation writes them, with the environment's name after the

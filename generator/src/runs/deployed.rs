@@ -20,6 +20,8 @@ pub struct DeployedMicroprocess {
     pub dead_letter_queue_url: String,
     pub splitter: String,
     pub forwarder: String,
+    /// Callback completion only: where services report (`CallbackReportUrl`).
+    pub callback_url: Option<String>,
 }
 
 /// A deployed environment.
@@ -46,6 +48,10 @@ impl Deployed {
                 dead_letter_queue_url: output(env, &s, "DeadLetterQueueUrl")?,
                 splitter: output(env, &s, "SplitterFunctionName")?,
                 forwarder: output(env, &s, "ForwarderFunctionName")?,
+                callback_url: match m.process.completion.lease_seconds() {
+                    Some(_) => Some(output(env, &s, "CallbackReportUrl")?),
+                    None => None,
+                },
             });
         }
         Ok(Deployed {

@@ -18,6 +18,9 @@ pub struct RunProgress {
     pub record: RunRecord,
     /// Children queued but not yet terminal.
     pub in_flight: u64,
+    /// Callback completion: children accepted (`202`) and awaiting their report, of the
+    /// ones in flight.
+    pub in_progress: Option<u64>,
     /// Children finished per second: measured between two looks when watching, else the
     /// average since the run started.
     pub rate: Option<f64>,
@@ -52,8 +55,22 @@ impl RunProgress {
             microprocess: microprocess.to_string(),
             record,
             in_flight,
+            in_progress: None,
             rate,
             eta,
+        }
+    }
+
+    /// With the children in progress under a lease (callback completion).
+    pub fn with_in_progress(mut self, in_progress: u64) -> Self {
+        self.in_progress = Some(in_progress);
+        self
+    }
+
+    fn in_flight_text(&self) -> String {
+        match self.in_progress {
+            Some(n) => format!("{} ({n} in progress)", self.in_flight),
+            None => self.in_flight.to_string(),
         }
     }
 
@@ -77,7 +94,7 @@ impl RunProgress {
             if r.state.is_terminal() {
                 "-".into()
             } else {
-                self.in_flight.to_string()
+                self.in_flight_text()
             },
             self.rate
                 .map(|v| format!("{v:.1}"))
@@ -147,6 +164,12 @@ impl RunProgress {
         let _ = writeln!(out, "failed        {}", r.failed);
         if !r.state.is_terminal() {
             let _ = writeln!(out, "in flight     {}", self.in_flight);
+            if let Some(n) = self.in_progress {
+                let _ = writeln!(
+                    out,
+                    "in progress   {n} accepted, awaiting their report (callback completion)"
+                );
+            }
         }
         if let Some(rate) = self.rate {
             let _ = writeln!(out, "rate          {rate:.1} children/s");

@@ -1,7 +1,7 @@
 //! The process calls of one run: each with its timeout, paced by the rate cap, then judged
 //! and recorded together.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use microprocess_shared::contract::{Outcome, ProcessRequest};
@@ -11,7 +11,19 @@ use microprocess_shared::run_id::RunId;
 use microprocess_shared::service_client::Delivery;
 
 use crate::judge::Judged;
+use crate::leases;
 use crate::{Forwarder, ProcessWork, Verdict, DEADLINE_MARGIN};
+
+/// What became of one call of the batch.
+enum Called {
+    Answered(Delivery),
+    /// Not made: no time left before the deadline.
+    NoTime,
+    /// Not made: the child's lease could not be opened; it comes back later.
+    Again,
+    /// Not made: a report for the child was claimed already.
+    Reported(ChildOutcome),
+}
 
 impl Forwarder {
     /// The process calls of one run, then their grouped ledger write.
@@ -29,6 +41,15 @@ impl Forwarder {
         if work.is_empty() {
             return screened;
         }
+        let lease = self.settings.lease;
+        let (work, settled) = match lease {
+            Some(lease) => {
+                let (work, settled, verdicts) = self.check_leases(&run, work, lease).await;
+                screened.extend(verdicts);
+                (work, settled)
+            }
+            None => (work, Vec::new()),
+        };
 
         let timeout = self.settings.process_timeout;
         let latest_start = deadline.checked_sub(timeout + DEADLINE_MARGIN);
@@ -40,17 +61,31 @@ impl Forwarder {
                 item: item.clone(),
                 payload: payload.clone(),
                 attempt: received.attempt,
+                callback: self.settings.callback_url.clone(),
             };
             let exhausted = self.exhausted(received.attempt);
+            let run = &run;
             async move {
                 if let Some(delivery) = exhausted {
-                    return Some(delivery);
+                    return Called::Answered(delivery);
                 }
-                let latest = latest_start.map(tokio::time::Instant::from_std)?;
+                let Some(latest) = latest_start.map(tokio::time::Instant::from_std) else {
+                    return Called::NoTime;
+                };
                 if !self.limiter.acquire_by(Some(latest)).await {
-                    return None;
+                    return Called::NoTime;
                 }
-                Some(
+                if let Some(lease) = lease {
+                    match self
+                        .open_lease(run, request.seq, &request.item, request.attempt, lease)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Some(outcome)) => return Called::Reported(outcome),
+                        Err(None) => return Called::Again,
+                    }
+                }
+                Called::Answered(
                     self.service
                         .process(&self.settings.process_path, &request, timeout)
                         .await,
@@ -61,19 +96,61 @@ impl Forwarder {
 
         let mut outcomes = Vec::new();
         let mut pending: Vec<(&'a str, u64, u32, Verdict)> = Vec::new();
-        for ((received, seq, item, _), delivery) in work.iter().zip(deliveries) {
-            let Some(delivery) = delivery else {
-                tracing::info!(%run, seq, "no time left for this call before the deadline; back to the queue with no attempt spent");
-                pending.push((
-                    received.id,
-                    *seq,
-                    received.attempt,
-                    Verdict::Requeue {
-                        attempts_made: received.attempt.saturating_sub(1),
-                    },
-                ));
-                continue;
+        for s in settled {
+            pending.push((s.id, s.outcome.seq, s.attempt, s.verdict));
+            outcomes.push(s.outcome);
+        }
+        for ((received, seq, item, _), called) in work.iter().zip(deliveries) {
+            let delivery = match called {
+                Called::Answered(delivery) => delivery,
+                Called::NoTime => {
+                    tracing::info!(%run, seq, "no time left for this call before the deadline; back to the queue with no attempt spent");
+                    pending.push((
+                        received.id,
+                        *seq,
+                        received.attempt,
+                        Verdict::Requeue {
+                            attempts_made: received.attempt.saturating_sub(1),
+                            delay: Duration::ZERO,
+                        },
+                    ));
+                    continue;
+                }
+                Called::Again => {
+                    pending.push((
+                        received.id,
+                        *seq,
+                        received.attempt,
+                        self.retry(received.attempt, None),
+                    ));
+                    continue;
+                }
+                Called::Reported(outcome) => {
+                    pending.push((
+                        received.id,
+                        *seq,
+                        received.attempt,
+                        leases::verdict_of(&outcome),
+                    ));
+                    outcomes.push(outcome);
+                    continue;
+                }
             };
+            if let (Some(lease), Some(202)) = (lease, delivery.status) {
+                match self.accepted(&run, *seq, received.attempt, lease).await {
+                    Ok(verdict) => pending.push((received.id, *seq, received.attempt, verdict)),
+                    Err(outcome) => {
+                        pending.push((
+                            received.id,
+                            *seq,
+                            received.attempt,
+                            leases::verdict_of(&outcome),
+                        ));
+                        outcomes.push(outcome);
+                    }
+                }
+                continue;
+            }
             let (state, result, reason, verdict) = match self
                 .judge(&run, *seq, received.attempt, &delivery)
                 .await
@@ -104,6 +181,10 @@ impl Forwarder {
         if !outcomes.is_empty() {
             match self.record(&run, &outcomes, deadline).await {
                 Ok(recorded) => {
+                    if lease.is_some() {
+                        let counted: Vec<u64> = outcomes.iter().map(|o| o.seq).collect();
+                        self.close_leases(&run, &counted).await;
+                    }
                     if !recorded.duplicates.is_empty() {
                         tracing::info!(%run, duplicates = ?recorded.duplicates, "already counted; nothing changed");
                         self.spare_successes(&run, &outcomes, &recorded.duplicates, &mut pending)

@@ -17,9 +17,11 @@
 //!    message through the same queue; a reduce message becomes the reduce call.
 
 pub mod backoff;
+pub mod callback;
 mod dead_letters;
 mod deliver;
 mod judge;
+mod leases;
 pub mod rate;
 mod record;
 mod reduce;

@@ -10,9 +10,16 @@ use microprocess_shared::{aws, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let settings = ForwarderSettings::from_env()
+    let mut settings = ForwarderSettings::from_env()
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
     let config = aws::config().await;
+    if settings.lease.is_some() && settings.callback_url.is_none() {
+        let url = forwarder::callback::url_of(&config, settings.callback_function.as_deref())
+            .await
+            .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;
+        tracing::info!(%url, "callback completion: reports go to the callback");
+        settings.callback_url = Some(url);
+    }
     let secret = SigningKeys::fetch(&config, &settings.common.signing_secret_arn)
         .await
         .inspect_err(|error| tracing::error!(%error, "cannot start the forwarder"))?;

@@ -12,6 +12,9 @@ use microprocess_shared::queue_message::ATTEMPTS_MADE_ATTRIBUTE;
 
 use crate::{backoff, Forwarder};
 
+/// SQS's longest `DelaySeconds`.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
 /// What happens to one message once the batch is handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -21,10 +24,11 @@ pub enum Verdict {
     Retry(Duration),
     /// Moves to the dead-letter queue with this reason.
     DeadLetter(String),
-    /// Goes back to the queue with no attempt spent: its call was never made. A copy is
-    /// sent that carries the attempts made so far (the receive count of the copy starts
-    /// again), and the original is deleted.
-    Requeue { attempts_made: u32 },
+    /// Goes back to the queue with no attempt spent: its call was never made (or was
+    /// accepted, and the copy is the check of its lease). A copy is sent that carries the
+    /// attempts made so far (the receive count of the copy starts again), delayed by
+    /// `delay` (at most SQS's 15 minutes), and the original is deleted.
+    Requeue { attempts_made: u32, delay: Duration },
 }
 
 impl Forwarder {
@@ -60,9 +64,13 @@ impl Forwarder {
                         true
                     }
                     (Verdict::DeadLetter(reason), Some(m)) => !self.dead_letter(m, reason).await,
-                    (Verdict::Requeue { attempts_made }, Some(m)) => {
-                        !self.requeue(m, *attempts_made).await
-                    }
+                    (
+                        Verdict::Requeue {
+                            attempts_made,
+                            delay,
+                        },
+                        Some(m),
+                    ) => !self.requeue(m, *attempts_made, *delay).await,
                     (_, None) => true,
                 };
                 keep.then(|| id.to_string())
@@ -75,7 +83,7 @@ impl Forwarder {
     /// Sends a copy of `message` that says `attempts_made`; `true` when it is on the
     /// queue, so the original may be deleted. When the copy cannot be sent the original
     /// comes back after its visibility timeout, at the cost of one attempt.
-    async fn requeue(&self, message: &SqsMessage, attempts_made: u32) -> bool {
+    async fn requeue(&self, message: &SqsMessage, attempts_made: u32, delay: Duration) -> bool {
         let attribute = MessageAttributeValue::builder()
             .data_type("Number")
             .string_value(attempts_made.to_string())
@@ -84,7 +92,8 @@ impl Forwarder {
             .sqs
             .send_message()
             .queue_url(&self.settings.common.queue_url)
-            .message_body(message.body.clone().unwrap_or_default());
+            .message_body(message.body.clone().unwrap_or_default())
+            .delay_seconds(i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0));
         if let Ok(a) = attribute {
             send = send.message_attributes(ATTEMPTS_MADE_ATTRIBUTE, a);
         }

@@ -26,6 +26,12 @@ pub const HEADER_SIGNATURE: &str = "X-Microprocess-Signature";
 pub const HEADER_SEQ: &str = "X-Microprocess-Seq";
 /// Process calls only: the attempt number, 1-based.
 pub const HEADER_ATTEMPT: &str = "X-Microprocess-Attempt";
+/// Process calls of a microprocess with callback completion (1.1): where the service
+/// reports the outcome of a `202 Accepted` (the body's `"callback"` too).
+pub const HEADER_CALLBACK: &str = "X-Microprocess-Callback";
+/// The path of the kit's callback: a service reports to the URL it is given, which ends
+/// in this path.
+pub const CALLBACK_PATH: &str = "/report";
 /// `<run>/<seq>` on a process call, `<run>/reduce` on the reduce call.
 pub const HEADER_IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// `Content-Type` of every POST.
@@ -68,6 +74,34 @@ pub struct ProcessRequest {
     #[serde(default)]
     pub payload: Option<Value>,
     pub attempt: u32,
+    /// Callback completion only (1.1): the URL the service reports a `202`'s outcome to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+}
+
+/// What a service reports to the callback (1.1, section 2b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// The child is done: `result` is stored as a 2xx body would be.
+    Succeeded,
+    /// A permanent failure, with `reason`.
+    Failed,
+    /// Still working: the lease is renewed.
+    Heartbeat,
+}
+
+/// Body of `POST <callback>`, signed by the service as the kit signs its requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackReport {
+    pub run: RunId,
+    pub seq: u64,
+    pub attempt: u32,
+    pub outcome: ReportOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Body of `POST <reduce.path>`, sent once every child is `SUCCEEDED` or `FAILED`.
@@ -409,6 +443,7 @@ mod tests {
             item: "ACN-000000042".into(),
             payload: Some(json!({"any": "json"})),
             attempt: 1,
+            callback: None,
         };
         assert_eq!(
             serde_json::to_value(&request).unwrap(),

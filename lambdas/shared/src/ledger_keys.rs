@@ -118,6 +118,18 @@ pub fn child_sort_key(seq: u64) -> Result<String, SeqOutOfRange> {
     Ok(format!("{CHILD_SORT_KEY_PREFIX}{seq:012}"))
 }
 
+/// Sort key prefix of a child's lease (callback completion), on its block's child key.
+pub const LEASE_SORT_KEY_PREFIX: &str = "LEASE#";
+
+/// `LEASE#<seq zero-padded to 12 digits>`: the lease of a child whose process call was
+/// (or is being) accepted with `202`, on the same key as its block.
+pub fn lease_sort_key(seq: u64) -> Result<String, SeqOutOfRange> {
+    if seq > MAX_SEQ {
+        return Err(SeqOutOfRange { seq });
+    }
+    Ok(format!("{LEASE_SORT_KEY_PREFIX}{seq:012}"))
+}
+
 /// `SHARD#<k zero-padded to 3 digits>`, the sort key of counter shard `k`
 /// (`0 <= k < MAX_COUNTER_SHARDS`).
 pub fn shard_sort_key(shard: u32) -> String {

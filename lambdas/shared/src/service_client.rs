@@ -209,6 +209,11 @@ impl ServiceClient {
         Ok(page)
     }
 
+    /// The keys the client signs with; the kit's callback verifies reports with them.
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
     /// `POST <path>` for one child.
     pub async fn process(
         &self,

@@ -84,6 +84,16 @@ pub const DEFAULT_MAX_RETRY_AFTER_SECONDS: u64 = 3600;
 /// The largest 2xx process answer read, in bytes; optional, 6 MiB by default (forwarder).
 pub const RESULT_LIMIT_BYTES: &str = "RESULT_LIMIT_BYTES";
 
+/// Callback completion (contract 1.1, 2b): the URL a service reports to; optional, set on
+/// the forwarder of a microprocess with `process.completion = "callback"`.
+pub const CALLBACK_URL: &str = "CALLBACK_URL";
+/// Callback completion: the callback function's name; the forwarder reads its function
+/// URL at start (`lambda:GetFunctionUrlConfig`) unless `CALLBACK_URL` is set.
+pub const CALLBACK_FUNCTION: &str = "CALLBACK_FUNCTION";
+/// Callback completion: an accepted child's lease, in seconds; set on the forwarder and
+/// the callback function of such a microprocess, absent otherwise.
+pub const LEASE_SECONDS: &str = "LEASE_SECONDS";
+
 /// Settings both functions need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommonSettings {
@@ -141,6 +151,16 @@ pub struct ForwarderSettings {
     pub max_retry_after: Duration,
     /// The contract's result limit: a larger 2xx answer fails its child at once.
     pub result_limit: usize,
+    /// Callback completion: how long an accepted child's lease lasts (a heartbeat renews
+    /// it). `None`: the microprocess completes each child with the call's answer.
+    pub lease: Option<Duration>,
+    /// Callback completion: the callback URL sent with each process call (the forwarder
+    /// only; the callback function is the URL).
+    pub callback_url: Option<String>,
+    /// Callback completion: the callback function, whose URL the forwarder reads at start
+    /// when `callback_url` is not set (a template cannot pass the URL itself: see
+    /// `templates/microprocess.yaml`).
+    pub callback_function: Option<String>,
 }
 
 /// Where a child's 2xx body is kept.
@@ -197,6 +217,14 @@ const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
+const FUNCTION_EXPECTED: &str =
+    "a Lambda function name, 1 to 64 letters, digits, `-` or `_`, like `scores-prod-annual-report-callback`";
+const LEASE_EXPECTED: &str = "a whole number of seconds from 10 to 86400, like `900`";
+const CALLBACK_URL_EXPECTED: &str =
+    "the callback's URL, like `https://abcdefgh.lambda-url.eu-west-1.on.aws/report`";
+/// The shortest and longest lease an accepted child may have, in seconds.
+pub const MIN_LEASE_SECONDS: u64 = 10;
+pub const MAX_LEASE_SECONDS: u64 = 86_400;
 const PAGE_BYTES_EXPECTED: &str = "a number of bytes of at least 1024, like `50331648`";
 const RESULT_LIMIT_EXPECTED: &str = "a number of bytes from 1024 to 1073741824, like `6291456`";
 const BUCKET_EXPECTED: &str =
@@ -328,6 +356,15 @@ impl ForwarderSettings {
             ),
             (RESULTS_EXPIRY_DAYS, self.results_expiry_days.to_string()),
         ]);
+        if let Some(lease) = self.lease {
+            out.push((LEASE_SECONDS, lease.as_secs().to_string()));
+        }
+        if let Some(url) = &self.callback_url {
+            out.push((CALLBACK_URL, url.clone()));
+        }
+        if let Some(function) = &self.callback_function {
+            out.push((CALLBACK_FUNCTION, function.clone()));
+        }
         out
     }
 }
@@ -451,6 +488,20 @@ impl ForwarderSettings {
                     1024..=1_073_741_824,
                 )?,
             },
+            lease: match env.get(LEASE_SECONDS) {
+                None => None,
+                Some(_) => Some(Duration::from_secs(env.number(
+                    LEASE_SECONDS,
+                    LEASE_EXPECTED,
+                    MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS,
+                )?)),
+            },
+            callback_url: env.optional(CALLBACK_URL, CALLBACK_URL_EXPECTED, is_http_url)?,
+            callback_function: env.optional(CALLBACK_FUNCTION, FUNCTION_EXPECTED, |v| {
+                (1..=64).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            })?,
         })
     }
 }

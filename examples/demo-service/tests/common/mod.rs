@@ -1,12 +1,14 @@
 //! A plain HTTP client that speaks the kit's side of the contract, for the tests.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use demo_service::{Config, DemoService, RunningService};
 use microprocess_shared::contract::{
-    CONTRACT_VERSION, HEADER_ATTEMPT, HEADER_CONTRACT, HEADER_IDEMPOTENCY_KEY, HEADER_NAME,
-    HEADER_RUN, HEADER_SEQ, HEADER_SIGNATURE,
+    CONTRACT_VERSION, HEADER_ATTEMPT, HEADER_CALLBACK, HEADER_CONTRACT, HEADER_IDEMPOTENCY_KEY,
+    HEADER_NAME, HEADER_RUN, HEADER_SEQ, HEADER_SIGNATURE,
 };
 use microprocess_shared::signing::{sign, signature_header};
 use serde_json::{json, Value};
@@ -126,6 +128,20 @@ impl Call {
             run,
         )
         .header(HEADER_IDEMPOTENCY_KEY, &format!("{run}/reduce"))
+    }
+
+    /// A long task's call (contract 1.1): `callback` in the body and in
+    /// `X-Microprocess-Callback`, as the kit sends it.
+    pub fn with_callback(self, url: &str) -> Call {
+        self.with_body_callback(url).header(HEADER_CALLBACK, url)
+    }
+
+    /// `callback` in the body only.
+    pub fn with_body_callback(mut self, url: &str) -> Call {
+        let mut body: Value = serde_json::from_slice(&self.body).expect("a JSON body");
+        body["callback"] = Value::from(url);
+        self.body = serde_json::to_vec(&body).unwrap();
+        self
     }
 
     /// Sets a header, replacing any of the same name.

@@ -292,7 +292,7 @@ pub(crate) fn details_items(
     items
 }
 
-fn detail_entry(outcome: &ChildOutcome) -> Item {
+pub(crate) fn detail_entry(outcome: &ChildOutcome) -> Item {
     let mut entry = HashMap::from([
         (attr::ITEM.to_owned(), s(cut(&outcome.item))),
         (attr::STATE.to_owned(), s(outcome.state.as_str())),

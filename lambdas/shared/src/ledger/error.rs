@@ -24,6 +24,7 @@ pub enum Step {
     MarkReduceQueued,
     RunsInState,
     Children,
+    Lease,
 }
 
 impl Step {
@@ -44,6 +45,7 @@ impl Step {
             Step::MarkReduceQueued => "mark reduce queued",
             Step::RunsInState => "list runs in state",
             Step::Children => "list children",
+            Step::Lease => "child lease",
         }
     }
 }

@@ -17,6 +17,10 @@
 //! | [`Ledger::settle_block`] | a complete block's report, if it has none | `false`: the block is not complete |
 //! | [`Ledger::record_invalid_items`] | split items breaking the contract's limits, as `FAILED` children | as above |
 //! | [`Ledger::try_claim_reduce`] | `PROCESSING → REDUCING` once all children are done | `false`: not done yet, or another writer won |
+//! | [`Ledger::open_lease`] | a child's lease before its call (callback completion) | [`Opened::Reported`]: a report was claimed, no call is needed |
+//! | [`Ledger::accept_lease`] | the `202`'s attempt and its `lease_until` | [`Opened::Reported`]: a report raced the answer |
+//! | [`Ledger::renew_lease`] | a heartbeat's `lease_until` | `false`: no open lease |
+//! | [`Ledger::claim_report`] | the first terminal report, on the lease | [`Claim::AlreadyReported`] (the first counts) or [`Claim::NoLease`] |
 //! | [`Ledger::complete`], [`Ledger::reduce_failed`] | `REDUCING →` `COMPLETED` / `REDUCE_FAILED` | `Ok` if already there, else refused |
 //!
 //! Reads: [`Ledger::run`] (strongly consistent, counters summed over shards),
@@ -69,6 +73,7 @@ mod blocks;
 mod capacity;
 mod children;
 mod error;
+mod leases;
 mod plan;
 mod records;
 mod retry;
@@ -82,6 +87,7 @@ use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 
 pub use error::{Context, LedgerError, Step};
+pub use leases::{Claim, Lease, Opened};
 pub use plan::SHARD_BLOCK;
 pub use records::{
     state_pk, state_sk, ChildOutcome, ChildRecord, ChildResult, InvalidItem, Overlap, Recorded,

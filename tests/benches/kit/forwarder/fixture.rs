@@ -168,6 +168,9 @@ impl Fixture {
             backoff_base: Duration::from_millis(settings::DEFAULT_BACKOFF_BASE_MILLIS),
             max_retry_after: Duration::from_secs(settings::DEFAULT_MAX_RETRY_AFTER_SECONDS),
             result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
+            lease: None,
+            callback_url: None,
+            callback_function: None,
         };
         let lambda = [
             (settings::MICROPROCESS_ENVIRONMENT, "local".to_string()),
