@@ -2,6 +2,7 @@
 //! an [`Exit`] code, so tests can drive them without a process.
 
 mod cancel;
+mod controls;
 mod deploy;
 mod diff;
 mod estimate;
@@ -25,6 +26,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{LoadError, Selector};
 
 pub use cancel::CancelArgs;
+pub use controls::{PauseArgs, ResumeArgs, ThrottleArgs};
 pub use deploy::DeployArgs;
 pub use diff::DiffArgs;
 pub use estimate::EstimateArgs;
@@ -83,6 +85,12 @@ pub enum Command {
     Redrive(RedriveArgs),
     /// End a run `CANCELLED`: no further process calls, no reduce.
     Cancel(CancelArgs),
+    /// Stop a microprocess's deliveries without a redeploy; its messages wait on the queue.
+    Pause(PauseArgs),
+    /// Start a paused microprocess's deliveries again.
+    Resume(ResumeArgs),
+    /// Change a running microprocess's concurrency and rate cap without a redeploy.
+    Throttle(ThrottleArgs),
     /// A run's children and their results, as JSON lines.
     Results(ResultsArgs),
     /// How long a run of N items takes and what it costs in AWS, from the config.
@@ -210,6 +218,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Runs(args) => runs::run(&project, &args, out, err),
         Command::Redrive(args) => redrive::run(&project, &args, out, err),
         Command::Cancel(args) => cancel::run(&project, &args, out, err),
+        Command::Pause(args) => controls::pause(&project, &args, out, err),
+        Command::Resume(args) => controls::resume(&project, &args, out, err),
+        Command::Throttle(args) => controls::throttle(&project, &args, out, err),
         Command::Results(args) => results::run(&project, &args, out, err),
         Command::Estimate(args) => estimate::run(&project, &args, out, err),
     }

@@ -41,6 +41,8 @@ pub struct StatusArgs {
 struct Snapshot {
     runs: Vec<RunProgress>,
     dead_letters: Vec<(String, u64)>,
+    /// A line per paused or throttled microprocess (`microprocess pause`, `throttle`).
+    controls: Vec<String>,
 }
 
 impl Snapshot {
@@ -115,6 +117,9 @@ async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Res
 }
 
 fn print(session: &Session, snapshot: &Snapshot, out: &mut dyn Write) {
+    for line in &snapshot.controls {
+        let _ = writeln!(out, "{line}");
+    }
     if snapshot.runs.is_empty() {
         let _ = writeln!(
             out,
@@ -185,5 +190,29 @@ async fn look(
             redrive::dead_letters(&session.sqs, &mp.dead_letter_queue_url).await?,
         ));
     }
-    Ok(Snapshot { runs, dead_letters })
+    let mut controls = Vec::new();
+    for mp in session.deployed.selected(args.microprocess.as_deref())? {
+        let set = session.ledger.controls(&mp.name).await?;
+        let Some(config) = session
+            .env
+            .microprocesses
+            .iter()
+            .find(|m| m.name == mp.name)
+        else {
+            continue;
+        };
+        if let Some(line) = crate::runs::controls::describe(
+            &mp.name,
+            &set,
+            config.delivery.max_concurrency,
+            config.delivery.rate_limit_per_second,
+        ) {
+            controls.push(line);
+        }
+    }
+    Ok(Snapshot {
+        runs,
+        dead_letters,
+        controls,
+    })
 }

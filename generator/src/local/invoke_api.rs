@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -37,6 +37,16 @@ pub struct Registry {
     pub denied: Arc<Mutex<Vec<Denial>>>,
     /// Function URLs as the runner serves them, by function name.
     pub urls: BTreeMap<String, super::function_url::FunctionUrl>,
+    /// The mappings the runner polls, by UUID: their spec, their switches and their
+    /// function's ARN (`ListEventSourceMappings`, `UpdateEventSourceMapping`).
+    pub mappings: BTreeMap<
+        String,
+        (
+            super::discover::MappingSpec,
+            Arc<super::poller::MappingControl>,
+            String,
+        ),
+    >,
 }
 
 impl Registry {
@@ -85,9 +95,112 @@ pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/2021-10-31/functions/{name}/url", get(url_config))
+        .route("/2015-03-31/event-source-mappings/", get(list_mappings))
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            put(update_mapping),
+        )
         .route("/local/status", get(status))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .with_state(registry)
+}
+
+/// A mapping as `GetEventSourceMapping` describes it.
+fn mapping_json(
+    spec: &super::discover::MappingSpec,
+    control: &super::poller::MappingControl,
+    function_arn: &str,
+) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let enabled = control.enabled.load(Relaxed);
+    json!({
+        "UUID": spec.uuid,
+        "BatchSize": spec.batch_size,
+        "EventSourceArn": spec.queue_arn,
+        "FunctionArn": function_arn,
+        "LastModified": Utc::now().timestamp(),
+        "State": if enabled { "Enabled" } else { "Disabled" },
+        "StateTransitionReason": "USER_INITIATED",
+        "ScalingConfig": { "MaximumConcurrency": control.concurrency.load(Relaxed) },
+        "FunctionResponseTypes": if spec.report_batch_item_failures { vec!["ReportBatchItemFailures"] } else { vec![] },
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    #[serde(rename = "FunctionName")]
+    function_name: Option<String>,
+}
+
+/// `ListEventSourceMappings` of the mappings the runner polls.
+async fn list_mappings(
+    State(registry): State<Arc<Registry>>,
+    Query(query): Query<ListQuery>,
+) -> Json<Value> {
+    let wanted = query
+        .function_name
+        .map(|f| match f.split_once("function:") {
+            Some((_, rest)) => rest.split(':').next().unwrap_or(rest).to_string(),
+            None => f,
+        });
+    let listed: Vec<Value> = registry
+        .mappings
+        .values()
+        .filter(|(spec, ..)| wanted.as_ref().is_none_or(|w| *w == spec.function))
+        .map(|(spec, control, arn)| mapping_json(spec, control, arn))
+        .collect();
+    Json(json!({ "EventSourceMappings": listed }))
+}
+
+#[derive(serde::Deserialize)]
+struct MappingUpdate {
+    #[serde(rename = "Enabled")]
+    enabled: Option<bool>,
+    #[serde(rename = "ScalingConfig")]
+    scaling: Option<Scaling>,
+}
+
+#[derive(serde::Deserialize)]
+struct Scaling {
+    #[serde(rename = "MaximumConcurrency")]
+    maximum_concurrency: Option<u32>,
+}
+
+/// `UpdateEventSourceMapping`: turns a mapping's pollers off or on, or changes how many
+/// take messages (2 to the pollers it was started with, which is the function's reserve).
+async fn update_mapping(
+    State(registry): State<Arc<Registry>>,
+    Path(uuid): Path<String>,
+    body: Bytes,
+) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some((spec, control, arn)) = registry.mappings.get(&uuid) else {
+        return lambda_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("The resource you requested does not exist: no mapping `{uuid}` in the local runner"));
+    };
+    let update: MappingUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            return lambda_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &e.to_string(),
+            )
+        }
+    };
+    if let Some(n) = update.scaling.and_then(|s| s.maximum_concurrency) {
+        if !(2..=control.pollers.max(2)).contains(&n) {
+            return lambda_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &format!("MaximumConcurrency {n} is outside 2 to {} (the function's reserved concurrency)", control.pollers),
+            );
+        }
+        control.concurrency.store(n, Relaxed);
+    }
+    if let Some(enabled) = update.enabled {
+        control.enabled.store(enabled, Relaxed);
+    }
+    (StatusCode::ACCEPTED, Json(mapping_json(spec, control, arn))).into_response()
 }
 
 /// `GetFunctionUrlConfig`: the URL where the runner serves the function's URL (a forwarder

@@ -346,6 +346,7 @@ impl LocalRunner {
         let (stop, shutdown) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut runtimes = BTreeMap::new();
+        let mut controls = BTreeMap::new();
         for spec in &functions {
             let spec = Arc::new(spec.clone());
             let code = codes[&spec.name].clone();
@@ -379,7 +380,20 @@ impl LocalRunner {
                     .or(spec.reserved_concurrency)
                     .unwrap_or(DEFAULT_MAPPING_CONCURRENCY)
                     .max(1);
-                for _ in 0..concurrency {
+                // A `throttle` may raise the concurrency up to the function's reserve.
+                let pollers = spec
+                    .reserved_concurrency
+                    .unwrap_or(concurrency)
+                    .max(concurrency);
+                let control = Arc::new(poller::MappingControl::new(pollers));
+                control
+                    .concurrency
+                    .store(concurrency, std::sync::atomic::Ordering::Relaxed);
+                controls.insert(
+                    mapping.uuid.clone(),
+                    (mapping.clone(), control.clone(), spec.arn.clone()),
+                );
+                for index in 0..pollers {
                     let instance =
                         launcher
                             .instance(next_index)
@@ -390,6 +404,8 @@ impl LocalRunner {
                             })?;
                     next_index += 1;
                     let poller = Poller {
+                        control: control.clone(),
+                        index,
                         mapping: Arc::new(mapping.clone()),
                         region: spec.region.clone(),
                         timeout: spec.timeout,
@@ -458,6 +474,7 @@ impl LocalRunner {
         };
         let denied = Arc::new(Mutex::new(Vec::new()));
         let registry = Arc::new(Registry {
+            mappings: controls,
             urls: deployment
                 .urls
                 .iter()

@@ -172,8 +172,40 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
 }
 
 /// One poller of a mapping, with its instance, until the runner stops.
+/// What `UpdateEventSourceMapping` sets on a mapping the runner polls: whether it
+/// delivers, and how many of its pollers do (at most the ones started with it).
+#[derive(Debug)]
+pub struct MappingControl {
+    pub enabled: std::sync::atomic::AtomicBool,
+    pub concurrency: std::sync::atomic::AtomicU32,
+    /// The pollers the mapping was started with.
+    pub pollers: u32,
+}
+
+impl MappingControl {
+    pub fn new(pollers: u32) -> MappingControl {
+        MappingControl {
+            enabled: std::sync::atomic::AtomicBool::new(true),
+            concurrency: std::sync::atomic::AtomicU32::new(pollers),
+            pollers,
+        }
+    }
+
+    /// Whether poller `index` (0-based) takes messages now.
+    pub fn allows(&self, index: u32) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.enabled.load(Relaxed) && index < self.concurrency.load(Relaxed)
+    }
+}
+
+/// How long an idle poller (paused, or above the concurrency) waits before looking again.
+const CONTROL_RECHECK: Duration = Duration::from_millis(200);
+
 pub struct Poller {
     pub mapping: Arc<MappingSpec>,
+    /// The mapping's switches, and this poller's place among its pollers.
+    pub control: Arc<MappingControl>,
+    pub index: u32,
     pub region: String,
     pub timeout: Duration,
     pub instance: Instance,
@@ -187,6 +219,14 @@ impl Poller {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut receive_failing = false;
         while !*shutdown.borrow() {
+            if !self.control.allows(self.index) {
+                // As Lambda does with a disabled mapping: nothing is taken off the queue.
+                tokio::select! {
+                    () = tokio::time::sleep(CONTROL_RECHECK) => {}
+                    () = super::stop_requested(&mut shutdown) => break,
+                }
+                continue;
+            }
             let received = tokio::select! {
                 received = self.receive() => received,
                 () = super::stop_requested(&mut shutdown) => break,

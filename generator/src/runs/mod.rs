@@ -3,6 +3,7 @@
 //! children back, and reading its results. The `start`, `status`, `runs`, `redrive` and
 //! `results` commands are thin shells over this module.
 
+pub mod controls;
 pub mod deployed;
 pub mod progress;
 pub mod redrive;

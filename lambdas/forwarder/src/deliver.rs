@@ -53,6 +53,8 @@ impl Forwarder {
 
         let timeout = self.settings.process_timeout;
         let latest_start = deadline.checked_sub(timeout + DEADLINE_MARGIN);
+        let limiter = self.limits.limiter();
+        let limiter = &limiter;
         let calls = work.iter().map(|(received, seq, item, payload)| {
             let request = ProcessRequest {
                 microprocess: self.name().to_string(),
@@ -72,7 +74,7 @@ impl Forwarder {
                 let Some(latest) = latest_start.map(tokio::time::Instant::from_std) else {
                     return Called::NoTime;
                 };
-                if !self.limiter.acquire_by(Some(latest)).await {
+                if !limiter.acquire_by(Some(latest)).await {
                     return Called::NoTime;
                 }
                 if let Some(lease) = lease {

@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod callback;
+mod controls;
 mod dead_letters;
 mod deliver;
 mod judge;
@@ -44,7 +45,6 @@ use microprocess_shared::settings::ForwarderSettings;
 use microprocess_shared::signing_secret::SigningKeys;
 use thiserror::Error;
 
-use rate::RateLimiter;
 pub use verdicts::{batch_response, Verdict};
 
 /// The function's deadline as an instant of this process's clock.
@@ -91,7 +91,8 @@ pub struct Forwarder {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub service: ServiceClient,
-    pub limiter: RateLimiter,
+    /// The rate cap in force: the config's, or an operator's (`controls`).
+    pub limits: controls::Limits,
 }
 
 impl Forwarder {
@@ -110,7 +111,7 @@ impl Forwarder {
             ledger: Ledger::from_config(config, settings.common.ledger_table.clone()),
             sqs: aws_sdk_sqs::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
-            limiter: RateLimiter::new(
+            limits: controls::Limits::new(
                 settings.rate_limit_per_second,
                 settings.max_concurrency,
                 settings.batch_size,
@@ -181,6 +182,7 @@ impl Forwarder {
             }
         }
 
+        self.apply_controls().await;
         let timeout = self.reduce_timeout(&context);
         let deadline = deadline_of(&context);
         let runs = process

@@ -25,6 +25,7 @@ pub enum Step {
     RunsInState,
     Children,
     Lease,
+    Controls,
 }
 
 impl Step {
@@ -46,6 +47,7 @@ impl Step {
             Step::RunsInState => "list runs in state",
             Step::Children => "list children",
             Step::Lease => "child lease",
+            Step::Controls => "run controls",
         }
     }
 }

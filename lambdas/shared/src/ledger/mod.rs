@@ -72,6 +72,7 @@ mod attrs;
 mod blocks;
 mod capacity;
 mod children;
+mod controls;
 mod error;
 mod leases;
 mod plan;
@@ -86,6 +87,7 @@ use std::sync::Mutex;
 use aws_sdk_dynamodb::types::ConsumedCapacity;
 use aws_sdk_dynamodb::Client;
 
+pub use controls::Controls;
 pub use error::{Context, LedgerError, Step};
 pub use leases::{Claim, Lease, Opened};
 pub use plan::SHARD_BLOCK;
