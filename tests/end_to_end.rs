@@ -358,6 +358,197 @@ async fn a_long_task_completes_by_its_report_through_the_local_runner() {
     assert_eq!(code, 0, "teardown:\n{out}\n{err}");
 }
 
+/// Run controls on a run in flight, through the local runner: a paused microprocess takes
+/// nothing off its queue (also across a runner restart and a redeploy), `status` shows the
+/// pause and a throttle, and once resumed under a rate cap of 20 calls a second the run
+/// completes with nothing lost or failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_microprocess_waits_and_a_throttled_one_completes_at_its_cap() {
+    use std::time::{Duration, Instant};
+    const ITEMS: u64 = 100;
+    let project = KitProject::new(Zips::Built);
+    project.generate();
+    let moto = MotoServer::start();
+    let endpoint = moto.endpoint().to_string();
+    project.deploy(&moto);
+    let service = demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS))
+        .await
+        .unwrap();
+    let run_locally = || {
+        tokio::task::block_in_place(|| project.run_locally(&endpoint, &service.queue_url(), SECRET))
+    };
+    let runner = run_locally();
+
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &[
+            "pause",
+            "credit-scores",
+            "--env",
+            "local",
+            "--reason",
+            "vendor outage",
+        ],
+    );
+    assert_eq!(code, 0, "pause:\n{out}\n{err}");
+    assert!(
+        out.contains("paused the deliveries of `credit-scores`"),
+        "{out}"
+    );
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["start", "credit-scores", "--env", "local", "--run", "ctl-1"],
+    );
+    assert_eq!(code, 0, "start:\n{out}\n{err}");
+    // The split fills the queue; nothing is delivered while paused.
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = cli(
+            &project,
+            &endpoint,
+            &["runs", "show", "ctl-1", "--env", "local"],
+        );
+        if out.contains(", sealed") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the split did not end:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Polls already waiting when the pause came may still return a batch each (4
+    // forwarders × 10), which finishes, as Lambda finishes batches in flight; then nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = |service: &demo_service::RunningService| {
+        service
+            .stats()
+            .run("credit-scores", "ctl-1")
+            .map_or(0, |r| r.process_calls)
+    };
+    let taken = calls(&service);
+    assert!(
+        taken <= 40,
+        "a paused microprocess went on taking batches: {taken} calls"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        calls(&service),
+        taken,
+        "a paused microprocess made process calls"
+    );
+
+    // A restart of the runner and a redeploy keep the pause.
+    drop(runner);
+    let runner = run_locally();
+    let started = Instant::now();
+    while !runner.log().contains("`credit-scores` is paused") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the restarted runner did not keep the pause:\n{}",
+            runner.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out, err) = cli(&project, &endpoint, &["deploy", "--env", "local", "--yes"]);
+    assert_eq!(code, 0, "deploy:\n{out}\n{err}");
+    assert!(out.contains("`credit-scores` stays paused"), "{out}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(calls(&service), taken, "the pause did not hold");
+
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &[
+            "throttle",
+            "credit-scores",
+            "--env",
+            "local",
+            "--max-concurrency",
+            "2",
+            "--rate",
+            "20",
+        ],
+    );
+    assert_eq!(code, 0, "throttle:\n{out}\n{err}");
+    let (code, out, _) = cli(&project, &endpoint, &["status", "--env", "local"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("`credit-scores`: paused since") && out.contains("(vendor outage)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("max concurrency 2 (config 4)") && out.contains("rate 20/s (config 200/s)"),
+        "{out}"
+    );
+    let (code, _, err) = cli(
+        &project,
+        &endpoint,
+        &[
+            "throttle",
+            "credit-scores",
+            "--env",
+            "local",
+            "--max-concurrency",
+            "99",
+        ],
+    );
+    assert_eq!(code, 2, "above the reserved concurrency is refused: {err}");
+
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["resume", "credit-scores", "--env", "local"],
+    );
+    assert_eq!(code, 0, "resume:\n{out}\n{err}");
+    let resumed = Instant::now();
+    loop {
+        let (_, out, _) = cli(
+            &project,
+            &endpoint,
+            &["runs", "show", "ctl-1", "--env", "local"],
+        );
+        if out.contains("COMPLETED") {
+            assert!(out.contains(&format!("succeeded     {ITEMS}")), "{out}");
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(90),
+            "the run did not complete:\n{out}\n{}",
+            runner.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // At least 60 calls at 20 a second, each forwarder starting with an empty bucket.
+    assert!(
+        resumed.elapsed() >= Duration::from_secs(2),
+        "the rate cap did not hold: {:?}",
+        resumed.elapsed()
+    );
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["throttle", "credit-scores", "--env", "local", "--clear"],
+    );
+    assert_eq!(code, 0, "throttle --clear:\n{out}\n{err}");
+    let (_, out, _) = cli(&project, &endpoint, &["status", "--env", "local"]);
+    assert!(
+        !out.contains("`credit-scores`:"),
+        "cleared controls still shown:\n{out}"
+    );
+    let denied = moto.stats()["denied"].clone();
+    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
+    drop(runner);
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &["teardown", "--env", "local", "--yes"],
+    );
+    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+}
+
 #[test]
 fn unknown_names_get_a_hint_and_exit_2() {
     let project = KitProject::new(Zips::Fake);

@@ -92,10 +92,52 @@ pub(super) fn execute(
             poll: poll_interval(&aws),
         };
         match deploy::deploy(&bundle, &aws, &opts, ui).await {
+            Ok(_) if apply => keep_controls(project, selector, &aws, ui).await,
             Ok(_) => Exit::Ok,
             Err(e) => fail(ui, &e),
         }
     })
+}
+
+/// Keeps the run controls operators set (`runs::controls::reapply`). A `local` deploy
+/// with no runner running has nothing to set: the runner reads them when it starts.
+async fn keep_controls(project: &Project, selector: &Selector, aws: &Aws, ui: &mut Ui<'_>) -> Exit {
+    let Ok(env) = project.load_instance(&selector.file, selector.sandbox.as_deref()) else {
+        return Exit::Ok;
+    };
+    let lambda = if crate::aws::is_local(&env.name) {
+        let work_dir = crate::local::work_dir(&project.root, &env.name);
+        match crate::local::client::lambda_endpoint(&work_dir) {
+            Ok(endpoint) => crate::local::client::lambda_client(&endpoint, &env.region).await,
+            Err(_) => return Exit::Ok,
+        }
+    } else {
+        aws_sdk_lambda::Client::new(&aws.config)
+    };
+    // Some stack not deployed (a first deploy that stopped early): no run to steer yet.
+    let Ok(deployed) = crate::runs::deployed::Deployed::discover(&aws.config, &env).await else {
+        return Exit::Ok;
+    };
+    let result = async {
+        let ledger = microprocess_shared::ledger::Ledger::from_config(
+            &aws.config,
+            deployed.ledger_table.clone(),
+        );
+        crate::runs::controls::reapply(&ledger, &lambda, &deployed).await
+    }
+    .await;
+    match result {
+        Ok(kept) => {
+            for line in kept {
+                let _ = writeln!(ui.out, "run controls: {line}");
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            let _ = writeln!(ui.err, "error: the stacks are deployed, but the run controls could not be set again: {e}\n  hint: `microprocess status --env {}` shows them; set them again with `pause` or `throttle`", env.name);
+            Exit::Failed
+        }
+    }
 }
 
 /// Re-renders the environment and compares it with the bundle. A bundle passed with

@@ -96,6 +96,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/2021-10-31/functions/{name}/url", get(url_config))
         .route("/2015-03-31/event-source-mappings/", get(list_mappings))
+        .route("/2015-03-31/event-source-mappings", get(list_mappings))
         .route(
             "/2015-03-31/event-source-mappings/{uuid}",
             put(update_mapping),

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod code;
+mod controls;
 pub mod discover;
 mod environment;
 pub mod function;
@@ -346,7 +347,7 @@ impl LocalRunner {
         let (stop, shutdown) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut runtimes = BTreeMap::new();
-        let mut controls = BTreeMap::new();
+        let mut mapping_controls = BTreeMap::new();
         for spec in &functions {
             let spec = Arc::new(spec.clone());
             let code = codes[&spec.name].clone();
@@ -389,7 +390,10 @@ impl LocalRunner {
                 control
                     .concurrency
                     .store(concurrency, std::sync::atomic::Ordering::Relaxed);
-                controls.insert(
+                // As AWS keeps a mapping's state, a pause or concurrency set before the
+                // runner started (`microprocess pause`, `throttle`) holds.
+                controls::restore(&config.sdk, &spec, &control, &logs).await;
+                mapping_controls.insert(
                     mapping.uuid.clone(),
                     (mapping.clone(), control.clone(), spec.arn.clone()),
                 );
@@ -474,7 +478,7 @@ impl LocalRunner {
         };
         let denied = Arc::new(Mutex::new(Vec::new()));
         let registry = Arc::new(Registry {
-            mappings: controls,
+            mappings: mapping_controls,
             urls: deployment
                 .urls
                 .iter()

@@ -179,3 +179,39 @@ pub fn describe(
     }
     Some(format!("`{name}`: {}", parts.join(", ")))
 }
+
+/// After a deploy: sets the pause and concurrency each microprocess's control item holds
+/// on its mapping again (CloudFormation puts the template's `Enabled` and
+/// `MaximumConcurrency` back whenever it updates the mapping), and says what it kept.
+pub async fn reapply(
+    ledger: &Ledger,
+    lambda: &aws_sdk_lambda::Client,
+    deployed: &super::deployed::Deployed,
+) -> Result<Vec<String>, RunsError> {
+    let mut kept = Vec::new();
+    for mp in &deployed.microprocesses {
+        let controls = ledger.controls(&mp.name).await?;
+        if controls.paused_at.is_none() && controls.max_concurrency.is_none() {
+            if controls.rate_limit_per_second.is_some() {
+                kept.push(format!(
+                    "`{}` keeps its rate override (`microprocess throttle {} --clear` ends it)",
+                    mp.name, mp.name
+                ));
+            }
+            continue;
+        }
+        let found = mapping(lambda, &mp.forwarder).await?;
+        if controls.paused_at.is_some() {
+            set_enabled(lambda, &found, false).await?;
+            kept.push(format!(
+                "`{}` stays paused (`microprocess resume {}` ends it)",
+                mp.name, mp.name
+            ));
+        }
+        if let Some(n) = controls.max_concurrency {
+            set_concurrency(lambda, &found, n).await?;
+            kept.push(format!("`{}` stays throttled to {n} forwarder(s) at once (`microprocess throttle {} --clear` ends it)", mp.name, mp.name));
+        }
+    }
+    Ok(kept)
+}
