@@ -985,3 +985,59 @@ async fn a_cancelled_run_gets_no_further_calls_and_no_reduce() {
         Some(RunState::Completed)
     );
 }
+
+#[tokio::test]
+async fn a_run_past_its_failure_tolerance_is_cancelled_with_the_reason() {
+    let b = Pipeline::start(Setup {
+        items: 300,
+        chaos: Chaos {
+            fail_seqs_4xx: "0-19,100-119,200-219".parse().unwrap(),
+            ..Chaos::default()
+        },
+        forwarder: ForwarderOptions {
+            tolerated_failure_percent: Some(5),
+            ..ForwarderOptions::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let run = b.run_with_children("r-intolerable", 300).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!(record.state, RunState::Cancelled, "{record:?}");
+    let reason = record.reason.unwrap_or_default();
+    assert!(
+        reason.contains("20 of 300 children failed, more than the tolerated 5% (`process.tolerated_failure_percent`)"),
+        "{reason}"
+    );
+    assert_eq!(b.reduce_calls(&run), 0, "a cancelled run gets no reduce");
+    let calls = b
+        .service
+        .stats()
+        .run(NAME, run.as_str())
+        .unwrap()
+        .process_calls;
+    assert!(
+        calls < 300,
+        "the run's later messages were dropped without a call: {calls}"
+    );
+
+    // Within the tolerance, a run completes with its failures.
+    let b = Pipeline::start(Setup {
+        items: 100,
+        chaos: Chaos {
+            fail_seqs_4xx: "0-4".parse().unwrap(),
+            ..Chaos::default()
+        },
+        forwarder: ForwarderOptions {
+            tolerated_failure_percent: Some(5),
+            ..ForwarderOptions::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let run = b.run_with_children("r-tolerable", 100).await;
+    b.drain(Duration::from_secs(60)).await;
+    let record = b.record(&run).await;
+    assert_eq!((record.state, record.failed), (RunState::Completed, 5));
+}

@@ -212,6 +212,7 @@ impl Emulator {
             lease: None,
             callback_url: None,
             callback_function: None,
+            tolerated_failure_percent: None,
         };
         with_log_filter(settings.to_environment())
     }

@@ -27,7 +27,7 @@ fn validate_prints_a_summary_of_a_valid_environment() {
     let out = microprocess(tmp.path(), &["validate", "--env", "prod"]);
     assert_eq!(
         text(&out.stdout),
-        "ok: `prod` (ap-southeast-2, arm64, protected): 2 microprocesses (abn-refresh, credit-scores); \
+        "ok: `prod` (ap-southeast-2, arm64, protected): 3 microprocesses (abn-refresh, annual-report, credit-scores); \
          service fargate, queue host scores-queue.example.com\n"
     );
     assert_eq!(text(&out.stderr), "");
@@ -142,7 +142,11 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
         );
     }
     let zips: Vec<&String> = names.iter().filter(|n| n.starts_with("assets/")).collect();
-    assert_eq!(zips.len(), 2, "{names:?}");
+    assert_eq!(
+        zips.len(),
+        microprocess_kit::plan::FUNCTIONS.len(),
+        "{names:?}"
+    );
     let arch = microprocess_kit::config::host_architecture();
     for function in microprocess_kit::plan::FUNCTIONS {
         let zip = zips
@@ -154,7 +158,11 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
             format!("fake {function} zip for {arch}").into_bytes()
         );
     }
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(
+        names.len(),
+        8,
+        "three zips, the core, three microprocesses, the manifest: {names:?}"
+    );
 
     let second = microprocess(tmp.path(), &args);
     assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));

@@ -109,7 +109,7 @@ fn an_unknown_microprocess_gets_a_suggestion_and_exit_2() {
     assert_eq!(
         text(&out.stderr),
         "error: environment `prod` has no microprocess `credit-score`\n  \
-         hint: did you mean `credit-scores`? (microprocesses: `abn-refresh`, `credit-scores`)\n"
+         hint: did you mean `credit-scores`? (microprocesses: `abn-refresh`, `annual-report`, `credit-scores`)\n"
     );
     assert_eq!(text(&out.stdout), "");
     assert_eq!(out.status.code(), Some(2));

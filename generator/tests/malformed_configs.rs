@@ -247,11 +247,11 @@ cases! {
     // ---- account concurrency ----
 
     reserved_concurrency_over_explicit_limit: "prod", "prod.toml", Replace("lambda_concurrency_limit = 1000", "lambda_concurrency_limit = 300")
-        => "the microprocesses reserve 244 concurrent executions, but only 200 of the account's 300 can be reserved" at "environments/prod.toml:8:28", hint "`credit-scores` reserves 200";
+        => "the microprocesses reserve 266 concurrent executions, but only 200 of the account's 300 can be reserved" at "environments/prod.toml:8:28", hint "`credit-scores` reserves 200";
 
     /// Without `lambda_concurrency_limit` the place is the `[environment]` table.
     reserved_concurrency_over_default_limit: "dev", "dev.toml", Replace("max_concurrency = 5", "max_concurrency = 1000\nrate_limit_per_second = 5000")
-        => "the microprocesses reserve 1024 concurrent executions, but only 900 of the account's 1000 can be reserved" at "environments/dev.toml:3:1", hint "`credit-scores` reserves 1000";
+        => "the microprocesses reserve 1046 concurrent executions, but only 900 of the account's 1000 can be reserved" at "environments/dev.toml:3:1", hint "`credit-scores` reserves 1000";
 
     // ---- choices ----
 
@@ -311,18 +311,21 @@ cases! {
 
     // ---- callback completion ----
 
+    tolerance_of_100_percent: "prod", MP, Replace("tolerated_failure_percent = 2", "tolerated_failure_percent = 100")
+        => "`annual-report.process.tolerated_failure_percent` must be between 0 and 99, got `100`" at "environments/microprocesses.toml:64:175", hint "leave it out to never cancel";
+
     lease_without_callback_completion: "prod", MP, Replace("completion = \"callback\", lease_seconds = 900", "lease_seconds = 900")
-        => "`annual-report.process.lease_seconds` applies only to callback completion" at "environments/microprocesses.toml:0:0", hint "set `annual-report.process.completion = \"callback\"`";
+        => "`annual-report.process.lease_seconds` applies only to callback completion" at "environments/microprocesses.toml:64:117", hint "set `annual-report.process.completion = \"callback\"`";
 
     completion_typo: "prod", MP, Replace("completion = \"callback\"", "completion = \"callbak\"")
-        => "`annual-report.process.completion` cannot be `callbak`" at "environments/microprocesses.toml:0:0", hint "did you mean `callback`?";
+        => "`annual-report.process.completion` cannot be `callbak`" at "environments/microprocesses.toml:64:114", hint "did you mean `callback`?";
 
     lease_too_short: "prod", MP, Replace("lease_seconds = 900", "lease_seconds = 5")
-        => "`annual-report.process.lease_seconds` must be between 10 and 86400, got `5`" at "environments/microprocesses.toml:0:0", hint "counts as lost";
+        => "`annual-report.process.lease_seconds` must be between 10 and 86400, got `5`" at "environments/microprocesses.toml:64:142", hint "counts as lost";
 
     /// Every attempt's lease running out must end inside the run's records.
-    leases_outlive_the_records: "prod", MP, Replace("max_attempts = 3, completion = \"callback\", lease_seconds = 900 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 365 }", "max_attempts = 19, completion = \"callback\", lease_seconds = 86400 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 18 }")
-        => "`annual-report.process.max_attempts` (19) leases of 86400 s after calls of up to 15 s can keep a child in progress 19.0 days, past its run's records (`annual-report.results.retention_days` = 18)" at "environments/microprocesses.toml:0:0", hint "a report after the records expire would count the child again";
+    leases_outlive_the_records: "prod", MP, Replace("max_attempts = 3, completion = \"callback\", lease_seconds = 900, tolerated_failure_percent = 2 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 365 }", "max_attempts = 19, completion = \"callback\", lease_seconds = 86400, tolerated_failure_percent = 2 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 18 }")
+        => "`annual-report.process.max_attempts` (19) leases of 86400 s after calls of up to 15 s can keep a child in progress 19.0 days, past its run's records (`annual-report.results.retention_days` = 18)" at "environments/microprocesses.toml:64:143", hint "a report after the records expire would count the child again";
 
 }
 

@@ -95,7 +95,7 @@ fn two_sandboxes_render_disjoint_bundles() {
     };
     let out = generate(&["--env", "sandbox", "--sandbox", "alice"]);
     assert!(
-        out.starts_with("sandbox-alice: 4 stacks → dist/sandbox-alice\n"),
+        out.starts_with("sandbox-alice: 5 stacks → dist/sandbox-alice\n"),
         "{out}"
     );
     generate(&["--env", "sandbox", "--sandbox", "bob"]);
@@ -117,10 +117,16 @@ fn two_sandboxes_render_disjoint_bundles() {
             .collect();
         assert_eq!(
             stacks,
-            ["core", "service", "mp-abn-refresh", "mp-credit-scores"]
-                .iter()
-                .map(|k| format!("scores-{env}-{k}"))
-                .collect()
+            [
+                "core",
+                "service",
+                "mp-abn-refresh",
+                "mp-annual-report",
+                "mp-credit-scores"
+            ]
+            .iter()
+            .map(|k| format!("scores-{env}-{k}"))
+            .collect()
         );
         let mut names = BTreeSet::new();
         for s in manifest["stacks"].as_array().unwrap() {
@@ -191,7 +197,10 @@ fn the_longest_sandbox_name_renders_names_within_every_aws_limit() {
     }
     assert_eq!(
         at_limit,
-        [format!("scores-sandbox-{name}-credit-scores-forwarder")]
+        [
+            format!("scores-sandbox-{name}-annual-report-forwarder"),
+            format!("scores-sandbox-{name}-credit-scores-forwarder")
+        ]
     );
 }
 
@@ -211,7 +220,7 @@ fn the_command_line_says_what_it_refuses() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "ok: `sandbox-alice` (ap-southeast-2, arm64): 2 microprocesses (abn-refresh, credit-scores); \
+        "ok: `sandbox-alice` (ap-southeast-2, arm64): 3 microprocesses (abn-refresh, annual-report, credit-scores); \
          service fargate, queue host scores-queue-alice.sandbox.dev.example.com\n  \
          sandbox `alice` of `sandbox`: expires 7 days after each deploy\n"
     );

@@ -122,6 +122,8 @@ pub struct ForwarderOptions {
     /// Callback completion: the lease, and the callback's URL.
     pub lease: Option<Duration>,
     pub callback_url: Option<String>,
+    /// Failed children past this share of the total cancel the run.
+    pub tolerated_failure_percent: Option<u32>,
 }
 
 impl Default for ForwarderOptions {
@@ -138,6 +140,7 @@ impl Default for ForwarderOptions {
             result_limit: microprocess_shared::service_client::DEFAULT_RESULT_LIMIT,
             lease: None,
             callback_url: None,
+            tolerated_failure_percent: None,
         }
     }
 }
@@ -760,6 +763,7 @@ fn forwarder_settings(
         lease: options.lease,
         callback_url: options.callback_url.clone(),
         callback_function: None,
+        tolerated_failure_percent: options.tolerated_failure_percent,
     }
 }
 

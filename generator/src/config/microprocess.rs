@@ -144,6 +144,9 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
         max_attempts: c.int(l.get(|m| m.process.as_ref()?.max_attempts.as_ref()), &key("process.max_attempts"), 5, 1, 999, "the queue's maxReceiveCount is one more, and SQS allows at most 1000"),
         max_retry_after_seconds: c.int(l.get(|m| m.process.as_ref()?.max_retry_after_seconds.as_ref()), &key("process.max_retry_after_seconds"), 3600, 0, 43_200, "a message's visibility can be extended to at most 12 hours (43200 s) from its receive"),
         completion: super::completion::completion(c, name, l),
+        tolerated_failure_percent: l
+            .get(|m| m.process.as_ref()?.tolerated_failure_percent.as_ref())
+            .and_then(|v| c.int_at(&v, &key("process.tolerated_failure_percent"), 0, 99, "a run whose failed children pass this percentage of its total is cancelled; leave it out to never cancel")),
     };
 
     let delivery = validate_delivery(c, name, l, &process, process_timeout);

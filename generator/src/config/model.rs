@@ -164,6 +164,9 @@ pub struct Process {
     /// The longest `Retry-After` the forwarder honours; a longer one is capped.
     pub max_retry_after_seconds: u32,
     pub completion: Completion,
+    /// A run whose failed children pass this share of its total is cancelled (Step
+    /// Functions' tolerated failure percentage); `None`: never.
+    pub tolerated_failure_percent: Option<u32>,
 }
 
 /// How a child's outcome arrives (contract section 2b).

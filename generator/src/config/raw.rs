@@ -53,6 +53,7 @@ pub struct RawProcess {
     pub max_retry_after_seconds: Option<Spanned<i64>>,
     pub completion: Option<Spanned<String>>,
     pub lease_seconds: Option<Spanned<i64>>,
+    pub tolerated_failure_percent: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -251,10 +251,11 @@ mod tests {
                 "scores-sandbox-alice-core",
                 "scores-sandbox-alice-service",
                 "scores-sandbox-alice-mp-abn-refresh",
+                "scores-sandbox-alice-mp-annual-report",
                 "scores-sandbox-alice-mp-credit-scores",
             ]
         );
-        let m = &env.microprocesses[1];
+        let m = &env.microprocesses[2];
         assert_eq!(
             plan::function_name(&env, m, "forwarder"),
             "scores-sandbox-alice-credit-scores-forwarder"
@@ -313,7 +314,7 @@ mod tests {
         assert_eq!(
             d.to_string(),
             format!(
-                "error: sandbox name `{too_long}` is {} characters; sandboxes of `sandbox` take at most {max}\n = hint: it would make the Lambda function name `scores-sandbox-{too_long}-credit-scores-forwarder` (65 characters; AWS takes at most 64): choose a shorter name\n",
+                "error: sandbox name `{too_long}` is {} characters; sandboxes of `sandbox` take at most {max}\n = hint: it would make the Lambda function name `scores-sandbox-{too_long}-annual-report-forwarder` (65 characters; AWS takes at most 64): choose a shorter name\n",
                 max + 1
             )
         );

@@ -98,6 +98,7 @@ pub fn forwarder_settings(env: &Environment, m: &Microprocess) -> ForwarderSetti
             .lease_seconds()
             .map(|s| Duration::from_secs(u64::from(s))),
         callback_url: None,
+        tolerated_failure_percent: m.process.tolerated_failure_percent,
         // The forwarder reads the URL of its callback function at start: a variable that
         // refers to the URL resource (`CallbackUrl.FunctionUrl`) makes checkov 3.3.30
         // crash while it writes its JSON report.

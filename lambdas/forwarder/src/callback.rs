@@ -225,6 +225,11 @@ impl Forwarder {
         {
             Ok(recorded) => {
                 self.close_leases(run, &[seq]).await;
+                if self.check_tolerance(&recorded.run).await {
+                    return Answer::recorded(
+                        "recorded; the run is cancelled, its failures past the tolerance",
+                    );
+                }
                 if recorded.complete {
                     self.claim_and_send_reduce(&recorded.run, false).await;
                 }

@@ -192,6 +192,10 @@ impl Forwarder {
                         self.spare_successes(&run, &outcomes, &recorded.duplicates, &mut pending)
                             .await;
                     }
+                    if self.check_tolerance(&recorded.run).await {
+                        screened.extend(pending.into_iter().map(|(id, _, _, v)| (id, v)));
+                        return screened;
+                    }
                     if recorded.complete {
                         // A claimer stopped before its reduce message leaves its batch to
                         // come back with every child already counted.

@@ -28,6 +28,7 @@ mod record;
 mod reduce;
 pub mod results;
 mod screen;
+mod tolerance;
 mod verdicts;
 
 use std::collections::BTreeMap;

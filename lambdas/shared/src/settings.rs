@@ -87,6 +87,8 @@ pub const RESULT_LIMIT_BYTES: &str = "RESULT_LIMIT_BYTES";
 /// Callback completion (contract 1.1, 2b): the URL a service reports to; optional, set on
 /// the forwarder of a microprocess with `process.completion = "callback"`.
 pub const CALLBACK_URL: &str = "CALLBACK_URL";
+/// A run whose failed children pass this percentage of its total is cancelled; optional.
+pub const TOLERATED_FAILURE_PERCENT: &str = "TOLERATED_FAILURE_PERCENT";
 /// Callback completion: the callback function's name; the forwarder reads its function
 /// URL at start (`lambda:GetFunctionUrlConfig`) unless `CALLBACK_URL` is set.
 pub const CALLBACK_FUNCTION: &str = "CALLBACK_FUNCTION";
@@ -161,6 +163,8 @@ pub struct ForwarderSettings {
     /// when `callback_url` is not set (a template cannot pass the URL itself: see
     /// `templates/microprocess.yaml`).
     pub callback_function: Option<String>,
+    /// A run whose failed children pass this percentage of its total is cancelled.
+    pub tolerated_failure_percent: Option<u32>,
 }
 
 /// Where a child's 2xx body is kept.
@@ -217,6 +221,7 @@ const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
+const PERCENT_EXPECTED: &str = "a whole percentage from 0 to 99, like `5`";
 const FUNCTION_EXPECTED: &str =
     "a Lambda function name, 1 to 64 letters, digits, `-` or `_`, like `scores-prod-annual-report-callback`";
 const LEASE_EXPECTED: &str = "a whole number of seconds from 10 to 86400, like `900`";
@@ -365,6 +370,9 @@ impl ForwarderSettings {
         if let Some(function) = &self.callback_function {
             out.push((CALLBACK_FUNCTION, function.clone()));
         }
+        if let Some(percent) = self.tolerated_failure_percent {
+            out.push((TOLERATED_FAILURE_PERCENT, percent.to_string()));
+        }
         out
     }
 }
@@ -497,6 +505,10 @@ impl ForwarderSettings {
                 )?)),
             },
             callback_url: env.optional(CALLBACK_URL, CALLBACK_URL_EXPECTED, is_http_url)?,
+            tolerated_failure_percent: match env.get(TOLERATED_FAILURE_PERCENT) {
+                None => None,
+                Some(_) => Some(env.number(TOLERATED_FAILURE_PERCENT, PERCENT_EXPECTED, 0..=99)?),
+            },
             callback_function: env.optional(CALLBACK_FUNCTION, FUNCTION_EXPECTED, |v| {
                 (1..=64).contains(&v.len())
                     && v.bytes()

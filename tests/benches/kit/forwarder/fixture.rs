@@ -171,6 +171,7 @@ impl Fixture {
             lease: None,
             callback_url: None,
             callback_function: None,
+            tolerated_failure_percent: None,
         };
         let lambda = [
             (settings::MICROPROCESS_ENVIRONMENT, "local".to_string()),
