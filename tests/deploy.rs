@@ -7,9 +7,10 @@ use aws_config::SdkConfig;
 use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::{sdk_config, MotoServer};
 
-const STACKS: [&str; 3] = [
+const STACKS: [&str; 4] = [
     "scores-local-core",
     "scores-local-mp-abn-refresh",
+    "scores-local-mp-annual-report",
     "scores-local-mp-credit-scores",
 ];
 
@@ -93,7 +94,7 @@ async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
     for s in STACKS {
         assert!(out.contains(&format!("{s}: create, ")), "{out}");
     }
-    assert!(out.contains("assets: 2 uploaded"), "{out}");
+    assert!(out.contains("assets: 3 uploaded"), "{out}");
     let after_first = stacks(&config).await;
     assert_eq!(names(&after_first), STACKS);
     for (name, status, _) in &after_first {
@@ -126,7 +127,7 @@ async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
         assert!(out.contains(&format!("{s}: no change")), "{out}");
     }
     assert!(out.contains("0 created, 0 updated, 3 no change"), "{out}");
-    assert!(out.contains("assets: 0 uploaded, 2 already"), "{out}");
+    assert!(out.contains("assets: 0 uploaded, 3 already"), "{out}");
     assert_eq!(
         stacks(&config).await,
         after_first,
@@ -180,7 +181,7 @@ async fn adding_a_microprocess_creates_only_its_stack() {
         out.contains("scores-local-mp-invoice-reminders: create, "),
         "{out}"
     );
-    assert!(out.contains("1 created, 0 updated, 3 no change"), "{out}");
+    assert!(out.contains("1 created, 0 updated, 4 no change"), "{out}");
     let after = stacks(&config).await;
     assert_eq!(
         after
@@ -228,7 +229,7 @@ async fn diff_shows_a_change_and_executes_nothing() {
         "{out}"
     );
     assert!(
-        out.contains("0 to create, 1 to update, 2 no change"),
+        out.contains("0 to create, 1 to update, 3 no change"),
         "{out}"
     );
     assert_eq!(stacks(&config).await, before, "diff changed a stack");
@@ -263,7 +264,7 @@ async fn teardown_leaves_nothing() {
     let (code, out, err) = project.cli(moto.endpoint(), &["teardown", "--env", "local", "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}\nemulator:\n{}", moto.log());
     assert!(out.contains("emptied bucket"), "{out}");
-    assert!(out.contains("3 stacks deleted, nothing left"), "{out}");
+    assert!(out.contains("4 stacks deleted, nothing left"), "{out}");
     assert!(stacks(&config)
         .await
         .iter()

@@ -492,6 +492,7 @@ async fn s04c_a_forwarder_killed_on_both_last_receives_is_recorded_failed_by_the
             requeued: vec![],
             splitting: vec![],
             resumed: vec![],
+            announced: vec![],
         }
     );
     // Nothing more the next time.
@@ -948,6 +949,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
             requeued: vec![],
             splitting: vec![],
             resumed: vec![],
+            announced: vec![],
         }
     );
     p.drain_with(&p.forwarder, WORKERS, DRAIN_LIMIT).await;
@@ -964,6 +966,7 @@ async fn s10_a_crash_between_the_last_count_and_the_claim_is_swept() {
             requeued: vec![],
             splitting: vec![],
             resumed: vec![],
+            announced: vec![],
         }
     );
     let audit = p.audit("10: claim lost, swept", &run, 100).await;
@@ -1028,6 +1031,7 @@ async fn s10b_a_crash_between_the_claim_and_the_reduce_message_is_swept() {
             requeued: vec![run.clone()],
             splitting: vec![],
             resumed: vec![],
+            announced: vec![],
         }
     );
     assert!(p.record(&run).await.reduce_queued_at.is_some());

@@ -234,6 +234,8 @@ impl Emulator {
             retention_days: 30,
             counter_shards: 1,
             ledger_partitions: 1,
+            alarm_topic_arn: None,
+            expected_duration: None,
         };
         with_log_filter(settings.to_environment())
     }

@@ -512,6 +512,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
             requeued: vec![],
             splitting: vec![splitting.clone()],
             resumed: vec![],
+            announced: vec![],
         }
     );
     assert_eq!(
@@ -536,6 +537,7 @@ async fn the_sweep_claims_finished_runs_that_missed_their_reduce() {
             requeued: vec![],
             splitting: vec![splitting],
             resumed: vec![],
+            announced: vec![],
         }
     );
     assert!(bench.queued().is_empty());
@@ -715,4 +717,175 @@ async fn stopped_split(
         .await
         .unwrap();
     run
+}
+
+/// A topic with a queue subscribed to it, to read what is published.
+async fn alarm_topic(bench: &Pipeline) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(&bench.config);
+    let topic = sns
+        .create_topic()
+        .name("alarms")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let inbox = bench
+        .sqs
+        .create_queue()
+        .queue_name("alarm-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let inbox_arn = bench
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&inbox)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .send()
+        .await
+        .unwrap();
+    (topic, inbox)
+}
+
+/// Every message published to the topic so far (the SNS envelope's `Message`).
+async fn published(bench: &Pipeline, inbox: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let got = bench
+            .sqs
+            .receive_message()
+            .queue_url(inbox)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            return out;
+        }
+        for m in got.messages() {
+            let envelope: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap();
+            out.push(envelope["Message"].as_str().unwrap_or_default().to_string());
+            bench
+                .sqs
+                .delete_message()
+                .queue_url(inbox)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_announces_a_late_run_and_one_that_ended_badly_once_each() {
+    let bench = bench(20, Chaos::default()).await;
+    let (topic, inbox) = alarm_topic(&bench).await;
+    let settings = bench.settings(&[
+        ("OVERLAP", "allow"),
+        ("ALARM_TOPIC_ARN", &topic),
+        ("EXPECTED_DURATION_MINUTES", "10"),
+    ]);
+    let (splitter, _) = bench.splitter(settings, quick());
+    // A run started 30 minutes ago, expected to take 10: past its due time.
+    let late = RunId::parse("late").unwrap();
+    bench
+        .ledger
+        .start_run(
+            NAME,
+            &late,
+            Overlap::Allow,
+            30,
+            Layout::SINGLE,
+            Utc::now() - chrono::Duration::minutes(30),
+        )
+        .await
+        .unwrap();
+    bench
+        .ledger
+        .seal(NAME, &late, 1000, Utc::now())
+        .await
+        .unwrap();
+    // A run on time: started now.
+    let on_time = RunId::parse("on-time").unwrap();
+    bench
+        .ledger
+        .start_run(
+            NAME,
+            &on_time,
+            Overlap::Allow,
+            30,
+            Layout::SINGLE,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    // A run cancelled: announced as ended.
+    let cancelled = RunId::parse("cancelled").unwrap();
+    bench
+        .ledger
+        .start_run(
+            NAME,
+            &cancelled,
+            Overlap::Allow,
+            30,
+            Layout::SINGLE,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    bench
+        .ledger
+        .cancel(NAME, &cancelled, "vendor outage", Utc::now())
+        .await
+        .unwrap();
+
+    let swept = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    let Outcome::Swept { announced, .. } = swept else {
+        panic!("not a sweep: {swept:?}");
+    };
+    assert_eq!(announced, [late.clone(), cancelled.clone()]);
+    let mut messages = published(&bench, &inbox).await;
+    messages.sort();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0]
+            .starts_with("Run `cancelled` of `credit-scores` ended CANCELLED: vendor outage"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1]
+            .starts_with("Run `late` of `credit-scores` is past its expected duration of 10 min"),
+        "{messages:?}"
+    );
+
+    // Once each: the next sweep announces nothing.
+    let again = handle(&splitter, json!({"sweep": true}), later())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Outcome::Swept { announced, .. } if announced.is_empty()),
+        "{again:?}"
+    );
+    assert!(published(&bench, &inbox).await.is_empty());
 }

@@ -325,6 +325,9 @@ fn deployed(logical_id: &str) -> String {
         "LedgerTableName" => "scores-prod-ledger".into(),
         "BucketName" => "scores-prod-assets".into(),
         "Callback" => "scores-prod-annual-report-callback".into(),
+        "AlarmTopicArn" => {
+            "arn:aws:sns:ap-southeast-2:333333333333:scores-prod-microprocess-alarms".into()
+        }
         other => panic!("a function variable refers to `{other}`, which this test does not know"),
     }
 }

@@ -520,6 +520,8 @@ impl Pipeline {
             counter_shards: 1,
             // Two keys: every pipeline test reads a run spread over more than one.
             ledger_partitions: 2,
+            alarm_topic_arn: None,
+            expected_duration: None,
         };
         // Overrides by variable name, read back as the splitter reads its environment.
         let mut vars: BTreeMap<&str, String> = base.to_environment().into_iter().collect();

@@ -43,6 +43,8 @@ struct Snapshot {
     dead_letters: Vec<(String, u64)>,
     /// A line per paused or throttled microprocess (`microprocess pause`, `throttle`).
     controls: Vec<String>,
+    /// A line per active run that will miss its expected duration.
+    late: Vec<String>,
 }
 
 impl Snapshot {
@@ -129,6 +131,9 @@ fn print(session: &Session, snapshot: &Snapshot, out: &mut dyn Write) {
     } else {
         let _ = write!(out, "{}", progress::table(&snapshot.runs));
     }
+    for line in &snapshot.late {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "{}", snapshot.dead_letters_line());
 }
 
@@ -210,9 +215,29 @@ async fn look(
             controls.push(line);
         }
     }
+    let now = Utc::now();
+    let late = runs
+        .iter()
+        .filter(|r| !r.record.state.is_terminal())
+        .filter_map(|r| {
+            let minutes = session
+                .env
+                .microprocesses
+                .iter()
+                .find(|m| m.name == r.microprocess)?
+                .expected_duration_minutes?;
+            let expected = Duration::from_secs(60 * u64::from(minutes));
+            let why = microprocess_shared::run_deadline::lateness(&r.record, expected, now)?;
+            Some(format!(
+                "late: run `{}` of `{}` {why}",
+                r.record.run, r.microprocess
+            ))
+        })
+        .collect();
     Ok(Snapshot {
         runs,
         dead_letters,
         controls,
+        late,
     })
 }

@@ -214,7 +214,11 @@ pub fn validate(c: &mut Checker, name: &str, name_place: &Place, l: &Layers<'_>)
         ..results
     };
 
+    let expected_duration_minutes = l
+        .get(|m| m.expected_duration_minutes.as_ref())
+        .and_then(|v| c.int_at(&v, &key("expected_duration_minutes"), 1, 525_600, "how long a run is expected to take; the sweep warns on the alarm topic when a run will miss it"));
     Microprocess {
+        expected_duration_minutes,
         name: name.to_string(),
         description: l
             .get(|m| m.description.as_ref())

@@ -116,6 +116,9 @@ pub struct Microprocess {
     pub reduce: Reduce,
     pub delivery: Delivery,
     pub results: Results,
+    /// How long a run is expected to take: the sweep warns on the alarm topic, and
+    /// `status` says, when a run will miss it.
+    pub expected_duration_minutes: Option<u32>,
 }
 
 impl Microprocess {

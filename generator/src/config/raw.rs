@@ -18,6 +18,7 @@ pub struct RawMicroprocess {
     pub enabled: Option<Spanned<bool>>,
     pub schedule: Option<RawSchedule>,
     pub overlap: Option<Spanned<String>>,
+    pub expected_duration_minutes: Option<Spanned<i64>>,
     pub split: Option<RawSplit>,
     pub process: Option<RawProcess>,
     pub reduce: Option<RawReduce>,

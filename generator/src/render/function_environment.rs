@@ -19,7 +19,8 @@ use crate::config::model::{Microprocess, Overlap, ResultStorage};
 use crate::config::Environment;
 
 /// Variables whose value is a reference to a parameter or resource of the stack.
-const REFERENCES: [(&str, &str); 6] = [
+const REFERENCES: [(&str, &str); 7] = [
+    (settings::ALARM_TOPIC_ARN, "AlarmTopicArn"),
     (settings::CALLBACK_FUNCTION, "Callback"),
     (settings::LEDGER_TABLE, "LedgerTableName"),
     (settings::QUEUE_URL, "Queue"),
@@ -67,6 +68,10 @@ pub fn splitter_settings(env: &Environment, m: &Microprocess) -> SplitterSetting
         retention_days: m.results.retention_days,
         counter_shards: m.results.counter_shards,
         ledger_partitions: m.results.partitions,
+        alarm_topic_arn: Some("AlarmTopicArn".into()),
+        expected_duration: m
+            .expected_duration_minutes
+            .map(|minutes| Duration::from_secs(60 * u64::from(minutes))),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod logging;
 pub mod printable;
 pub mod queue_host;
 pub mod queue_message;
+pub mod run_deadline;
 pub mod run_id;
 pub mod service_client;
 pub mod settings;

@@ -87,6 +87,12 @@ pub const RESULT_LIMIT_BYTES: &str = "RESULT_LIMIT_BYTES";
 /// Callback completion (contract 1.1, 2b): the URL a service reports to; optional, set on
 /// the forwarder of a microprocess with `process.completion = "callback"`.
 pub const CALLBACK_URL: &str = "CALLBACK_URL";
+/// The environment's alarm topic, where the sweep announces late and failed runs;
+/// optional (splitter).
+pub const ALARM_TOPIC_ARN: &str = "ALARM_TOPIC_ARN";
+/// How long a run of the microprocess is expected to take, in minutes; optional
+/// (splitter: the sweep warns when a run will miss it).
+pub const EXPECTED_DURATION_MINUTES: &str = "EXPECTED_DURATION_MINUTES";
 /// A run whose failed children pass this percentage of its total is cancelled; optional.
 pub const TOLERATED_FAILURE_PERCENT: &str = "TOLERATED_FAILURE_PERCENT";
 /// Callback completion: the callback function's name; the forwarder reads its function
@@ -126,6 +132,11 @@ pub struct SplitterSettings {
     pub counter_shards: u32,
     /// Child partition keys of a new run.
     pub ledger_partitions: u32,
+    /// Where the sweep announces runs that will miss their expected duration or ended
+    /// other than `COMPLETED`.
+    pub alarm_topic_arn: Option<String>,
+    /// How long a run is expected to take.
+    pub expected_duration: Option<Duration>,
 }
 
 /// Settings of the forwarder.
@@ -221,6 +232,9 @@ const CONCURRENCY_EXPECTED: &str = "a whole number from 2 to 1000, like `10`";
 const BATCH_SIZE_EXPECTED: &str = "a whole number from 1 to 10, like `10`";
 const BACKOFF_EXPECTED: &str = "a whole number of milliseconds from 1 to 900000, like `2000`";
 const RETRY_AFTER_EXPECTED: &str = "a whole number of seconds from 0 to 43200, like `3600`";
+const TOPIC_EXPECTED: &str =
+    "the ARN of the alarm topic, like `arn:aws:sns:eu-west-1:123456789012:scores-prod-microprocess-alarms`";
+const DURATION_EXPECTED: &str = "a whole number of minutes from 1 to 525600, like `180`";
 const PERCENT_EXPECTED: &str = "a whole percentage from 0 to 99, like `5`";
 const FUNCTION_EXPECTED: &str =
     "a Lambda function name, 1 to 64 letters, digits, `-` or `_`, like `scores-prod-annual-report-callback`";
@@ -313,6 +327,15 @@ impl SplitterSettings {
             (COUNTER_SHARDS, self.counter_shards.to_string()),
             (LEDGER_PARTITIONS, self.ledger_partitions.to_string()),
         ]);
+        if let Some(topic) = &self.alarm_topic_arn {
+            out.push((ALARM_TOPIC_ARN, topic.clone()));
+        }
+        if let Some(expected) = self.expected_duration {
+            out.push((
+                EXPECTED_DURATION_MINUTES,
+                (expected.as_secs() / 60).to_string(),
+            ));
+        }
         out
     }
 }
@@ -425,6 +448,18 @@ impl SplitterSettings {
                 PARTITIONS_EXPECTED,
                 1..=crate::ledger_keys::MAX_PARTITIONS,
             )?,
+            alarm_topic_arn: env
+                .optional(ALARM_TOPIC_ARN, TOPIC_EXPECTED, |v| v.starts_with("arn:"))?,
+            expected_duration: match env.get(EXPECTED_DURATION_MINUTES) {
+                None => None,
+                Some(_) => Some(Duration::from_secs(
+                    60 * env.number::<u64>(
+                        EXPECTED_DURATION_MINUTES,
+                        DURATION_EXPECTED,
+                        1..=525_600,
+                    )?,
+                )),
+            },
         })
     }
 }

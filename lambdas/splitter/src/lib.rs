@@ -26,6 +26,7 @@ pub mod enqueue;
 pub mod event;
 pub mod handoff;
 pub mod lease;
+pub mod notices;
 pub mod pages;
 mod reduce;
 pub mod split;
@@ -63,6 +64,8 @@ pub struct Splitter {
     pub handoff: Arc<dyn Handoff>,
     /// The queues as the sweep reads them.
     pub dead_letters: DeadLetters,
+    /// Where the sweep announces late and badly ended runs (`ALARM_TOPIC_ARN`).
+    pub notices: Option<notices::Notices>,
     pub tuning: Tuning,
 }
 
@@ -88,6 +91,13 @@ impl Splitter {
             pages: Arc::new(ServiceSplit::new(client, &settings.split_path)),
             queue: Arc::new(SqsQueue::new(sqs.clone(), &settings.common.queue_url)),
             dead_letters: DeadLetters::new(sqs, &settings.dead_letter_queue_url),
+            notices: settings
+                .alarm_topic_arn
+                .clone()
+                .map(|topic_arn| notices::Notices {
+                    sns: aws_sdk_sns::Client::new(config),
+                    topic_arn,
+                }),
             handoff: Arc::new(LambdaHandoff::new(
                 aws_sdk_lambda::Client::new(config),
                 function_name,
@@ -175,6 +185,8 @@ pub enum Outcome {
         /// `SPLITTING` runs whose splitter stopped (its lease ran out): resumed under a
         /// lease of the sweep's, by a hand-off.
         resumed: Vec<RunId>,
+        /// Runs announced on the alarm topic now: late, or ended other than `COMPLETED`.
+        announced: Vec<RunId>,
     },
 }
 

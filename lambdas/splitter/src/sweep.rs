@@ -97,8 +97,10 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
             "run still SPLITTING"
         );
     }
+    let announced = splitter.announce().await;
     tracing::info!(
         %microprocess,
+        announced = announced.len(),
         processing = processing.len(),
         failed_from_dead_letters,
         claimed = claimed.len(),
@@ -120,6 +122,7 @@ pub async fn sweep(splitter: &Splitter) -> Result<Outcome, SplitterError> {
         requeued,
         splitting: splitting.into_iter().map(|r| r.run).collect(),
         resumed,
+        announced,
     })
 }
 

@@ -26,6 +26,7 @@ pub enum Step {
     Children,
     Lease,
     Controls,
+    Notice,
 }
 
 impl Step {
@@ -48,6 +49,7 @@ impl Step {
             Step::Children => "list children",
             Step::Lease => "child lease",
             Step::Controls => "run controls",
+            Step::Notice => "run notice",
         }
     }
 }

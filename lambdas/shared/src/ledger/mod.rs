@@ -75,6 +75,7 @@ mod children;
 mod controls;
 mod error;
 mod leases;
+mod notices;
 mod plan;
 mod records;
 mod retry;
@@ -90,6 +91,7 @@ use aws_sdk_dynamodb::Client;
 pub use controls::Controls;
 pub use error::{Context, LedgerError, Step};
 pub use leases::{Claim, Lease, Opened};
+pub use notices::Notice;
 pub use plan::SHARD_BLOCK;
 pub use records::{
     state_pk, state_sk, ChildOutcome, ChildRecord, ChildResult, InvalidItem, Overlap, Recorded,
