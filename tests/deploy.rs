@@ -102,15 +102,22 @@ async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
     }
     let mut expected_queues = Vec::new();
     let mut expected_functions = Vec::new();
-    for m in ["abn-refresh", "credit-scores"] {
+    for m in ["abn-refresh", "annual-report", "credit-scores"] {
         for q in ["", "-dlq", "-schedule-dlq"] {
             expected_queues.push(format!("scores-local-{m}{q}"));
         }
-        for f in ["forwarder", "splitter"] {
+        // Only the microprocess with callback completion has a callback.
+        let functions: &[&str] = if m == "annual-report" {
+            &["callback", "forwarder", "splitter"]
+        } else {
+            &["forwarder", "splitter"]
+        };
+        for f in functions {
             expected_functions.push(format!("scores-local-{m}-{f}"));
         }
     }
     expected_queues.sort();
+    expected_functions.sort();
     assert_eq!(queue_names(&config).await, expected_queues);
     assert_eq!(function_names(&config).await, expected_functions);
     assert_eq!(table_names(&config).await, ["scores-local-ledger"]);
@@ -126,7 +133,7 @@ async fn deploy_creates_every_stack_and_a_second_deploy_changes_nothing() {
     for s in STACKS {
         assert!(out.contains(&format!("{s}: no change")), "{out}");
     }
-    assert!(out.contains("0 created, 0 updated, 3 no change"), "{out}");
+    assert!(out.contains("0 created, 0 updated, 4 no change"), "{out}");
     assert!(out.contains("assets: 0 uploaded, 3 already"), "{out}");
     assert_eq!(
         stacks(&config).await,

@@ -112,7 +112,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
     );
     // The failed child and the failed reduce are both dead-lettered.
     assert!(
-        out.contains("dead letters: abn-refresh 0 · credit-scores 2"),
+        out.contains("dead letters: abn-refresh 0 · annual-report 0 · credit-scores 2"),
         "{out}"
     );
 
@@ -280,13 +280,19 @@ async fn a_long_task_completes_by_its_report_through_the_local_runner() {
     let runner = tokio::task::block_in_place(|| {
         project.run_locally(&endpoint, &service.queue_url(), SECRET)
     });
-    assert!(
-        runner
-            .log()
-            .contains("function URL of `scores-local-annual-report-callback`"),
-        "{}",
-        runner.log()
-    );
+    // The runner says where it serves the callback's function URL.
+    let started = std::time::Instant::now();
+    while !runner
+        .log()
+        .contains("function URL of `scores-local-annual-report-callback`")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{}",
+            runner.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let (code, out, err) = cli(
         &project,

@@ -59,10 +59,15 @@ fn deploy_sandbox(project: &KitProject, moto: &MotoServer, name: &str) {
 
 /// The stacks of sandbox `env` (`local-alice`), in name order.
 fn stacks_of(env: &str) -> Vec<String> {
-    ["core", "mp-abn-refresh", "mp-credit-scores"]
-        .iter()
-        .map(|k| format!("scores-{env}-{k}"))
-        .collect()
+    [
+        "core",
+        "mp-abn-refresh",
+        "mp-annual-report",
+        "mp-credit-scores",
+    ]
+    .iter()
+    .map(|k| format!("scores-{env}-{k}"))
+    .collect()
 }
 
 /// Stack name → status, of every stack the emulator knows (deleted ones included).
@@ -217,14 +222,14 @@ async fn teardown_expired_removes_only_the_sandbox_past_its_expiry() {
     );
     assert_eq!(code, 0, "{out}\n{err}\nemulator:\n{}", moto.log());
     assert!(out.contains("`local-bob` expires "), "{out}");
-    assert!(out.contains(": kept (3 stacks)"), "{out}");
+    assert!(out.contains(": kept (4 stacks)"), "{out}");
     assert!(
-        out.contains("`local-alice` expired 2020-01-01 00:00 UTC: 3 stacks\n"),
+        out.contains("`local-alice` expired 2020-01-01 00:00 UTC: 4 stacks\n"),
         "{out}"
     );
     assert!(out.contains("removing `local-alice`\n"), "{out}");
     assert!(out.contains("emptied bucket"), "{out}");
-    assert!(out.contains("3 stacks deleted, nothing left"), "{out}");
+    assert!(out.contains("4 stacks deleted, nothing left"), "{out}");
     assert!(
         out.contains("removed 1 of 1 expired sandboxes of `local`; 1 not expired"),
         "{out}"
@@ -266,7 +271,7 @@ async fn teardown_expired_removes_only_the_sandbox_past_its_expiry() {
         out.contains("stacks of `local-bob`, in the order they go:"),
         "{out}"
     );
-    assert!(out.contains("3 stacks deleted, nothing left"), "{out}");
+    assert!(out.contains("4 stacks deleted, nothing left"), "{out}");
     assert_eq!(
         resources_named(&config, "local-").await,
         Vec::<String>::new()

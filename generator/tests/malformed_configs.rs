@@ -239,7 +239,7 @@ cases! {
     /// Two keys at prod's 2,000 calls a second: 550 write units a second each, over half
     /// of a partition's 1,000.
     too_few_ledger_partitions_for_the_rate_cap: "prod", "prod.toml", Append("\n[microprocesses.credit-scores.results]\npartitions = 2\n".into())
-        => "`credit-scores.results.partitions` = 2 puts 550 write units a second on each key at 2000 children a second, over half of DynamoDB's 1,000 a key" at "environments/prod.toml:58:14", hint "use at least 3, or leave it out for the default of 6";
+        => "`credit-scores.results.partitions` = 2 puts 550 write units a second on each key at 2000 children a second, over half of DynamoDB's 1,000 a key" at "environments/prod.toml:63:14", hint "use at least 3, or leave it out for the default of 6";
 
     queue_idle_timeout_shorter_than_a_forwarder_timeout: "prod", "prod.toml", Replace("layout = \"internal-queue\"\n", "layout = \"internal-queue\"\nqueue_idle_timeout_seconds = 20\n")
         => "`service.queue_idle_timeout_seconds` (20 s) is shorter than the forwarder timeout of `credit-scores` (30 s)" at "environments/prod.toml:26:30", hint "use at least 30";

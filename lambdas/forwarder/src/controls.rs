@@ -4,15 +4,23 @@
 //! per period. Pause and concurrency act on the event source mapping, not here; the
 //! concurrency override still matters here, as it changes each forwarder's share of the
 //! cap.
+//!
+//! The read is off the batch's path: it has a client of its own and a short timeout, and
+//! a read that fails or is slow keeps the cap in force, so it never holds a batch up or
+//! changes what the batch's own requests are.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use microprocess_shared::ledger::Ledger;
 
 use crate::rate::RateLimiter;
 use crate::Forwarder;
 
 /// How often a forwarder reads the controls.
 pub const CONTROLS_EVERY: Duration = Duration::from_secs(10);
+/// How long a read of the controls may take before the cap in force is kept.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The rate cap and the concurrency it is shared by.
 type Shape = (Option<u32>, u32);
@@ -21,11 +29,14 @@ type Shape = (Option<u32>, u32);
 pub struct Limits {
     limiter: Mutex<(Shape, Arc<RateLimiter>)>,
     read_at: Mutex<Option<Instant>>,
+    /// The ledger the controls are read from, on a client of its own.
+    ledger: Ledger,
 }
 
 impl Limits {
-    pub fn new(rate: Option<u32>, concurrency: u32, burst: u32) -> Limits {
+    pub fn new(ledger: Ledger, rate: Option<u32>, concurrency: u32, burst: u32) -> Limits {
         Limits {
+            ledger,
             limiter: Mutex::new((
                 (rate, concurrency),
                 Arc::new(RateLimiter::new(rate, concurrency, burst)),
@@ -69,10 +80,18 @@ impl Forwarder {
         if !self.limits.due() {
             return;
         }
-        let controls = match self.ledger.controls(self.name()).await {
-            Ok(c) => c,
-            Err(error) => {
+        let read =
+            tokio::time::timeout(READ_TIMEOUT, self.limits.ledger.controls(self.name())).await;
+        let controls = match read {
+            Ok(Ok(c)) => c,
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot read the run controls; the rate cap in force stays");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the run controls took over 1 s to read; the rate cap in force stays"
+                );
                 return;
             }
         };

@@ -113,6 +113,7 @@ impl Forwarder {
             sqs: aws_sdk_sqs::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
             limits: controls::Limits::new(
+                Ledger::from_config(config, settings.common.ledger_table.clone()),
                 settings.rate_limit_per_second,
                 settings.max_concurrency,
                 settings.batch_size,
