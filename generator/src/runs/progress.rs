@@ -425,6 +425,26 @@ mod tests {
     }
 
     #[test]
+    fn children_in_progress_under_a_lease_show_in_flight() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 10).unwrap();
+        let p = RunProgress::new(
+            "annual-report",
+            record(RunState::Processing, Some(12), 0, 12),
+            now,
+            None,
+        )
+        .with_in_progress(10);
+        let t = table(std::slice::from_ref(&p));
+        assert!(t.contains("12 (10 in progress)"), "{t}");
+        assert!(
+            p.details()
+                .contains("in progress   10 accepted, awaiting their report"),
+            "{}",
+            p.details()
+        );
+    }
+
+    #[test]
     fn the_rate_meter_smooths_between_looks() {
         let mut m = RateMeter::default();
         let t0 = std::time::Instant::now();
