@@ -36,12 +36,18 @@ fn seqs(list: &str) -> demo_service::SeqSelector {
 /// (delayed lease checks included) and the run has ended.
 async fn run(p: &Pipeline, total: u64) -> RunId {
     let run = p.run_with_children("2026-07-01T03-00-00Z", total).await;
+    settle(p, &run).await;
+    run
+}
+
+/// Drains the queue until `run` has ended and no lease check waits on the queue.
+async fn settle(p: &Pipeline, run: &RunId) {
     let started = std::time::Instant::now();
     loop {
         p.drain(Duration::from_secs(60)).await;
-        let record = p.record(&run).await;
+        let record = p.record(run).await;
         if record.state.is_terminal() && p.delayed().await == 0 {
-            return run;
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -280,15 +286,7 @@ async fn a_forwarder_killed_right_after_the_202_loses_and_repeats_nothing() {
     }
     handle.abort();
     // The messages come back after their visibility timeout (3 s); the reports came first.
-    let started = std::time::Instant::now();
-    loop {
-        p.drain(Duration::from_secs(60)).await;
-        if p.record(&run).await.state.is_terminal() && p.delayed().await == 0 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    settle(&p, &run).await;
     let record = p.record(&run).await;
     assert_eq!(
         (record.state, record.succeeded, record.failed),

@@ -11,6 +11,25 @@ const SECRET: &str = "end-to-end-test-secret";
 const ITEMS: u64 = 120;
 const FAILING_SEQ: u64 = 7;
 
+/// Every function ran as its own role, held to the policies of the deployed templates, and
+/// the CLI as the emulator's administrator: nothing was denied. Then the runner stops and
+/// `teardown` leaves nothing.
+fn nothing_denied_then_teardown(
+    project: &KitProject,
+    moto: &MotoServer,
+    runner: kit_tests::kit_project::Background,
+) {
+    let denied = moto.stats()["denied"].clone();
+    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
+    drop(runner);
+    let (code, out, err) = cli(
+        project,
+        moto.endpoint(),
+        &["teardown", "--env", "local", "--yes"],
+    );
+    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+}
+
 /// Runs the CLI to its end without holding up the demo service, which runs on this test's
 /// runtime (a blocked worker would keep the tasks queued on it waiting).
 fn cli(project: &KitProject, endpoint: &str, args: &[&str]) -> (i32, String, String) {
@@ -243,17 +262,7 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{err}"
     );
 
-    // Every function ran as its own role, held to the policies of the deployed
-    // templates, and the CLI as the emulator's administrator: nothing was denied.
-    let denied = moto.stats()["denied"].clone();
-    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
-    drop(runner);
-    let (code, out, err) = cli(
-        &project,
-        &endpoint,
-        &["teardown", "--env", "local", "--yes"],
-    );
-    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+    nothing_denied_then_teardown(&project, &moto, runner);
     let (code, out, err) = cli(&project, &endpoint, &["status", "--env", "local"]);
     assert_eq!(code, 8, "status after teardown:\n{out}\n{err}");
     assert!(err.contains("is not deployed"), "{err}");
@@ -353,15 +362,7 @@ async fn a_long_task_completes_by_its_report_through_the_local_runner() {
             "{line}"
         );
     }
-    let denied = moto.stats()["denied"].clone();
-    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
-    drop(runner);
-    let (code, out, err) = cli(
-        &project,
-        &endpoint,
-        &["teardown", "--env", "local", "--yes"],
-    );
-    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+    nothing_denied_then_teardown(&project, &moto, runner);
 }
 
 /// Run controls on a run in flight, through the local runner: a paused microprocess takes
@@ -544,15 +545,7 @@ async fn a_paused_microprocess_waits_and_a_throttled_one_completes_at_its_cap() 
         !out.contains("`credit-scores`:"),
         "cleared controls still shown:\n{out}"
     );
-    let denied = moto.stats()["denied"].clone();
-    assert_eq!(denied, serde_json::json!([]), "denied:\n{}", runner.log());
-    drop(runner);
-    let (code, out, err) = cli(
-        &project,
-        &endpoint,
-        &["teardown", "--env", "local", "--yes"],
-    );
-    assert_eq!(code, 0, "teardown:\n{out}\n{err}");
+    nothing_denied_then_teardown(&project, &moto, runner);
 }
 
 #[test]

@@ -986,21 +986,26 @@ async fn a_cancelled_run_gets_no_further_calls_and_no_reduce() {
     );
 }
 
-#[tokio::test]
-async fn a_run_past_its_failure_tolerance_is_cancelled_with_the_reason() {
-    let b = Pipeline::start(Setup {
-        items: 300,
+/// A pipeline of `items` whose `failing` seqs fail for good, tolerating `percent`.
+async fn tolerating(percent: u32, items: u64, failing: &str) -> Pipeline {
+    Pipeline::start(Setup {
+        items,
         chaos: Chaos {
-            fail_seqs_4xx: "0-19,100-119,200-219".parse().unwrap(),
+            fail_seqs_4xx: failing.parse().unwrap(),
             ..Chaos::default()
         },
         forwarder: ForwarderOptions {
-            tolerated_failure_percent: Some(5),
+            tolerated_failure_percent: Some(percent),
             ..ForwarderOptions::default()
         },
         ..Setup::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_run_past_its_failure_tolerance_is_cancelled_with_the_reason() {
+    let b = tolerating(5, 300, "0-19,100-119,200-219").await;
     let run = b.run_with_children("r-intolerable", 300).await;
     b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;
@@ -1023,19 +1028,7 @@ async fn a_run_past_its_failure_tolerance_is_cancelled_with_the_reason() {
     );
 
     // Within the tolerance, a run completes with its failures.
-    let b = Pipeline::start(Setup {
-        items: 100,
-        chaos: Chaos {
-            fail_seqs_4xx: "0-4".parse().unwrap(),
-            ..Chaos::default()
-        },
-        forwarder: ForwarderOptions {
-            tolerated_failure_percent: Some(5),
-            ..ForwarderOptions::default()
-        },
-        ..Setup::default()
-    })
-    .await;
+    let b = tolerating(5, 100, "0-4").await;
     let run = b.run_with_children("r-tolerable", 100).await;
     b.drain(Duration::from_secs(60)).await;
     let record = b.record(&run).await;

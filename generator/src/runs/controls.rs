@@ -62,25 +62,42 @@ pub async fn mapping(
     })
 }
 
+/// One change to the mapping: deliveries on or off, or its `MaximumConcurrency`.
+enum Change {
+    Enabled(bool),
+    Concurrency(u32),
+}
+
+async fn update(
+    lambda: &aws_sdk_lambda::Client,
+    mapping: &Mapping,
+    change: Change,
+) -> Result<(), RunsError> {
+    let request = lambda.update_event_source_mapping().uuid(&mapping.uuid);
+    let request = match change {
+        Change::Enabled(enabled) => request.enabled(enabled),
+        Change::Concurrency(n) => request.scaling_config(
+            ScalingConfig::builder()
+                .maximum_concurrency(i32::try_from(n).unwrap_or(i32::MAX))
+                .build(),
+        ),
+    };
+    request.send().await.map_err(|e| {
+        RunsError::aws(
+            format!("Lambda UpdateEventSourceMapping `{}`", mapping.uuid),
+            &e,
+        )
+    })?;
+    Ok(())
+}
+
 /// Turns the mapping's deliveries on or off.
 pub async fn set_enabled(
     lambda: &aws_sdk_lambda::Client,
     mapping: &Mapping,
     enabled: bool,
 ) -> Result<(), RunsError> {
-    lambda
-        .update_event_source_mapping()
-        .uuid(&mapping.uuid)
-        .enabled(enabled)
-        .send()
-        .await
-        .map_err(|e| {
-            RunsError::aws(
-                format!("Lambda UpdateEventSourceMapping `{}`", mapping.uuid),
-                &e,
-            )
-        })?;
-    Ok(())
+    update(lambda, mapping, Change::Enabled(enabled)).await
 }
 
 /// Sets the mapping's `MaximumConcurrency`.
@@ -89,23 +106,7 @@ pub async fn set_concurrency(
     mapping: &Mapping,
     concurrency: u32,
 ) -> Result<(), RunsError> {
-    lambda
-        .update_event_source_mapping()
-        .uuid(&mapping.uuid)
-        .scaling_config(
-            ScalingConfig::builder()
-                .maximum_concurrency(i32::try_from(concurrency).unwrap_or(i32::MAX))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            RunsError::aws(
-                format!("Lambda UpdateEventSourceMapping `{}`", mapping.uuid),
-                &e,
-            )
-        })?;
-    Ok(())
+    update(lambda, mapping, Change::Concurrency(concurrency)).await
 }
 
 /// The oldest run of `microprocess` still in progress.

@@ -142,6 +142,20 @@ impl Ledger {
         .value(":until", n(until.timestamp()))
         .value(":now", s(time_text(now)))
         .value(":expires", n(expires_at(now, params.retention_days)));
+        // The condition only fails on a claimed report.
+        let refused = format!("the lease of seq {seq} could not be opened");
+        self.update_open_lease(context, key, change, refused).await
+    }
+
+    /// A conditional update of a lease that a claimed report refuses: [`Opened::Reported`]
+    /// with that report, or `refused` when the lease is gone.
+    async fn update_open_lease(
+        &self,
+        context: Context,
+        key: Item,
+        change: RunUpdate,
+        refused: String,
+    ) -> Result<Opened, LedgerError> {
         match self.conditional_update(&context, key, &change).await? {
             Ok(_) => Ok(Opened::Opened),
             Err(before) => {
@@ -150,10 +164,9 @@ impl Ledger {
                         reported: Some(outcome),
                         ..
                     }) => Ok(Opened::Reported(outcome)),
-                    // The condition only fails on a claimed report.
                     _ => Err(LedgerError::Refused {
                         context,
-                        why: format!("the lease of seq {seq} could not be opened"),
+                        why: refused,
                     }),
                 }
             }
@@ -185,21 +198,8 @@ impl Ledger {
         )
         .value(":attempt", n(attempt))
         .value(":until", n(until.timestamp()));
-        match self.conditional_update(&context, key, &change).await? {
-            Ok(_) => Ok(Opened::Opened),
-            Err(before) => {
-                match lease_of(&before).map_err(|why| malformed(&context, &before, why))? {
-                    Some(Lease {
-                        reported: Some(outcome),
-                        ..
-                    }) => Ok(Opened::Reported(outcome)),
-                    _ => Err(LedgerError::Refused {
-                        context,
-                        why: format!("seq {seq} has no lease to accept (it was closed)"),
-                    }),
-                }
-            }
-        }
+        let refused = format!("seq {seq} has no lease to accept (it was closed)");
+        self.update_open_lease(context, key, change, refused).await
     }
 
     /// The lease of child `seq`, strongly consistent; `None` when it has none.
