@@ -339,6 +339,11 @@ async fn the_callback_answers_as_the_contract_says() {
     .await;
     let run = p.run_with_children("2026-07-01T03-00-00Z", 1).await;
     p.step(10).await.expect("the call went out");
+    assert_eq!(
+        p.ledger.lease_count(NAME, &run).await.unwrap(),
+        1,
+        "one child in progress"
+    );
     let url = p.callback_url.clone().unwrap();
     let now = chrono::Utc::now().timestamp();
     let report = |outcome: ReportOutcome, seq: u64, attempt: u32| {
@@ -407,6 +412,11 @@ async fn the_callback_answers_as_the_contract_says() {
         c.state,
         ChildState::Succeeded,
         "the first terminal report counts"
+    );
+    assert_eq!(
+        p.ledger.lease_count(NAME, &run).await.unwrap(),
+        0,
+        "its lease is closed"
     );
     assert_eq!(
         p.record(&run).await.state,

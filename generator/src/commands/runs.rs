@@ -54,7 +54,7 @@ fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut d
         let failed = record.failed;
         let run_id = record.run.clone();
         let in_progress = match (&deployed.callback_url, record.state.is_terminal()) {
-            (Some(_), false) => Some(session.ledger.leases(&mp, &record.run).await?.len() as u64),
+            (Some(_), false) => Some(session.ledger.lease_count(&mp, &record.run).await?),
             _ => None,
         };
         let progress = RunProgress::new(&mp, record, Utc::now(), None);

@@ -179,9 +179,7 @@ async fn look(
         for record in records {
             let rate = meter.observe(&format!("{}/{}", mp.name, record.run), record.done, at);
             let in_progress = match (&mp.callback_url, record.state.is_terminal()) {
-                (Some(_), false) => {
-                    Some(session.ledger.leases(&mp.name, &record.run).await?.len() as u64)
-                }
+                (Some(_), false) => Some(session.ledger.lease_count(&mp.name, &record.run).await?),
                 _ => None,
             };
             let progress = RunProgress::new(&mp.name, record, now, rate);

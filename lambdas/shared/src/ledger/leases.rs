@@ -331,6 +331,44 @@ impl Ledger {
         try_join_all(deletes).await.map(|_| ())
     }
 
+    /// How many leases the run holds (children in progress), counted by the table
+    /// (`Select = COUNT`), so a look at a run with many in progress reads no items back.
+    pub async fn lease_count(&self, microprocess: &str, run: &RunId) -> Result<u64, LedgerError> {
+        let context = self.context(Step::Lease, microprocess, Some(run));
+        let params = self.params(&context, microprocess, run).await?;
+        let mut count = 0;
+        for pk in child_partition_keys(microprocess, run, params.partitions) {
+            let mut start: Option<Item> = None;
+            loop {
+                let page = retrying(&self.retry, || {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                        .set_expression_attribute_names(Some(names(&[
+                            PARTITION_KEY_ATTRIBUTE,
+                            SORT_KEY_ATTRIBUTE,
+                        ])))
+                        .expression_attribute_values(":pk", s(&pk))
+                        .expression_attribute_values(":prefix", s(LEASE_SORT_KEY_PREFIX))
+                        .select(aws_sdk_dynamodb::types::Select::Count)
+                        .set_exclusive_start_key(start.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                })
+                .await
+                .map_err(|e| e.into_ledger(context.clone()))?;
+                self.count_reads(page.consumed_capacity());
+                count += u64::try_from(page.count()).unwrap_or(0);
+                match page.last_evaluated_key {
+                    Some(next) if !next.is_empty() => start = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// The leases of the run, over every child key: the children in progress (with
     /// callback completion; a lease whose report is claimed but not yet counted is in it).
     pub async fn leases(&self, microprocess: &str, run: &RunId) -> Result<Vec<Lease>, LedgerError> {
