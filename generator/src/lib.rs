@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod estimate;
 pub mod local;
 pub mod manifest;
+pub mod names;
 pub mod package;
 pub mod plan;
 pub mod render;

@@ -28,7 +28,7 @@ pub use model::Environment;
 use raw::{RawEnvironmentFile, RawMicroprocesses};
 pub use sandbox::Selector;
 
-use crate::plan;
+use crate::names;
 
 /// The file holding the microprocess entries; not an environment.
 pub const MICROPROCESSES_FILE: &str = "microprocesses.toml";
@@ -175,7 +175,7 @@ impl Project {
         let (max, tightest) = sandbox::max_name_len(&base);
         if name.len() > max {
             let longest = sandbox::instantiate(&base, name);
-            let example = plan::name_limits(&longest)
+            let example = names::name_limits(&longest)
                 .into_iter()
                 .find(|l| l.what == tightest.what && l.name.len() > l.limit)
                 .map(|l| l.name)

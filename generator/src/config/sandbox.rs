@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::diagnostic::{Diagnostic, Diagnostics, Place, SourceFile};
 use super::model::{Environment, Service};
 use super::raw::RawEnvironmentFile;
-use crate::plan;
+use crate::names;
 
 /// The environment `--sandbox` instantiates when `--env` is not given.
 pub const DEFAULT_ENVIRONMENT: &str = "sandbox";
@@ -118,17 +118,17 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// The longest sandbox name an environment takes, and the generated name that sets it:
 /// every name the templates give a resource contains the environment's name once, so the
 /// tightest of their AWS limits bounds the sandbox name.
-pub fn max_name_len(base: &Environment) -> (usize, plan::NameLimit) {
+pub fn max_name_len(base: &Environment) -> (usize, names::NameLimit) {
     // With a one-character name, each name has exactly `limit - len + 1` characters to spare.
     let probe = instantiate(base, "x");
-    plan::name_limits(&probe)
+    names::name_limits(&probe)
         .into_iter()
         .map(|l| ((l.limit + 1).saturating_sub(l.name.len()), l))
         .min_by_key(|(room, _)| *room)
         .unwrap_or_else(|| {
             (
                 0,
-                plan::NameLimit {
+                names::NameLimit {
                     what: "environment name",
                     name: probe.name.clone(),
                     limit: 0,
@@ -199,6 +199,7 @@ pub fn check_allows(
 mod tests {
     use super::*;
     use crate::config::LoadError;
+    use crate::plan;
 
     #[test]
     fn names_follow_the_rule() {

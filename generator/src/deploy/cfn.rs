@@ -9,7 +9,6 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
-use super::ui::StackProgress;
 use super::DeployError;
 
 /// A stack as DescribeStacks shows it.
@@ -79,6 +78,12 @@ pub enum Planned {
     /// CloudFormation found nothing to do; the empty change set was deleted.
     NoChange,
     Changes(ChangeSet),
+}
+
+/// Where the events of a stack operation go as they come: the client reports them and
+/// knows nothing of how they are shown (`ui::StackProgress` draws them as a bar or lines).
+pub trait Progress {
+    fn event(&mut self, e: &Event);
 }
 
 /// One stack event.
@@ -417,7 +422,7 @@ impl Cfn {
         &self,
         stack: &str,
         change_set: &ChangeSet,
-        progress: &mut StackProgress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<Finished, DeployError> {
         let info = self.describe(stack).await?;
         let stack_id = info.map(|s| s.id).unwrap_or_else(|| stack.to_string());
@@ -441,7 +446,7 @@ impl Cfn {
     pub async fn delete_stack(
         &self,
         stack: &StackInfo,
-        progress: &mut StackProgress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<Finished, DeployError> {
         let seen = self.latest_event(&stack.id).await?;
         self.client
@@ -509,7 +514,7 @@ impl Cfn {
         stack: &str,
         stack_id: &str,
         mut seen: Option<String>,
-        progress: &mut StackProgress<'_>,
+        progress: &mut dyn Progress,
     ) -> Result<Finished, DeployError> {
         let mut all = Vec::new();
         loop {

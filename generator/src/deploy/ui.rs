@@ -6,7 +6,7 @@ use std::io::Write;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::cfn::{ChangeRow, Event};
+use super::cfn::{ChangeRow, Event, Progress};
 
 /// The streams and the terminal a command talks to.
 pub struct Ui<'a> {
@@ -63,8 +63,8 @@ pub struct StackProgress<'a> {
     done: BTreeSet<String>,
 }
 
-impl StackProgress<'_> {
-    pub fn event(&mut self, e: &Event) {
+impl Progress for StackProgress<'_> {
+    fn event(&mut self, e: &Event) {
         let line = e.line();
         match &self.bar {
             Some(bar) => {
@@ -83,7 +83,9 @@ impl StackProgress<'_> {
             }
         }
     }
+}
 
+impl StackProgress<'_> {
     pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
