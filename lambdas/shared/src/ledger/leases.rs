@@ -9,7 +9,8 @@
 //! a reporter that stops between its claim and its count leaves the claimed outcome for
 //! the next one (another report, or the forwarder's lease check) to count.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, Select};
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 
@@ -334,47 +335,43 @@ impl Ledger {
     /// How many leases the run holds (children in progress), counted by the table
     /// (`Select = COUNT`), so a look at a run with many in progress reads no items back.
     pub async fn lease_count(&self, microprocess: &str, run: &RunId) -> Result<u64, LedgerError> {
-        let context = self.context(Step::Lease, microprocess, Some(run));
-        let params = self.params(&context, microprocess, run).await?;
         let mut count = 0;
-        for pk in child_partition_keys(microprocess, run, params.partitions) {
-            let mut start: Option<Item> = None;
-            loop {
-                let page = retrying(&self.retry, || {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                        .set_expression_attribute_names(Some(names(&[
-                            PARTITION_KEY_ATTRIBUTE,
-                            SORT_KEY_ATTRIBUTE,
-                        ])))
-                        .expression_attribute_values(":pk", s(&pk))
-                        .expression_attribute_values(":prefix", s(LEASE_SORT_KEY_PREFIX))
-                        .select(aws_sdk_dynamodb::types::Select::Count)
-                        .set_exclusive_start_key(start.clone())
-                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                        .send()
-                })
-                .await
-                .map_err(|e| e.into_ledger(context.clone()))?;
-                self.count_reads(page.consumed_capacity());
-                count += u64::try_from(page.count()).unwrap_or(0);
-                match page.last_evaluated_key {
-                    Some(next) if !next.is_empty() => start = Some(next),
-                    _ => break,
-                }
-            }
-        }
+        self.each_lease_page(microprocess, run, Some(Select::Count), |page, _| {
+            count += u64::try_from(page.count()).unwrap_or(0);
+            Ok(())
+        })
+        .await?;
         Ok(count)
     }
 
     /// The leases of the run, over every child key: the children in progress (with
     /// callback completion; a lease whose report is claimed but not yet counted is in it).
     pub async fn leases(&self, microprocess: &str, run: &RunId) -> Result<Vec<Lease>, LedgerError> {
+        let mut leases = Vec::new();
+        self.each_lease_page(microprocess, run, None, |page, context| {
+            for item in page.items() {
+                if let Some(lease) = lease_of(item).map_err(|why| malformed(context, item, why))? {
+                    leases.push(lease);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        leases.sort_by_key(|l| l.seq);
+        Ok(leases)
+    }
+
+    /// Every page of the run's lease items (`begins_with(sk, "LEASE#")` on each child
+    /// key), with `select` (items, or only their count).
+    async fn each_lease_page(
+        &self,
+        microprocess: &str,
+        run: &RunId,
+        select: Option<Select>,
+        mut on_page: impl FnMut(&QueryOutput, &Context) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let context = self.context(Step::Lease, microprocess, Some(run));
         let params = self.params(&context, microprocess, run).await?;
-        let mut leases = Vec::new();
         for pk in child_partition_keys(microprocess, run, params.partitions) {
             let mut start: Option<Item> = None;
             loop {
@@ -389,6 +386,7 @@ impl Ledger {
                         ])))
                         .expression_attribute_values(":pk", s(&pk))
                         .expression_attribute_values(":prefix", s(LEASE_SORT_KEY_PREFIX))
+                        .set_select(select.clone())
                         .set_exclusive_start_key(start.clone())
                         .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
@@ -396,21 +394,14 @@ impl Ledger {
                 .await
                 .map_err(|e| e.into_ledger(context.clone()))?;
                 self.count_reads(page.consumed_capacity());
-                for item in page.items() {
-                    if let Some(lease) =
-                        lease_of(item).map_err(|why| malformed(&context, item, why))?
-                    {
-                        leases.push(lease);
-                    }
-                }
+                on_page(&page, &context)?;
                 match page.last_evaluated_key {
                     Some(next) if !next.is_empty() => start = Some(next),
                     _ => break,
                 }
             }
         }
-        leases.sort_by_key(|l| l.seq);
-        Ok(leases)
+        Ok(())
     }
 }
 
