@@ -30,6 +30,28 @@ fn nothing_denied_then_teardown(
     assert_eq!(code, 0, "teardown:\n{out}\n{err}");
 }
 
+/// `runs show RUN` until its output contains `text` (within `limit`); that output.
+async fn runs_show_until(
+    project: &KitProject,
+    endpoint: &str,
+    run: &str,
+    text: &str,
+    limit: std::time::Duration,
+) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, out, _) = cli(project, endpoint, &["runs", "show", run, "--env", "local"]);
+        if out.contains(text) {
+            return out;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "`{text}` did not come within {limit:?}:\n{out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 /// Runs the CLI to its end without holding up the demo service, which runs on this test's
 /// runtime (a blocked worker would keep the tasks queued on it waiting).
 fn cli(project: &KitProject, endpoint: &str, args: &[&str]) -> (i32, String, String) {
@@ -410,22 +432,14 @@ async fn a_paused_microprocess_waits_and_a_throttled_one_completes_at_its_cap() 
     );
     assert_eq!(code, 0, "start:\n{out}\n{err}");
     // The split fills the queue; nothing is delivered while paused.
-    let started = Instant::now();
-    loop {
-        let (_, out, _) = cli(
-            &project,
-            &endpoint,
-            &["runs", "show", "ctl-1", "--env", "local"],
-        );
-        if out.contains(", sealed") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the split did not end:\n{out}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    runs_show_until(
+        &project,
+        &endpoint,
+        "ctl-1",
+        ", sealed",
+        Duration::from_secs(60),
+    )
+    .await;
     // Polls already waiting when the pause came may still return a batch each (4
     // forwarders × 10), which finishes, as Lambda finishes batches in flight; then nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -511,23 +525,15 @@ async fn a_paused_microprocess_waits_and_a_throttled_one_completes_at_its_cap() 
     );
     assert_eq!(code, 0, "resume:\n{out}\n{err}");
     let resumed = Instant::now();
-    loop {
-        let (_, out, _) = cli(
-            &project,
-            &endpoint,
-            &["runs", "show", "ctl-1", "--env", "local"],
-        );
-        if out.contains("COMPLETED") {
-            assert!(out.contains(&format!("succeeded     {ITEMS}")), "{out}");
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(90),
-            "the run did not complete:\n{out}\n{}",
-            runner.log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let out = runs_show_until(
+        &project,
+        &endpoint,
+        "ctl-1",
+        "COMPLETED",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(out.contains(&format!("succeeded     {ITEMS}")), "{out}");
     // At least 60 calls at 20 a second, each forwarder starting with an empty bucket.
     assert!(
         resumed.elapsed() >= Duration::from_secs(2),
