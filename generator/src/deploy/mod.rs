@@ -11,20 +11,21 @@
 pub mod assets;
 pub mod bundle;
 pub mod cfn;
+mod error;
+mod parameters;
 pub mod teardown;
 pub mod ui;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-use thiserror::Error;
 
 use crate::aws::Aws;
 use crate::manifest::ManifestStack;
 use crate::plan::StackKind;
 use assets::{Bucket, Upload};
-use bundle::{Bundle, BundleError};
-use cfn::{Cfn, ChangeRow, ChangeSetRequest, Failure, Planned, StackInfo, Template};
+use bundle::Bundle;
+use cfn::{Cfn, ChangeRow, ChangeSetRequest, Planned, StackInfo, Template};
+pub use error::{sdk_detail, DeployError};
+use parameters::{output_missing, resolve_parameters};
 use ui::Ui;
 
 /// The largest template CloudFormation takes inline; larger ones go by URL from the bucket.
@@ -39,100 +40,6 @@ pub const EXPIRES_AFTER_DAYS_TAG: &str = "microprocess:expires-after-days";
 pub const ENVIRONMENT_TAG: &str = "microprocess:environment";
 /// The tag naming the service every stack and resource belongs to.
 pub const SERVICE_TAG: &str = "microprocess:service";
-
-#[derive(Debug, Error)]
-pub enum DeployError {
-    #[error(transparent)]
-    Bundle(#[from] BundleError),
-    #[error("stack `{stack}`: {action} failed: {detail}")]
-    Aws {
-        stack: String,
-        action: String,
-        detail: String,
-    },
-    #[error("stack `{stack}`: the change set could not be executed: {detail}\n  hint: fix what the reason names, `microprocess generate`, and deploy again")]
-    ExecuteFailed { stack: String, detail: String },
-    #[error("stack `{stack}`: the emulator failed on {action} (HTTP 500)\n  hint: its log names the resource and the property it cannot take (`make emulator-start` writes target/emulator.log); a failed change set leaves the emulator broken, so restart it (`make emulator-stop emulator-start`) once the template is fixed")]
-    EmulatorFailed { stack: String, action: String },
-    #[error("stack `{stack}`: CloudFormation could not compute the change set: {reason}\n  hint: fix the template or parameters it names, then `microprocess generate` and deploy again")]
-    ChangeSetFailed { stack: String, reason: String },
-    #[error("stack `{stack}`: parameter `{parameter}` comes from output `{output}` of stack `{source_stack}`, which {problem}\n  hint: {hint}")]
-    MissingOutput {
-        stack: String,
-        parameter: String,
-        source_stack: String,
-        output: String,
-        problem: String,
-        hint: String,
-    },
-    #[error("stack `{stack}`: parameter `{parameter}` names asset `{asset}`, which the manifest does not list\n  hint: run `microprocess generate` again")]
-    MissingAsset {
-        stack: String,
-        parameter: String,
-        asset: String,
-    },
-    #[error("stack `{stack}`: its template is {bytes} bytes, but the core stack goes inline (at most {MAX_INLINE_TEMPLATE_BYTES} bytes) because the bucket that carries larger templates is in it\n  hint: move resources out of `templates/core.yaml`")]
-    CoreTooLarge { stack: String, bytes: usize },
-    #[error("stack `{stack}` is busy ({status})\n  hint: wait until CloudFormation has finished with it, then run the command again")]
-    Busy { stack: String, status: String },
-    #[error("stack `{stack}`: not executed; the change set was deleted and later stacks were left alone")]
-    Declined { stack: String },
-    #[error(
-        "stack `{stack}` ended {status}{}\n  hint: {hint}",
-        failures_text(failures)
-    )]
-    StackFailed {
-        stack: String,
-        status: String,
-        failures: Vec<Failure>,
-        hint: String,
-    },
-    #[error("cannot upload {what} to `s3://{bucket}/{key}`: {detail}")]
-    Upload {
-        what: String,
-        bucket: String,
-        key: String,
-        detail: String,
-    },
-}
-
-/// The useful part of an SDK error: the service's code and message, or the HTTP status, or
-/// the whole chain when the request never got an answer.
-pub fn sdk_detail<E>(e: &aws_sdk_cloudformation::error::SdkError<E>) -> String
-where
-    E: std::error::Error + aws_sdk_cloudformation::error::ProvideErrorMetadata + 'static,
-{
-    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(text), None) | (None, Some(text)) => text.to_string(),
-        (None, None) => match e.raw_response() {
-            Some(r) => format!("HTTP {} with no error code", r.status().as_u16()),
-            None => aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string(),
-        },
-    }
-}
-
-fn failures_text(failures: &[Failure]) -> String {
-    if failures.is_empty() {
-        return String::new();
-    }
-    let mut text = String::from("; failing resources:");
-    for f in failures {
-        text.push_str(&format!(
-            "\n  - {} ({}) {}: {}",
-            f.logical_id,
-            f.resource_type,
-            f.status,
-            if f.reason.is_empty() {
-                "no reason given"
-            } else {
-                &f.reason
-            }
-        ));
-    }
-    text
-}
 
 /// How deploy behaves.
 #[derive(Debug, Clone)]
@@ -396,107 +303,6 @@ async fn core_bucket(cfn: &Cfn, bundle: &Bundle, aws: &Aws) -> Result<Option<Buc
     }
 }
 
-fn output_missing(
-    stack: &str,
-    parameter: &str,
-    source: &str,
-    output: &str,
-    info: &StackInfo,
-    aws: &Aws,
-) -> DeployError {
-    let hint = if info.outputs.is_empty() && aws.endpoint.is_some() {
-        "the emulator returned no outputs at all: moto 5.2.5 drops the outputs of stacks made by change sets; run it as `make emulator-start` does (`tools/emulator.py`), which fixes that".to_string()
-    } else {
-        format!("check stack `{source}` in the console; deploy it again if its template changed")
-    };
-    DeployError::MissingOutput {
-        stack: stack.to_string(),
-        parameter: parameter.to_string(),
-        source_stack: source.to_string(),
-        output: output.to_string(),
-        problem: format!("has no such output ({})", info.status),
-        hint,
-    }
-}
-
-/// Parameter values from the manifest's sources.
-async fn resolve_parameters(
-    cfn: &Cfn,
-    bundle: &Bundle,
-    stack: &ManifestStack,
-    aws: &Aws,
-) -> Result<Vec<(String, String)>, DeployError> {
-    let mut outputs: BTreeMap<String, StackInfo> = BTreeMap::new();
-    let mut values = Vec::new();
-    for (name, source) in &stack.parameters {
-        let from = source
-            .get("from")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let value = match from {
-            "output" => {
-                let source_stack = source
-                    .get("stack")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let output = source
-                    .get("output")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                if !outputs.contains_key(&source_stack) {
-                    let Some(info) = cfn.describe(&source_stack).await? else {
-                        return Err(DeployError::MissingOutput {
-                            stack: stack.name.clone(),
-                            parameter: name.clone(),
-                            source_stack: source_stack.clone(),
-                            output: output.to_string(),
-                            problem: "does not exist".into(),
-                            hint: format!(
-                                "deploy the whole environment in order: `microprocess deploy {}`",
-                                bundle.selector
-                            ),
-                        });
-                    };
-                    outputs.insert(source_stack.clone(), info);
-                }
-                let info = &outputs[&source_stack];
-                match info.outputs.get(output) {
-                    Some(v) => v.clone(),
-                    None => {
-                        return Err(output_missing(
-                            &stack.name,
-                            name,
-                            &source_stack,
-                            output,
-                            info,
-                            aws,
-                        ))
-                    }
-                }
-            }
-            _ => {
-                let asset = source
-                    .get("asset")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default();
-                match bundle.manifest.assets.iter().find(|a| a.name == asset) {
-                    Some(a) => a.key.clone(),
-                    None => {
-                        return Err(DeployError::MissingAsset {
-                            stack: stack.name.clone(),
-                            parameter: name.clone(),
-                            asset: asset.to_string(),
-                        })
-                    }
-                }
-            }
-        };
-        values.push((name.clone(), value));
-    }
-    Ok(values)
-}
-
 async fn upload_assets(
     bundle: &Bundle,
     bucket: &Bucket,
@@ -610,6 +416,7 @@ pub fn stack_tags(
 
 #[cfg(test)]
 mod tests {
+    use super::cfn::Failure;
     use super::*;
 
     #[test]
