@@ -8,6 +8,7 @@ mod checks;
 pub mod completion;
 pub mod diagnostic;
 mod environment;
+mod fargate;
 pub mod ledger_layout;
 mod microprocess;
 pub mod model;
