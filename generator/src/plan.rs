@@ -25,6 +25,24 @@ pub enum ParameterSource {
     Output { stack: String, output: String },
     /// The S3 key of a content-hashed asset uploaded to the assets bucket.
     Asset { asset: String },
+    /// `"false"` while the stack is first created, `"true"` from then on: `deploy` arms
+    /// deletion protection once the create has succeeded, so its rollback can always
+    /// remove what it made (protected environments only).
+    DeletionProtection,
+}
+
+/// The parameter that carries [`ParameterSource::DeletionProtection`].
+pub const DELETION_PROTECTION_PARAMETER: &str = "DeletionProtection";
+
+fn deletion_protection(env: &Environment) -> Vec<(String, ParameterSource)> {
+    if env.protected {
+        vec![(
+            DELETION_PROTECTION_PARAMETER.to_string(),
+            ParameterSource::DeletionProtection,
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +96,7 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
         kind: StackKind::Core,
         microprocess: None,
         template_file: "core.template.json".into(),
-        parameters: Vec::new(),
+        parameters: deletion_protection(env),
     }];
     let fargate = matches!(env.service, Service::Fargate(_));
     if fargate {
@@ -87,14 +105,19 @@ pub fn stacks(env: &Environment) -> Vec<StackPlan> {
             kind: StackKind::Service,
             microprocess: None,
             template_file: "service.template.json".into(),
-            parameters: from_core(&[
-                "AlarmTopicArn",
-                "BucketArn",
-                "KmsKeyArn",
-                "LedgerTableArn",
-                "LogsBucketName",
-                "SigningSecretArn",
-            ]),
+            parameters: {
+                let mut p = from_core(&[
+                    "AlarmTopicArn",
+                    "BucketArn",
+                    "KmsKeyArn",
+                    "LedgerTableArn",
+                    "LogsBucketName",
+                    "SigningSecretArn",
+                ]);
+                p.extend(deletion_protection(env));
+                p.sort_by(|a, b| a.0.cmp(&b.0));
+                p
+            },
         });
     }
     for m in &env.microprocesses {

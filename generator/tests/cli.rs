@@ -48,9 +48,9 @@ fn validate_prints_each_problem_with_its_place_and_exits_1() {
         text(&out.stderr),
         "\
 error: `credit-scores.delivery.max_concurrency` must be between 2 and 1000, got `5000`
-  --> environments/prod.toml:51:19
+  --> environments/prod.toml:75:19
    |
-51 | max_concurrency = 5000
+75 | max_concurrency = 5000
    |                   ^^^^
    = hint: the event source mapping's MaximumConcurrency is 2 to 1000
 `prod`: 1 problem found

@@ -116,10 +116,10 @@ cases! {
         => "unknown key `log_retension_days`" at "environments/prod.toml:9:1", hint "did you mean `log_retention_days`?";
 
     unknown_key_in_service_live: "prod", "prod.toml", Replace("min_tasks = 3", "min_task = 3")
-        => "unknown key `min_task`" at "environments/prod.toml:30:1", hint "did you mean `min_tasks`?";
+        => "unknown key `min_task`" at "environments/prod.toml:32:1", hint "did you mean `min_tasks`?";
 
     unknown_key_in_microprocess_override: "prod", "prod.toml", Replace("max_concurrency = 40", "max_concurency = 40")
-        => "unknown key `max_concurency`" at "environments/prod.toml:55:1", hint "did you mean `max_concurrency`?";
+        => "unknown key `max_concurency`" at "environments/prod.toml:79:1", hint "did you mean `max_concurrency`?";
 
     string_where_integer_expected: "prod", "prod.toml", Replace("container_port = 8080", "container_port = \"8080\"")
         => "wrong type: string \"8080\", expected i64" at "environments/prod.toml:16:18", hint "README's config reference";
@@ -132,7 +132,7 @@ cases! {
 
     /// Points at the name inside `[microprocesses.NAME.delivery]`.
     override_for_unknown_microprocess: "prod", "prod.toml", Replace("[microprocesses.abn-refresh.delivery]", "[microprocesses.abn-refesh.delivery]")
-        => "override for unknown microprocess `abn-refesh`" at "environments/prod.toml:54:17", hint "did you mean `abn-refresh`?";
+        => "override for unknown microprocess `abn-refesh`" at "environments/prod.toml:78:17", hint "did you mean `abn-refresh`?";
 
     microprocess_name_with_uppercase: "prod", MP, Append(entry("Nightly"))
         => "`Nightly` is not a valid microprocess name" at "environments/microprocesses.toml:69:2", hint "lowercase letters, digits and single hyphens";
@@ -158,7 +158,7 @@ cases! {
         => "`Australia/Sydny` is not an IANA time zone" at "environments/microprocesses.toml:7:59", hint "did you mean `Australia/Sydney`?";
 
     business_hours_cron_without_question_mark: "prod", "prod.toml", Replace("cron(0 7 ? * MON-FRI *)", "cron(0 7 * * MON-FRI *)")
-        => "`cron(0 7 * * MON-FRI *)` must have `?` in exactly one of day-of-month (`*`) and day-of-week (`MON-FRI`)" at "environments/prod.toml:45:9", hint "for weekdays `? MON-FRI`";
+        => "`cron(0 7 * * MON-FRI *)` must have `?` in exactly one of day-of-month (`*`) and day-of-week (`MON-FRI`)" at "environments/prod.toml:47:9", hint "for weekdays `? MON-FRI`";
 
     // ---- microprocess paths ----
 
@@ -198,10 +198,10 @@ cases! {
         => "`credit-scores.delivery.result_limit_kib` (8192 KiB) does not fit a batch of 10 in the forwarder's 128 MB" at "environments/microprocesses.toml:25:20", hint "set `delivery.forwarder_memory_mb = 200`";
 
     max_concurrency_1: "prod", "prod.toml", Replace("max_concurrency = 40", "max_concurrency = 1")
-        => "`abn-refresh.delivery.max_concurrency` must be between 2 and 1000, got `1`" at "environments/prod.toml:55:19", hint "MaximumConcurrency is 2 to 1000";
+        => "`abn-refresh.delivery.max_concurrency` must be between 2 and 1000, got `1`" at "environments/prod.toml:79:19", hint "MaximumConcurrency is 2 to 1000";
 
     max_concurrency_5000: "prod", "prod.toml", Replace("max_concurrency = 200", "max_concurrency = 5000")
-        => "`credit-scores.delivery.max_concurrency` must be between 2 and 1000, got `5000`" at "environments/prod.toml:51:19", hint "MaximumConcurrency is 2 to 1000";
+        => "`credit-scores.delivery.max_concurrency` must be between 2 and 1000, got `5000`" at "environments/prod.toml:75:19", hint "MaximumConcurrency is 2 to 1000";
 
     batch_size_11: "prod", MP, Replace("batch_size = 10\nmax_concurrency = 50", "batch_size = 11\nmax_concurrency = 50")
         => "`credit-scores.delivery.batch_size` must be between 1 and 10, got `11`" at "environments/microprocesses.toml:23:14", hint "raise max_concurrency instead";
@@ -210,12 +210,12 @@ cases! {
         => "`credit-scores.process.max_attempts` must be between 1 and 999, got `0`" at "environments/microprocesses.toml:17:16", hint "SQS allows at most 1000";
 
     reserved_concurrency_below_max_concurrency: "prod", "prod.toml", Replace("max_concurrency = 200\n", "max_concurrency = 200\nreserved_concurrency = 150\n")
-        => "`credit-scores.delivery.reserved_concurrency` (150) is below `delivery.max_concurrency` (200)" at "environments/prod.toml:52:24", hint "reserve at least max_concurrency";
+        => "`credit-scores.delivery.reserved_concurrency` (150) is below `delivery.max_concurrency` (200)" at "environments/prod.toml:76:24", hint "reserve at least max_concurrency";
 
     /// The shared entry's reservation suits every environment but prod, whose override of
     /// max_concurrency is what breaks the rule: the place is that override.
     shared_reserved_concurrency_below_overridden_max: "prod", MP, Replace("max_concurrency = 50\n", "max_concurrency = 50\nreserved_concurrency = 60\n")
-        => "`credit-scores.delivery.reserved_concurrency` (60) is below `delivery.max_concurrency` (200)" at "environments/prod.toml:51:19", hint "reserve at least max_concurrency";
+        => "`credit-scores.delivery.reserved_concurrency` (60) is below `delivery.max_concurrency` (200)" at "environments/prod.toml:75:19", hint "reserve at least max_concurrency";
 
     // ---- the timeout chain ----
 
@@ -226,7 +226,7 @@ cases! {
     /// The environment's forwarder override breaks the chain: the place is the override,
     /// not the shared process timeout that fits everywhere else.
     overridden_forwarder_timeout_below_process_timeout: "prod", "prod.toml", Replace("max_concurrency = 200\n", "max_concurrency = 200\nforwarder_timeout_seconds = 20\n")
-        => "`credit-scores.process.timeout_seconds` (25 s) does not fit inside the forwarder timeout (20 s)" at "environments/prod.toml:52:29", hint "set `delivery.forwarder_timeout_seconds` to at least 28";
+        => "`credit-scores.process.timeout_seconds` (25 s) does not fit inside the forwarder timeout (20 s)" at "environments/prod.toml:76:29", hint "set `delivery.forwarder_timeout_seconds` to at least 28";
 
     visibility_below_six_times_forwarder: "prod", MP, Replace("rate_limit_per_second = 500\n", "rate_limit_per_second = 500\nvisibility_timeout_seconds = 100\n")
         => "`credit-scores.delivery.visibility_timeout_seconds` (100 s) is less than 6 × the forwarder timeout (30 s)" at "environments/microprocesses.toml:26:30", hint "use at least 180";
@@ -239,7 +239,7 @@ cases! {
     /// Two keys at prod's 2,000 calls a second: 550 write units a second each, over half
     /// of a partition's 1,000.
     too_few_ledger_partitions_for_the_rate_cap: "prod", "prod.toml", Append("\n[microprocesses.credit-scores.results]\npartitions = 2\n".into())
-        => "`credit-scores.results.partitions` = 2 puts 550 write units a second on each key at 2000 children a second, over half of DynamoDB's 1,000 a key" at "environments/prod.toml:63:14", hint "use at least 3, or leave it out for the default of 6";
+        => "`credit-scores.results.partitions` = 2 puts 550 write units a second on each key at 2000 children a second, over half of DynamoDB's 1,000 a key" at "environments/prod.toml:87:14", hint "use at least 3, or leave it out for the default of 6";
 
     queue_idle_timeout_shorter_than_a_forwarder_timeout: "prod", "prod.toml", Replace("layout = \"internal-queue\"\n", "layout = \"internal-queue\"\nqueue_idle_timeout_seconds = 20\n")
         => "`service.queue_idle_timeout_seconds` (20 s) is shorter than the forwarder timeout of `credit-scores` (30 s)" at "environments/prod.toml:26:30", hint "use at least 30";
@@ -304,10 +304,10 @@ cases! {
         => "`queue_host` must differ from `live_host`" at "environments/prod.toml:24:14", hint "never starves live traffic";
 
     fargate_cpu_memory_mismatch: "prod", "prod.toml", Replace("memory_mb = 2048\nmin_tasks = 2", "memory_mb = 1024\nmin_tasks = 2")
-        => "`service.queue.memory_mb` `1024` does not go with cpu 1024" at "environments/prod.toml:36:13", hint "Fargate task size table";
+        => "`service.queue.memory_mb` `1024` does not go with cpu 1024" at "environments/prod.toml:38:13", hint "Fargate task size table";
 
     min_tasks_above_max_tasks: "prod", "prod.toml", Replace("min_tasks = 3", "min_tasks = 13")
-        => "`service.live.min_tasks` (13) is above `max_tasks` (12)" at "environments/prod.toml:30:13", hint "swap them or raise max_tasks";
+        => "`service.live.min_tasks` (13) is above `max_tasks` (12)" at "environments/prod.toml:32:13", hint "swap them or raise max_tasks";
 
     // ---- callback completion ----
 
@@ -326,6 +326,33 @@ cases! {
     /// Every attempt's lease running out must end inside the run's records.
     leases_outlive_the_records: "prod", MP, Replace("max_attempts = 3, completion = \"callback\", lease_seconds = 900, tolerated_failure_percent = 2 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 365 }", "max_attempts = 19, completion = \"callback\", lease_seconds = 86400, tolerated_failure_percent = 2 }\nreduce = { path = \"/microprocesses/annual-report/reduce\" }\ndelivery = { batch_size = 5, max_concurrency = 10 }\nresults = { retention_days = 18 }")
         => "`annual-report.process.max_attempts` (19) leases of 86400 s after calls of up to 15 s can keep a child in progress 19.0 days, past its run's records (`annual-report.results.retention_days` = 18)" at "environments/microprocesses.toml:64:143", hint "a report after the records expire would count the child again";
+
+
+    /// The private subnets must reach AWS one way or the other.
+    fargate_without_network: "staging", "staging.toml", Replace("[service.network]\negress = \"nat\"\n", "")
+        => "`service` with `mode = \"fargate\"` has no `[service.network]`" at "environments/staging.toml:11:1", hint "egress = \"vpc-endpoints\"";
+    endpoints_without_route_tables: "prod", "prod.toml", Replace("private_route_table_ids = [\"rtb-0c1b2c3d4e5f60021\", \"rtb-0c1b2c3d4e5f60022\", \"rtb-0c1b2c3d4e5f60023\"]\n", "")
+        => "`egress = \"vpc-endpoints\"` needs `private_route_table_ids`" at "environments/prod.toml:53:1", hint "gateway endpoints join the private subnets' route tables";
+    egress_typo: "staging", "staging.toml", Replace("egress = \"nat\"", "egress = \"nat-gateway\"")
+        => "`service.network.egress` cannot be `nat-gateway`" at "environments/staging.toml:47:10", hint "`vpc-endpoints`";
+
+    /// The service's own permissions follow the kit's rule: no wildcard action in an Allow.
+    task_statement_with_a_wildcard: "prod", "prod.toml", Replace("\"dynamodb:Query\"]", "\"dynamodb:*\"]")
+        => "`service.task_role.statements`: `dynamodb:*` allows a wildcard action" at "environments/prod.toml:71:32", hint "the kit grants no wildcard action";
+    aws_managed_task_policy: "prod", "prod.toml", Replace("[service.task_role]\n", "[service.task_role]\nmanaged_policy_arns = [\"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\"]\n")
+        => "`service.task_role.managed_policy_arns`: `arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess` is an AWS managed policy" at "environments/prod.toml:69:24", hint "allow wildcard actions";
+    container_variable_of_the_kit: "prod", "prod.toml", Replace("LOG_LEVEL = \"info\"", "MICROPROCESS_SIDE = \"info\"")
+        => "`service.container.environment`: `MICROPROCESS_SIDE` is one of the kit's own variables" at "environments/prod.toml:65:17", hint "set by the kit";
+    container_secret_not_an_arn: "prod", "prod.toml", Replace("DATABASE_URL = \"arn:aws:ssm:ap-southeast-2:333333333333:parameter/scores/database-url\"", "DATABASE_URL = \"scores/database-url\"")
+        => "`service.container.secrets.DATABASE_URL` is not a Secrets Manager secret or SSM parameter ARN" at "environments/prod.toml:66:28", hint "execution role may read exactly these";
+    task_egress_to_everywhere: "prod", "prod.toml", Replace("security_group_id = \"sg-0c1b2c3d4e5f60032\"", "cidr = \"0.0.0.0/0\"")
+        => "`service.network.task_egress.cidr` `0.0.0.0/0` opens the port to every address" at "environments/prod.toml:62:8", hint "name the network";
+
+    /// The internal queue ALB's record belongs in a private zone, never the public one.
+    internal_queue_host_without_a_private_zone: "dev", "dev.toml", Replace("queue_hosted_zone_id = \"Z0DEVINTERNAL00000001\"\n", "")
+        => "the internal queue host has no `queue_hosted_zone_id`" at "environments/dev.toml:11:1", hint "private hosted zone associated with `vpc_id`";
+    internal_queue_host_in_the_public_zone: "dev", "dev.toml", Replace("queue_hosted_zone_id = \"Z0DEVINTERNAL00000001\"", "queue_hosted_zone_id = \"Z0DEV0000000000000001\"")
+        => "`queue_hosted_zone_id` is the live host's zone" at "environments/dev.toml:25:24", hint "private zone of the VPC";
 
 }
 

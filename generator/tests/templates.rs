@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use microprocess_kit::config::Project;
+use microprocess_kit::plan::ParameterSource;
 use microprocess_kit::render::{RenderedStack, Renderer};
 use serde_json::Value;
 
@@ -185,7 +186,13 @@ fn stateful_resources_follow_the_protection_of_their_environment() {
     let root = root();
     for env in environments(&root) {
         let protected = project(&root).load(&env).unwrap().protected;
-        let want = if protected { "Retain" } else { "Delete" };
+        // A failed first create removes what it made (RetainExceptOnCreate): kept under its
+        // fixed name, it would fail the next create with "already exists".
+        let (deletion, replace) = if protected {
+            ("RetainExceptOnCreate", "Retain")
+        } else {
+            ("Delete", "Delete")
+        };
         for stack in render(&root, &env) {
             for (id, r) in stack.template["Resources"].as_object().unwrap() {
                 let ty = r["Type"].as_str().unwrap();
@@ -199,8 +206,80 @@ fn stateful_resources_follow_the_protection_of_their_environment() {
                         | "AWS::Logs::LogGroup"
                 );
                 if stateful {
-                    assert_eq!(r["DeletionPolicy"], want, "{env} {id}");
-                    assert_eq!(r["UpdateReplacePolicy"], want, "{env} {id}");
+                    assert_eq!(r["DeletionPolicy"], deletion, "{env} {id}");
+                    assert_eq!(r["UpdateReplacePolicy"], replace, "{env} {id}");
+                }
+            }
+        }
+    }
+}
+
+/// Nothing a first create makes may refuse that create's rollback: a deletion-protected
+/// load balancer or table ends it `ROLLBACK_FAILED`. Protection comes from the
+/// `DeletionProtection` parameter, which deploy sets to "false" for the create and to
+/// "true" from the update that follows it.
+#[test]
+fn no_resource_blocks_the_rollback_of_a_first_create() {
+    let root = root();
+    for env in environments(&root) {
+        let protected = project(&root).load(&env).unwrap().protected;
+        for stack in render(&root, &env) {
+            let t = &stack.template;
+            let has_param = t["Parameters"].get("DeletionProtection").is_some();
+            let planned = stack.plan.parameters.iter().any(|(n, s)| {
+                n == "DeletionProtection" && *s == ParameterSource::DeletionProtection
+            });
+            assert_eq!(has_param, planned, "{env} {}", stack.plan.name);
+            if has_param {
+                assert!(
+                    protected,
+                    "{env}: only protected environments arm protection"
+                );
+                assert_eq!(t["Parameters"]["DeletionProtection"]["Default"], "false");
+            }
+            for (id, r) in t["Resources"].as_object().unwrap() {
+                let p = &r["Properties"];
+                match r["Type"].as_str().unwrap() {
+                    "AWS::ElasticLoadBalancingV2::LoadBalancer" => {
+                        let attr = p["LoadBalancerAttributes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|a| a["Key"] == "deletion_protection.enabled")
+                            .unwrap();
+                        if protected {
+                            assert_eq!(
+                                attr["Value"],
+                                serde_json::json!({"Ref": "DeletionProtection"}),
+                                "{env} {id}"
+                            );
+                        } else {
+                            assert_eq!(attr["Value"], "false", "{env} {id}");
+                        }
+                    }
+                    "AWS::DynamoDB::Table" => {
+                        let v = &p["DeletionProtectionEnabled"];
+                        if protected {
+                            assert_eq!(
+                                *v,
+                                serde_json::json!({"Fn::If": ["DeletionProtected", true, false]}),
+                                "{env} {id}"
+                            );
+                            assert_eq!(
+                                t["Conditions"]["DeletionProtected"],
+                                serde_json::json!({"Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]})
+                            );
+                        } else {
+                            assert_eq!(*v, false, "{env} {id}");
+                        }
+                    }
+                    // Other types with a switch that refuses deletion; the kit makes none.
+                    "AWS::RDS::DBInstance" | "AWS::RDS::DBCluster" | "AWS::EC2::Instance" => {
+                        panic!(
+                            "{env} {id}: a type with deletion protection the test does not check"
+                        )
+                    }
+                    _ => {}
                 }
             }
         }
@@ -450,6 +529,248 @@ fn the_callback_is_a_function_url_open_to_signed_reports_only() {
                 stack.template["Outputs"]["CallbackReportUrl"]["Value"]["Fn::Sub"],
                 "${CallbackUrl.FunctionUrl}report"
             );
+        }
+    }
+}
+
+/// Every security group declares its egress: one without `SecurityGroupEgress` keeps
+/// AWS's default allow-all, whatever separate egress resources add.
+#[test]
+fn every_security_group_declares_its_egress() {
+    let root = root();
+    for env in environments(&root) {
+        for stack in render(&root, &env) {
+            for (id, r) in stack.template["Resources"].as_object().unwrap() {
+                assert_ne!(
+                    r["Type"], "AWS::EC2::SecurityGroupEgress",
+                    "{env} {id}: inline it"
+                );
+                if r["Type"] == "AWS::EC2::SecurityGroup" {
+                    let egress = r["Properties"]["SecurityGroupEgress"].as_array();
+                    assert!(egress.is_some_and(|e| !e.is_empty()), "{env} {id}");
+                }
+            }
+        }
+    }
+}
+
+/// The private subnets reach AWS: with `egress = "vpc-endpoints"` the service stack holds
+/// gateway endpoints for S3 and DynamoDB on the given route tables and an interface
+/// endpoint for every other API the functions and tasks call; with `nat` it holds none
+/// (deploy checks the routes, `tests/preflight.rs`).
+#[test]
+fn private_subnets_reach_aws_through_endpoints_or_a_nat() {
+    let root = root();
+    let mut seen = std::collections::BTreeSet::new();
+    for env in environments(&root) {
+        let loaded = project(&root).load(&env).unwrap();
+        let microprocess_kit::config::model::Service::Fargate(f) = &loaded.service else {
+            continue;
+        };
+        let stacks = render(&root, &env);
+        let service = stacks
+            .iter()
+            .find(|s| s.plan.name.ends_with("-service"))
+            .unwrap();
+        let r = service.template["Resources"].as_object().unwrap();
+        let endpoints: Vec<(&String, &Value)> = r
+            .iter()
+            .filter(|(_, v)| v["Type"] == "AWS::EC2::VPCEndpoint")
+            .collect();
+        match f.network.egress {
+            microprocess_kit::config::model::Egress::Nat => {
+                seen.insert("nat");
+                assert!(endpoints.is_empty(), "{env}");
+            }
+            microprocess_kit::config::model::Egress::VpcEndpoints => {
+                seen.insert("vpc-endpoints");
+                let services: Vec<String> = endpoints
+                    .iter()
+                    .map(|(_, v)| {
+                        v["Properties"]["ServiceName"]["Fn::Sub"]
+                            .as_str()
+                            .unwrap()
+                            .trim_start_matches("com.amazonaws.${AWS::Region}.")
+                            .to_string()
+                    })
+                    .collect();
+                for needed in [
+                    "s3",
+                    "dynamodb",
+                    "sqs",
+                    "secretsmanager",
+                    "lambda",
+                    "sns",
+                    "logs",
+                    "ecr.api",
+                    "ecr.dkr",
+                ] {
+                    assert!(
+                        services.iter().any(|s| s == needed),
+                        "{env}: no {needed} endpoint"
+                    );
+                }
+                for (id, v) in &endpoints {
+                    let p = &v["Properties"];
+                    if p["VpcEndpointType"] == "Gateway" {
+                        assert_eq!(
+                            p["RouteTableIds"],
+                            serde_json::json!(f.network.private_route_table_ids),
+                            "{env} {id}"
+                        );
+                    } else {
+                        assert_eq!(p["PrivateDnsEnabled"], true, "{env} {id}");
+                        assert_eq!(
+                            p["SubnetIds"],
+                            serde_json::json!(f.private_subnet_ids),
+                            "{env} {id}"
+                        );
+                        assert_eq!(p["SecurityGroupIds"][0]["Ref"], "EndpointsSecurityGroup");
+                    }
+                }
+                let sg = &r["EndpointsSecurityGroup"]["Properties"];
+                let sources: Vec<&Value> = sg["SecurityGroupIngress"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| &i["SourceSecurityGroupId"]["Ref"])
+                    .collect();
+                assert_eq!(sources, ["FunctionsSecurityGroup", "TasksSecurityGroup"]);
+            }
+        }
+    }
+    assert_eq!(seen.len(), 2, "the shipped environments show both choices");
+}
+
+/// The internal queue ALB's record goes to the private zone, never the live host's public
+/// one; each listener carries the certificate of its host.
+#[test]
+fn the_internal_queue_host_lives_in_a_private_zone_with_its_certificate() {
+    let root = root();
+    for env in environments(&root) {
+        let loaded = project(&root).load(&env).unwrap();
+        let microprocess_kit::config::model::Service::Fargate(f) = &loaded.service else {
+            continue;
+        };
+        let stacks = render(&root, &env);
+        let service = stacks
+            .iter()
+            .find(|s| s.plan.name.ends_with("-service"))
+            .unwrap();
+        let r = &service.template["Resources"];
+        let queue_zone = &r["QueueDnsRecord"]["Properties"]["HostedZoneId"];
+        assert_eq!(
+            r["LiveDnsRecord"]["Properties"]["HostedZoneId"],
+            f.hosted_zone_id.as_str()
+        );
+        if f.layout == microprocess_kit::config::model::AlbLayout::InternalQueue {
+            assert_ne!(*queue_zone, f.hosted_zone_id.as_str(), "{env}");
+            assert_eq!(*queue_zone, f.queue_hosted_zone_id.as_str(), "{env}");
+            assert_eq!(
+                r["QueueHttpsListener"]["Properties"]["Certificates"][0]["CertificateArn"],
+                f.queue_certificate_arn.as_str()
+            );
+        } else {
+            assert_eq!(*queue_zone, f.hosted_zone_id.as_str(), "{env}");
+        }
+    }
+}
+
+/// The containers keep a read-only root filesystem but can write `/tmp`, take the
+/// service's own variables and secrets, and the execution role reads exactly those secrets.
+#[test]
+fn the_service_can_be_itself() {
+    let root = root();
+    for env in ["dev", "prod", "sandbox", "staging"] {
+        let stacks = render(&root, env);
+        let service = stacks
+            .iter()
+            .find(|s| s.plan.name.ends_with("-service"))
+            .unwrap();
+        let r = &service.template["Resources"];
+        for side in ["Live", "Queue"] {
+            let td = &r[format!("{side}TaskDefinition")]["Properties"];
+            let container = &td["ContainerDefinitions"][0];
+            assert_eq!(container["ReadonlyRootFilesystem"], true);
+            let mounts = container["MountPoints"].as_array().unwrap();
+            assert_eq!(mounts[0]["ContainerPath"], "/tmp", "{env} {side}");
+            assert_eq!(td["Volumes"][0]["Name"], mounts[0]["SourceVolume"]);
+        }
+    }
+    let prod = render(&root, "prod");
+    let r = &prod[1].template["Resources"];
+    let container = &r["QueueTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    assert!(container["Environment"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"Name": "LOG_LEVEL", "Value": "info"})));
+    let parameter = "arn:aws:ssm:ap-southeast-2:333333333333:parameter/scores/database-url";
+    assert!(container["Secrets"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"Name": "DATABASE_URL", "ValueFrom": parameter})));
+    let statements = r["TaskExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .unwrap();
+    let inject = statements
+        .iter()
+        .find(|s| s["Sid"] == "InjectServiceParameters")
+        .unwrap();
+    assert_eq!(inject["Action"], "ssm:GetParameters");
+    assert_eq!(inject["Resource"], serde_json::json!([parameter]));
+    let groups = &r["QueueService"]["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        ["SecurityGroups"];
+    assert_eq!(groups[1], "sg-0c1b2c3d4e5f60031");
+    let task_policies = r["TaskRole"]["Properties"]["Policies"].as_array().unwrap();
+    let own = task_policies
+        .iter()
+        .find(|p| p["PolicyName"] == "service-statements")
+        .unwrap();
+    assert_eq!(
+        own["PolicyDocument"]["Statement"][0]["Action"],
+        serde_json::json!(["dynamodb:GetItem", "dynamodb:Query"])
+    );
+}
+
+/// The queue alarm fires on a queue that stopped draining, not on old messages, which a
+/// large healthy run has by design.
+#[test]
+fn the_queue_alarm_fires_on_a_stall_not_on_age() {
+    let root = root();
+    for env in environments(&root) {
+        for stack in render(&root, &env) {
+            let Some(r) = stack.template["Resources"].as_object() else {
+                continue;
+            };
+            assert!(
+                r.values()
+                    .all(|v| v["Properties"]["MetricName"] != "ApproximateAgeOfOldestMessage"),
+                "{env}"
+            );
+            if stack.plan.microprocess.is_none() {
+                continue;
+            }
+            let alarm = &r["QueueStalledAlarm"]["Properties"];
+            let stalled = alarm["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["ReturnData"] == true)
+                .unwrap();
+            assert_eq!(
+                stalled["Expression"],
+                "IF(visible + held > 0 AND delivered == 0, 1, 0)"
+            );
+            let periods = alarm["EvaluationPeriods"].as_u64().unwrap();
+            let visibility = r["Queue"]["Properties"]["VisibilityTimeout"]
+                .as_u64()
+                .unwrap();
+            assert!(
+                periods * 300 >= 2 * visibility.min(43_200),
+                "{env}: the window outlasts a retry"
+            );
+            assert_eq!(alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]);
         }
     }
 }

@@ -10,6 +10,7 @@ use super::diagnostic::{Place, SourceFile};
 use super::model::{AlbLayout, BusinessHours, FargateService, Microprocess, Tasks};
 use super::raw::RawService;
 use super::schedule::{check_expression, check_timezone};
+use super::service_access;
 
 fn loc<T: Clone>(s: &Spanned<T>, file: &Arc<SourceFile>) -> Located<T> {
     Located::from_spanned(s, file)
@@ -55,6 +56,17 @@ pub(super) fn fargate_keys_present(
         ),
         ("live", raw.live.as_ref().map(|s| s.span())),
         ("queue", raw.queue.as_ref().map(|s| s.span())),
+        (
+            "queue_certificate_arn",
+            raw.queue_certificate_arn.as_ref().map(|s| s.span()),
+        ),
+        (
+            "queue_hosted_zone_id",
+            raw.queue_hosted_zone_id.as_ref().map(|s| s.span()),
+        ),
+        ("network", raw.network.as_ref().map(|s| s.span())),
+        ("container", raw.container.as_ref().map(|s| s.span())),
+        ("task_role", raw.task_role.as_ref().map(|s| s.span())),
     ];
     spans
         .into_iter()
@@ -159,6 +171,16 @@ pub(super) fn validate_fargate(
             );
         }
     }
+    let queue_certificate_arn = raw.queue_certificate_arn.as_ref().map(|v| loc(v, file));
+    if let Some(v) = &queue_certificate_arn {
+        if !v.value.starts_with("arn:aws:acm:") {
+            c.error(
+                &v.place,
+                "`queue_certificate_arn` is not an ACM certificate ARN",
+                "it starts with `arn:aws:acm:` and covers `queue_host`; leave it out to use `certificate_arn` for both hosts",
+            );
+        }
+    }
     let hosted_zone_id = required(
         c,
         &raw.hosted_zone_id,
@@ -167,14 +189,21 @@ pub(super) fn validate_fargate(
         "hosted_zone_id",
         "\"Z0123456789ABCDEFGHIJ\"",
     );
-    if let Some(v) = &hosted_zone_id {
+    let zone_id_ok = |c: &mut Checker, v: &Located<String>, key: &str| {
         if !v.value.starts_with('Z') || !v.value.bytes().all(|b| b.is_ascii_alphanumeric()) {
             c.error(
                 &v.place,
-                format!("`hosted_zone_id` `{}` is not a Route 53 zone id", v.value),
+                format!("`{key}` `{}` is not a Route 53 zone id", v.value),
                 "zone ids look like `Z0123456789ABCDEFGHIJ`",
             );
         }
+    };
+    if let Some(v) = &hosted_zone_id {
+        zone_id_ok(c, v, "hosted_zone_id");
+    }
+    let queue_hosted_zone_id = raw.queue_hosted_zone_id.as_ref().map(|v| loc(v, file));
+    if let Some(v) = &queue_hosted_zone_id {
+        zone_id_ok(c, v, "queue_hosted_zone_id");
     }
     let mut host = |key: &str, v: &Option<Spanned<String>>| -> String {
         let Some(h) = required(c, v, file, table, key, "\"scores.example.com\"") else {
@@ -206,6 +235,25 @@ pub(super) fn validate_fargate(
             Some("shared-public") => AlbLayout::SharedPublic,
             _ => AlbLayout::InternalQueue,
         },
+    };
+    // The internal queue ALB has private addresses: its record belongs in a private zone of
+    // the VPC, where only the functions resolve it, never in the live host's public zone.
+    let queue_hosted_zone_id = match (layout, queue_hosted_zone_id) {
+        (AlbLayout::InternalQueue, None) => {
+            c.error(table, "the internal queue host has no `queue_hosted_zone_id`", "with `layout = \"internal-queue\"` the queue host's record goes to a private hosted zone associated with `vpc_id` (its ALB has private addresses, which a public zone would publish); add `queue_hosted_zone_id = \"Z...\"`, which deploy checks is private and attached to the VPC");
+            String::new()
+        }
+        (AlbLayout::InternalQueue, Some(q)) => {
+            if hosted_zone_id.as_ref().is_some_and(|h| h.value == q.value) {
+                c.error(&q.place, "`queue_hosted_zone_id` is the live host's zone", "the live host's zone is public (its ALB faces the internet); the internal queue host's record goes to a private zone of the VPC");
+            }
+            q.value
+        }
+        (AlbLayout::SharedPublic, Some(q)) => q.value,
+        (AlbLayout::SharedPublic, None) => hosted_zone_id
+            .as_ref()
+            .map(|h| h.value.clone())
+            .unwrap_or_default(),
     };
     let container_port = c.int(
         raw.container_port.as_ref().map(|v| loc(v, file)),
@@ -331,8 +379,13 @@ pub(super) fn validate_fargate(
         vpc_id: vpc_id.map(|v| v.value).unwrap_or_default(),
         public_subnet_ids,
         private_subnet_ids,
+        queue_certificate_arn: queue_certificate_arn
+            .or_else(|| certificate_arn.clone())
+            .map(|v| v.value)
+            .unwrap_or_default(),
         certificate_arn: certificate_arn.map(|v| v.value).unwrap_or_default(),
         hosted_zone_id: hosted_zone_id.map(|v| v.value).unwrap_or_default(),
+        queue_hosted_zone_id,
         live_host,
         queue_host,
         layout,
@@ -340,6 +393,9 @@ pub(super) fn validate_fargate(
         live: live.unwrap_or_else(|| fallback.clone()),
         queue: queue.unwrap_or(fallback),
         business_hours,
+        network: service_access::network(c, &raw.network, table, file),
+        container: service_access::container(c, &raw.container, file),
+        task_role: service_access::task_role(c, &raw.task_role, file),
     }
 }
 

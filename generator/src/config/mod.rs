@@ -17,6 +17,7 @@ mod raw;
 pub mod result_limit;
 pub mod sandbox;
 pub mod schedule;
+mod service_access;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -68,7 +68,12 @@ pub struct FargateService {
     pub public_subnet_ids: Vec<String>,
     pub private_subnet_ids: Vec<String>,
     pub certificate_arn: String,
+    /// The queue host's certificate: `queue_certificate_arn`, else `certificate_arn`.
+    pub queue_certificate_arn: String,
     pub hosted_zone_id: String,
+    /// The zone of the queue host's record: a private zone of the VPC with the internal
+    /// layout, the live host's zone with the shared one.
+    pub queue_hosted_zone_id: String,
     pub live_host: String,
     pub queue_host: String,
     pub layout: AlbLayout,
@@ -76,6 +81,73 @@ pub struct FargateService {
     pub live: Tasks,
     pub queue: Tasks,
     pub business_hours: Option<BusinessHours>,
+    pub network: Network,
+    pub container: Container,
+    pub task_role: TaskRole,
+}
+
+/// How the functions and tasks in the private subnets reach AWS's APIs.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    /// The service stack creates gateway endpoints (S3, DynamoDB) and interface endpoints
+    /// (the rest) in the VPC.
+    VpcEndpoints,
+    /// The subnets route to a NAT; deploy checks each one's default route.
+    Nat,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub egress: Egress,
+    /// The private subnets' route tables, which the gateway endpoints join.
+    pub private_route_table_ids: Vec<String>,
+    /// Security groups the tasks carry beside the kit's (a database's client group).
+    pub task_security_group_ids: Vec<String>,
+    pub task_egress: Vec<EgressRule>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressRule {
+    pub description: String,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub destination: EgressDestination,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressDestination {
+    Cidr(String),
+    SecurityGroupId(String),
+    PrefixListId(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    /// Extra variables, sorted by name; `MICROPROCESS_*` stay the kit's.
+    pub environment: Vec<(String, String)>,
+    /// Variable name → Secrets Manager secret or SSM parameter ARN, sorted by name.
+    pub secrets: Vec<(String, String)>,
+    /// Writable directories on the read-only root filesystem, `/tmp` first.
+    pub writable_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRole {
+    pub managed_policy_arns: Vec<String>,
+    pub statements: Vec<PolicyStatement>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatement {
+    pub sid: Option<String>,
+    /// `Allow` or `Deny`.
+    pub effect: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

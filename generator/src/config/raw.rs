@@ -124,13 +124,67 @@ pub struct RawService {
     pub public_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
     pub private_subnet_ids: Option<Spanned<Vec<Spanned<String>>>>,
     pub certificate_arn: Option<Spanned<String>>,
+    pub queue_certificate_arn: Option<Spanned<String>>,
     pub hosted_zone_id: Option<Spanned<String>>,
+    pub queue_hosted_zone_id: Option<Spanned<String>>,
     pub live_host: Option<Spanned<String>>,
     pub queue_host: Option<Spanned<String>>,
     pub layout: Option<Spanned<String>>,
     pub queue_idle_timeout_seconds: Option<Spanned<i64>>,
     pub live: Option<Spanned<RawTasks>>,
     pub queue: Option<Spanned<RawQueueTasks>>,
+    pub network: Option<Spanned<RawNetwork>>,
+    pub container: Option<Spanned<RawContainer>>,
+    pub task_role: Option<Spanned<RawTaskRole>>,
+}
+
+/// How the private subnets reach AWS, and what else the tasks may reach.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// `vpc-endpoints` (the kit creates them) or `nat` (deploy checks the routes).
+    pub egress: Option<Spanned<String>>,
+    pub private_route_table_ids: Option<Spanned<Vec<Spanned<String>>>>,
+    pub task_security_group_ids: Option<Spanned<Vec<Spanned<String>>>>,
+    pub task_egress: Option<Vec<Spanned<RawEgressRule>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEgressRule {
+    pub description: Option<Spanned<String>>,
+    pub protocol: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub to_port: Option<Spanned<i64>>,
+    pub cidr: Option<Spanned<String>>,
+    pub security_group_id: Option<Spanned<String>>,
+    pub prefix_list_id: Option<Spanned<String>>,
+}
+
+/// What both sides' containers get beyond the kit's own settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainer {
+    pub environment: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    pub secrets: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    pub writable_paths: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// What the service's own role may do beyond reading its children and results.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaskRole {
+    pub managed_policy_arns: Option<Spanned<Vec<Spanned<String>>>>,
+    pub statements: Option<Vec<Spanned<RawStatement>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatement {
+    pub sid: Option<Spanned<String>>,
+    pub effect: Option<Spanned<String>>,
+    pub actions: Spanned<Vec<Spanned<String>>>,
+    pub resources: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -33,6 +33,17 @@ impl StackInfo {
         self.status == "ROLLBACK_COMPLETE"
     }
 
+    /// A first creation whose rollback could not remove everything it made.
+    pub fn is_rollback_failed(&self) -> bool {
+        self.status == "ROLLBACK_FAILED"
+    }
+
+    /// An update whose rollback could not restore everything; the stack takes no change
+    /// until the rollback is continued.
+    pub fn is_update_rollback_failed(&self) -> bool {
+        self.status == "UPDATE_ROLLBACK_FAILED"
+    }
+
     pub fn is_busy(&self) -> bool {
         self.status.ends_with("_IN_PROGRESS") && !self.is_review()
     }
@@ -174,6 +185,15 @@ pub struct Resource {
     pub logical_id: String,
     pub physical_id: String,
     pub resource_type: String,
+    /// `CREATE_COMPLETE`, `DELETE_FAILED`, …
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+impl Resource {
+    pub fn failed(&self) -> bool {
+        self.status.ends_with("_FAILED")
+    }
 }
 
 /// What a change set is made of.
@@ -186,6 +206,7 @@ pub struct ChangeSetRequest<'a> {
 }
 
 /// A template inline or by URL (over 51,200 bytes).
+#[derive(Debug, Clone)]
 pub enum Template {
     Body(String),
     Url(String),
@@ -448,13 +469,42 @@ impl Cfn {
         stack: &StackInfo,
         progress: &mut dyn Progress,
     ) -> Result<Finished, DeployError> {
+        self.delete_stack_retaining(stack, &[], progress).await
+    }
+
+    /// [`Cfn::delete_stack`], keeping the resources `retain` names (logical ids); CloudFormation
+    /// takes them only from a stack whose deletion failed, and only those that failed.
+    pub async fn delete_stack_retaining(
+        &self,
+        stack: &StackInfo,
+        retain: &[String],
+        progress: &mut dyn Progress,
+    ) -> Result<Finished, DeployError> {
         let seen = self.latest_event(&stack.id).await?;
         self.client
             .delete_stack()
             .stack_name(&stack.id)
+            .set_retain_resources((!retain.is_empty()).then(|| retain.to_vec()))
             .send()
             .await
             .map_err(|e| self.err(&stack.name, "DeleteStack", &e))?;
+        self.follow(&stack.name, &stack.id, seen, progress).await
+    }
+
+    /// Continues the rollback of a stack in `UPDATE_ROLLBACK_FAILED`: CloudFormation tries
+    /// again to restore what it could not. Follows the events until it settles.
+    pub async fn continue_update_rollback(
+        &self,
+        stack: &StackInfo,
+        progress: &mut dyn Progress,
+    ) -> Result<Finished, DeployError> {
+        let seen = self.latest_event(&stack.id).await?;
+        self.client
+            .continue_update_rollback()
+            .stack_name(&stack.id)
+            .send()
+            .await
+            .map_err(|e| self.err(&stack.name, "ContinueUpdateRollback", &e))?;
         self.follow(&stack.name, &stack.id, seen, progress).await
     }
 
@@ -565,6 +615,14 @@ impl Cfn {
                     logical_id: r.logical_resource_id()?.to_string(),
                     physical_id: r.physical_resource_id().unwrap_or_default().to_string(),
                     resource_type: r.resource_type()?.to_string(),
+                    status: r
+                        .resource_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    reason: r
+                        .resource_status_reason()
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string),
                 })
             }));
             token = out.next_token().map(str::to_string);

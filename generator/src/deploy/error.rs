@@ -41,6 +41,16 @@ pub enum DeployError {
     CoreTooLarge { stack: String, bytes: usize },
     #[error("stack `{stack}` is busy ({status})\n  hint: wait until CloudFormation has finished with it, then run the command again")]
     Busy { stack: String, status: String },
+    #[error(
+        "stack `{stack}` is held in {status}: it takes no change until it is freed\n  hint: {hint}"
+    )]
+    Held {
+        stack: String,
+        status: String,
+        hint: String,
+    },
+    #[error("stack `{stack}`: the stack of the failed create was deleted, but CloudFormation could not delete these, so they were kept:{}\n  hint: a kept resource under its fixed name fails the next create; once you have checked it holds nothing you need, delete it (turning its deletion protection off first, if it has any), then deploy again", kept_text(kept))]
+    Kept { stack: String, kept: Vec<String> },
     #[error("stack `{stack}`: not executed; the change set was deleted and later stacks were left alone")]
     Declined { stack: String },
     #[error(
@@ -98,4 +108,8 @@ fn failures_text(failures: &[Failure]) -> String {
         ));
     }
     text
+}
+
+fn kept_text(kept: &[String]) -> String {
+    kept.iter().map(|k| format!("\n  - {k}")).collect()
 }

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cfn;
 mod error;
 mod parameters;
+pub mod recover;
 pub mod teardown;
 pub mod ui;
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::Aws;
 use crate::manifest::ManifestStack;
-use crate::plan::StackKind;
+use crate::plan::{StackKind, DELETION_PROTECTION_PARAMETER};
 use assets::{Bucket, Upload};
 use bundle::Bundle;
 use cfn::{Cfn, ChangeRow, ChangeSetRequest, Planned, StackInfo, Template};
@@ -101,6 +102,15 @@ pub async fn deploy(
                 });
             }
         }
+        if let Some(s) = existing
+            .as_ref()
+            .filter(|s| s.is_rollback_failed() || s.is_update_rollback_failed())
+        {
+            existing = match recover::release(&cfn, s, opts, ui).await? {
+                recover::Released::Deleted => None,
+                recover::Released::RolledBack(info) => Some(info),
+            };
+        }
         let create = existing
             .as_ref()
             .is_none_or(|s| s.is_review() || s.is_failed_creation());
@@ -129,7 +139,7 @@ pub async fn deploy(
             existing = None;
         }
 
-        let parameters = resolve_parameters(&cfn, bundle, stack, aws).await?;
+        let parameters = resolve_parameters(&cfn, bundle, stack, aws, create).await?;
         let template = if template.len() > MAX_INLINE_TEMPLATE_BYTES {
             let b = bucket.as_ref().ok_or_else(|| missing_core(bundle, stack))?;
             let key = format!("templates/{}/{}.json", stack.name, stack.template_sha256);
@@ -146,7 +156,7 @@ pub async fn deploy(
         let planned = cfn
             .plan(&ChangeSetRequest {
                 stack: &stack.name,
-                template,
+                template: template.clone(),
                 parameters: &parameters,
                 tags: &tags,
                 create,
@@ -209,11 +219,12 @@ pub async fn deploy(
         let finished = cfn.execute(&stack.name, &change_set, &mut progress).await?;
         progress.finish();
         if !finished.succeeded() {
-            return Err(stack_failed(
-                &stack.name,
-                finished,
-                "fix what the reasons name, `microprocess generate`, and deploy again; CloudFormation rolled the stack back",
-            ));
+            let hint = if finished.status.ends_with("ROLLBACK_FAILED") {
+                "CloudFormation could not roll the stack back; run `microprocess deploy` again: it shows what holds the stack and offers the way out"
+            } else {
+                "fix what the reasons name, `microprocess generate`, and deploy again; CloudFormation rolled the stack back"
+            };
+            return Err(stack_failed(&stack.name, finished, hint));
         }
         ui.line(format!(
             "{}: {} in {:.1} s",
@@ -221,6 +232,9 @@ pub async fn deploy(
             finished.status,
             stack_started.elapsed().as_secs_f64()
         ));
+        if create && stack.parameters.contains_key(DELETION_PROTECTION_PARAMETER) {
+            arm_deletion_protection(&cfn, bundle, stack, aws, template, &tags, ui).await?;
+        }
         if create {
             report.created.push(stack.name.clone());
         } else {
@@ -242,6 +256,49 @@ pub async fn deploy(
         report.unchanged.len()
     ));
     Ok(report)
+}
+
+/// The update after a successful first create that turns deletion protection on: the
+/// create ran with it off, so that its rollback could have removed everything.
+async fn arm_deletion_protection(
+    cfn: &Cfn,
+    bundle: &Bundle,
+    stack: &ManifestStack,
+    aws: &Aws,
+    template: Template,
+    tags: &[(String, String)],
+    ui: &mut Ui<'_>,
+) -> Result<(), DeployError> {
+    let started = Instant::now();
+    let parameters = resolve_parameters(cfn, bundle, stack, aws, false).await?;
+    let planned = cfn
+        .plan(&ChangeSetRequest {
+            stack: &stack.name,
+            template,
+            parameters: &parameters,
+            tags,
+            create: false,
+        })
+        .await?;
+    let Planned::Changes(change_set) = planned else {
+        return Ok(());
+    };
+    let mut progress = ui.progress(&stack.name, change_set.rows.len());
+    let finished = cfn.execute(&stack.name, &change_set, &mut progress).await?;
+    progress.finish();
+    if !finished.succeeded() {
+        return Err(stack_failed(
+            &stack.name,
+            finished,
+            "the stack was created, but deletion protection could not be turned on; fix what the reasons name and deploy again, which turns it on",
+        ));
+    }
+    ui.line(format!(
+        "{}: deletion protection on in {:.1} s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 fn stack_failed(stack: &str, finished: cfn::Finished, hint: &str) -> DeployError {

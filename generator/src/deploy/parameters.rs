@@ -9,12 +9,14 @@ use super::DeployError;
 use crate::aws::Aws;
 use crate::manifest::ManifestStack;
 
-/// Parameter values from the manifest's sources.
+/// Parameter values from the manifest's sources. `create` says whether this change set
+/// creates the stack: deletion protection stays off until a create has succeeded.
 pub(super) async fn resolve_parameters(
     cfn: &Cfn,
     bundle: &Bundle,
     stack: &ManifestStack,
     aws: &Aws,
+    create: bool,
 ) -> Result<Vec<(String, String)>, DeployError> {
     let mut outputs: BTreeMap<String, StackInfo> = BTreeMap::new();
     let mut values = Vec::new();
@@ -24,6 +26,7 @@ pub(super) async fn resolve_parameters(
             .and_then(|v| v.as_str())
             .unwrap_or_default();
         let value = match from {
+            "deletion_protection" => (!create).to_string(),
             "output" => {
                 let source_stack = source
                     .get("stack")

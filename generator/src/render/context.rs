@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::config::model::{AlbLayout, Environment, Microprocess, Service};
+use crate::config::model::{
+    AlbLayout, Egress, EgressDestination, Environment, FargateService, Microprocess, Service,
+};
 use crate::plan::{self, StackPlan};
 use crate::KIT_VERSION;
 
@@ -85,8 +87,19 @@ fn common(env: &Environment, stack: &StackPlan) -> serde_json::Map<String, Value
         "stack".into(),
         serde_json::to_value(stack).unwrap_or(Value::Null),
     );
+    // A protected environment keeps its data when a stack is deleted or a resource replaced,
+    // but a failed first create removes what it made: a resource kept then, under its fixed
+    // name, would make the next create fail with "already exists".
     c.insert(
         "deletion_policy".into(),
+        json!(if env.protected {
+            "RetainExceptOnCreate"
+        } else {
+            "Delete"
+        }),
+    );
+    c.insert(
+        "replace_policy".into(),
         json!(if env.protected { "Retain" } else { "Delete" }),
     );
     c.insert(
@@ -204,6 +217,7 @@ pub fn service(env: &Environment, stack: &StackPlan) -> Value {
             "queue_deregistration_delay".into(),
             json!(f.queue_idle_timeout_seconds.min(3600).to_string()),
         );
+        service_access(&mut c, f);
         c.insert(
             "cpu_architecture".into(),
             json!(if env.architecture == "arm64" {
@@ -214,6 +228,145 @@ pub fn service(env: &Environment, stack: &StackPlan) -> Value {
         );
     }
     Value::Object(c)
+}
+
+/// Interface endpoints the private subnets need with `egress = "vpc-endpoints"`: the
+/// functions call SQS, Secrets Manager, Lambda (the hand-off, the callback's URL) and SNS
+/// (announcements); Fargate pulls from ECR and writes logs. S3 and DynamoDB go through
+/// gateway endpoints; KMS is called by those services, not by the kit.
+pub const INTERFACE_ENDPOINTS: [&str; 7] = [
+    "ecr.api",
+    "ecr.dkr",
+    "lambda",
+    "logs",
+    "secretsmanager",
+    "sns",
+    "sqs",
+];
+
+/// `arn:…:secret:name-AbCdEf` of a `ValueFrom` that may name a JSON key after it.
+fn secret_arn(value_from: &str) -> String {
+    value_from.split(':').take(7).collect::<Vec<_>>().join(":")
+}
+
+/// The service's own reach, in the shapes CloudFormation takes.
+fn service_access(c: &mut serde_json::Map<String, Value>, f: &FargateService) {
+    let net = &f.network;
+    c.insert(
+        "vpc_endpoints".into(),
+        json!(net.egress == Egress::VpcEndpoints),
+    );
+    let mut interfaces: Vec<&str> = INTERFACE_ENDPOINTS.to_vec();
+    let ssm = f
+        .container
+        .secrets
+        .iter()
+        .any(|(_, v)| v.split(':').nth(2) == Some("ssm"));
+    if ssm {
+        interfaces.push("ssm");
+    }
+    interfaces.sort();
+    c.insert(
+        "interface_endpoints".into(),
+        Value::Array(
+            interfaces
+                .iter()
+                .map(|name| {
+                    let id: String = name
+                        .split('.')
+                        .map(|p| {
+                            let mut ch = p.chars();
+                            ch.next()
+                                .map(|first| first.to_uppercase().chain(ch).collect::<String>())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    json!({"name": name, "id": format!("{id}Endpoint")})
+                })
+                .collect(),
+        ),
+    );
+    let egress: Vec<Value> = net
+        .task_egress
+        .iter()
+        .map(|r| {
+            let mut rule = json!({
+                "Description": r.description,
+                "IpProtocol": r.protocol,
+                "FromPort": r.from_port,
+                "ToPort": r.to_port,
+            });
+            let (key, value) = match &r.destination {
+                EgressDestination::Cidr(v) => ("CidrIp", v),
+                EgressDestination::SecurityGroupId(v) => ("DestinationSecurityGroupId", v),
+                EgressDestination::PrefixListId(v) => ("DestinationPrefixListId", v),
+            };
+            rule[key] = json!(value);
+            rule
+        })
+        .collect();
+    c.insert("task_egress".into(), Value::Array(egress));
+    let container = &f.container;
+    c.insert(
+        "container_environment".into(),
+        Value::Array(
+            container
+                .environment
+                .iter()
+                .map(|(k, v)| json!({"Name": k, "Value": v}))
+                .collect(),
+        ),
+    );
+    c.insert(
+        "container_secrets".into(),
+        Value::Array(
+            container
+                .secrets
+                .iter()
+                .map(|(k, v)| json!({"Name": k, "ValueFrom": v}))
+                .collect(),
+        ),
+    );
+    let (parameters, secrets): (Vec<&String>, Vec<&String>) = container
+        .secrets
+        .iter()
+        .map(|(_, v)| v)
+        .partition(|v| v.split(':').nth(2) == Some("ssm"));
+    let mut secret_arns: Vec<String> = secrets.iter().map(|v| secret_arn(v)).collect();
+    secret_arns.dedup();
+    c.insert("secret_arns".into(), json!(secret_arns));
+    c.insert("parameter_arns".into(), json!(parameters));
+    c.insert(
+        "writable_volumes".into(),
+        Value::Array(
+            container
+                .writable_paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| json!({"name": format!("writable-{i}"), "path": p}))
+                .collect(),
+        ),
+    );
+    c.insert(
+        "task_statements".into(),
+        Value::Array(
+            f.task_role
+                .statements
+                .iter()
+                .map(|st| {
+                    let mut v = json!({
+                        "Effect": st.effect,
+                        "Action": st.actions,
+                        "Resource": st.resources,
+                    });
+                    if let Some(sid) = &st.sid {
+                        v["Sid"] = json!(sid);
+                    }
+                    v
+                })
+                .collect(),
+        ),
+    );
 }
 
 pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> Value {
@@ -278,9 +431,17 @@ pub fn microprocess(env: &Environment, stack: &StackPlan, m: &Microprocess) -> V
         json!({
             "queue_retention": m.delivery.message_retention_days * 86_400,
             "dlq_retention": crate::config::DEAD_LETTER_RETENTION_DAYS * 86_400,
-            // Alarm when the oldest message has waited longer than every attempt could take.
-            "oldest_message_alarm": (m.delivery.visibility_timeout_seconds * m.process.max_attempts).clamp(300, 86_400),
         }),
+    );
+    // Stalled once nothing was delivered for two visibility timeouts (a failed batch comes
+    // back once in that time), at least 15 minutes and at most CloudWatch's 24 hours of
+    // 5-minute periods.
+    let periods = (2 * m.delivery.visibility_timeout_seconds)
+        .div_ceil(300)
+        .clamp(3, 288);
+    c.insert(
+        "stalled_alarm".into(),
+        json!({"periods": periods, "minutes": periods * 5}),
     );
     Value::Object(c)
 }
