@@ -23,6 +23,9 @@ pub struct Manifest {
     pub tags: serde_json::Map<String, serde_json::Value>,
     pub stacks: Vec<ManifestStack>,
     pub assets: Vec<Asset>,
+    /// What deploy checks in the account first (Fargate environments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::deploy::preflight::Preflight>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -85,5 +88,6 @@ pub fn build(env: &Environment, stacks: &[RenderedStack], assets: &[Asset]) -> M
             .collect(),
         stacks,
         assets: assets.to_vec(),
+        preflight: crate::deploy::preflight::Preflight::of(env),
     }
 }

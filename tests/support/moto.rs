@@ -35,6 +35,20 @@ impl MotoServer {
         MotoServer::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`MotoServer::start`] with extra environment variables for moto (its settings, such
+    /// as `MOTO_ACM_VALIDATION_WAIT`).
+    pub fn start_with(env: &[(&str, &str)]) -> MotoServer {
+        let binary = moto_binary();
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match start_on_free_port(&binary, env) {
+                Ok(server) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
+    }
+
     /// Like [`MotoServer::start`], returning the reason instead of panicking.
     pub fn try_start() -> Result<MotoServer, String> {
         let binary = moto_binary();
@@ -46,7 +60,7 @@ impl MotoServer {
         }
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            match start_on_free_port(&binary) {
+            match start_on_free_port(&binary, &[]) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = e,
             }
@@ -126,7 +140,7 @@ pub fn moto_binary() -> PathBuf {
     crate::root().join(".venv").join("bin").join("moto_server")
 }
 
-fn start_on_free_port(binary: &Path) -> Result<MotoServer, String> {
+fn start_on_free_port(binary: &Path, env: &[(&str, &str)]) -> Result<MotoServer, String> {
     let port = free_port()?;
     let log = NamedTempFile::new().map_err(|e| format!("cannot create moto's log file: {e}"))?;
     let stdout = log
@@ -141,6 +155,7 @@ fn start_on_free_port(binary: &Path) -> Result<MotoServer, String> {
     command
         .arg(crate::root().join("tools").join("emulator.py"))
         .args(["-H", "127.0.0.1", "-p", &port_text]);
+    command.envs(env.iter().copied());
     let child = command
         .env("MOTO_PORT", &port_text)
         .stdin(Stdio::null())

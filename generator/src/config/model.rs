@@ -87,7 +87,7 @@ pub struct FargateService {
 }
 
 /// How the functions and tasks in the private subnets reach AWS's APIs.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Egress {
     /// The service stack creates gateway endpoints (S3, DynamoDB) and interface endpoints

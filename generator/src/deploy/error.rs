@@ -41,6 +41,8 @@ pub enum DeployError {
     CoreTooLarge { stack: String, bytes: usize },
     #[error("stack `{stack}` is busy ({status})\n  hint: wait until CloudFormation has finished with it, then run the command again")]
     Busy { stack: String, status: String },
+    #[error("the account is not ready for this environment; nothing was deployed:{}\n  hint: fix each of these in the account (or the environment file), then deploy again; the README's \"What the kit needs from your account\" lists them", kept_text(problems))]
+    NotReady { problems: Vec<String> },
     #[error(
         "stack `{stack}` is held in {status}: it takes no change until it is freed\n  hint: {hint}"
     )]

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cfn;
 mod error;
 mod parameters;
+pub mod preflight;
 pub mod recover;
 pub mod teardown;
 pub mod ui;
@@ -74,6 +75,26 @@ pub async fn deploy(
     let mut report = Report::default();
     let mut bucket: Option<Bucket> = None;
     let mut assets_done = false;
+    if let (true, Some(p)) = (opts.execute, &bundle.manifest.preflight) {
+        let problems = preflight::check(&aws.config, p).await?;
+        if !problems.is_empty() {
+            return Err(DeployError::NotReady { problems });
+        }
+        ui.line(format!(
+            "account checks: {} private subnets route to AWS ({}), {} certificates cover their hosts{}",
+            p.private_subnet_ids.len(),
+            match p.egress {
+                crate::config::model::Egress::Nat => "through a NAT",
+                crate::config::model::Egress::VpcEndpoints => "through the endpoint route tables",
+            },
+            p.certificates.len(),
+            if p.private_zone_id.is_some() {
+                ", the queue host's zone is private to the VPC"
+            } else {
+                ""
+            }
+        ));
+    }
 
     for stack in &bundle.manifest.stacks {
         let template = bundle.template(stack)?;
