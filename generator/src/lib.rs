@@ -4,6 +4,7 @@
 //!
 //! The `microprocess` binary is a thin shell over [`commands`].
 
+pub mod alarm_subscriptions;
 pub mod aws;
 pub mod commands;
 pub mod config;

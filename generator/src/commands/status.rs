@@ -45,6 +45,8 @@ struct Snapshot {
     controls: Vec<String>,
     /// A line per active run that will miss its expected duration.
     late: Vec<String>,
+    /// Alarm e-mail subscriptions not confirmed yet.
+    alarms: Option<String>,
 }
 
 impl Snapshot {
@@ -119,6 +121,9 @@ async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Res
 }
 
 fn print(session: &Session, snapshot: &Snapshot, out: &mut dyn Write) {
+    if let Some(line) = &snapshot.alarms {
+        let _ = writeln!(out, "{line}");
+    }
     for line in &snapshot.controls {
         let _ = writeln!(out, "{line}");
     }
@@ -232,10 +237,20 @@ async fn look(
             ))
         })
         .collect();
+    let pending = crate::alarm_subscriptions::unconfirmed(
+        &session.aws.config,
+        &session.deployed.alarm_topic_arn,
+    )
+    .await
+    .map_err(|detail| RunsError::Aws {
+        action: "ListSubscriptionsByTopic".into(),
+        detail,
+    })?;
     Ok(Snapshot {
         runs,
         dead_letters,
         controls,
         late,
+        alarms: crate::alarm_subscriptions::warning(&pending),
     })
 }

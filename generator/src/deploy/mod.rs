@@ -262,6 +262,9 @@ pub async fn deploy(
             report.updated.push(stack.name.clone());
         }
     }
+    if opts.execute {
+        alarm_subscription_note(&cfn, bundle, aws, ui).await?;
+    }
     let verb = if opts.execute { "deployed" } else { "diff of" };
     let (c, u) = if opts.execute {
         ("created", "updated")
@@ -319,6 +322,41 @@ async fn arm_deletion_protection(
         stack.name,
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
+
+/// Says when nobody hears the alarms yet: an e-mail subscription awaits confirmation.
+async fn alarm_subscription_note(
+    cfn: &Cfn,
+    bundle: &Bundle,
+    aws: &Aws,
+    ui: &mut Ui<'_>,
+) -> Result<(), DeployError> {
+    let Some(core) = bundle
+        .manifest
+        .stacks
+        .iter()
+        .find(|s| s.kind == StackKind::Core)
+    else {
+        return Ok(());
+    };
+    let Some(topic) = cfn
+        .describe(&core.name)
+        .await?
+        .and_then(|s| s.outputs.get("AlarmTopicArn").cloned())
+    else {
+        return Ok(());
+    };
+    let pending = crate::alarm_subscriptions::unconfirmed(&aws.config, &topic)
+        .await
+        .map_err(|detail| DeployError::Aws {
+            stack: core.name.clone(),
+            action: "ListSubscriptionsByTopic".into(),
+            detail,
+        })?;
+    if let Some(line) = crate::alarm_subscriptions::warning(&pending) {
+        ui.line(line);
+    }
     Ok(())
 }
 

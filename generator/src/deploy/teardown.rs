@@ -233,8 +233,32 @@ pub async fn teardown(
         let stack_started = Instant::now();
         ui.line(format!("{}: deleting", stack.name));
         let mut progress = ui.progress(&stack.name, 0);
-        let finished = cfn.delete_stack(stack, &mut progress).await?;
+        let mut finished = cfn.delete_stack(stack, &mut progress).await?;
         progress.finish();
+        // Access logs (S3's, the load balancers') keep arriving for minutes after a bucket
+        // was emptied, and a bucket that is not empty cannot be deleted: empty the ones
+        // that failed again and retry, a bounded number of times.
+        for _ in 0..LATE_OBJECT_RETRIES {
+            let late: Vec<&Resource> = finished
+                .failures
+                .iter()
+                .filter(|f| f.resource_type == "AWS::S3::Bucket")
+                .filter_map(|f| owned_resource(&owned, &stack.name, &f.logical_id))
+                .collect();
+            if finished.succeeded() || late.is_empty() {
+                break;
+            }
+            for r in late {
+                let versions = empty_bucket(aws, &stack.name, &r.physical_id).await?;
+                ui.line(format!(
+                    "{}: bucket `{}` took {versions} more object versions after it was emptied (late access logs); emptied it again",
+                    stack.name, r.physical_id
+                ));
+            }
+            let mut progress = ui.progress(&stack.name, 0);
+            finished = cfn.delete_stack(stack, &mut progress).await?;
+            progress.finish();
+        }
         if !finished.succeeded() {
             return Err(super::stack_failed(
                 &stack.name,
@@ -275,6 +299,20 @@ pub async fn teardown(
         ));
     }
     Ok(report)
+}
+
+/// How many times teardown empties a bucket again that objects reached after it was emptied.
+const LATE_OBJECT_RETRIES: usize = 3;
+
+fn owned_resource<'a>(
+    owned: &'a [(String, Resource)],
+    stack: &str,
+    logical_id: &str,
+) -> Option<&'a Resource> {
+    owned
+        .iter()
+        .find(|(s, r)| s == stack && r.logical_id == logical_id && !r.physical_id.is_empty())
+        .map(|(_, r)| r)
 }
 
 /// Deletes every object version and delete marker of `bucket`; returns how many.

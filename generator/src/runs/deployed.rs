@@ -29,6 +29,8 @@ pub struct DeployedMicroprocess {
 pub struct Deployed {
     pub env: String,
     pub ledger_table: String,
+    /// The topic alarms and run announcements go to.
+    pub alarm_topic_arn: String,
     /// Enabled microprocesses, sorted by name, as the config lists them.
     pub microprocesses: Vec<DeployedMicroprocess>,
 }
@@ -39,6 +41,7 @@ impl Deployed {
         let cfn = Cfn::new(config, Duration::from_secs(1));
         let core = stack(&cfn, env, &plan::core_stack_name(env)).await?;
         let ledger_table = output(env, &core, "LedgerTableName")?;
+        let alarm_topic_arn = output(env, &core, "AlarmTopicArn")?;
         let mut microprocesses = Vec::new();
         for m in &env.microprocesses {
             let s = stack(&cfn, env, &plan::microprocess_stack_name(env, m)).await?;
@@ -57,6 +60,7 @@ impl Deployed {
         Ok(Deployed {
             env: env.name.clone(),
             ledger_table,
+            alarm_topic_arn,
             microprocesses,
         })
     }
