@@ -108,12 +108,21 @@ from moto_kit import (  # noqa: E402
     dynamodb_tables,
     iam,
     limits,
+    resource_handlers,
     server,
+    sns_subscriptions,
     sqs_queues,
+    stack_operations,
+    stack_resources,
 )
 
-# The fixes of moto itself, then the stricter world on top of them.
+# The fixes of moto itself, then the stricter world on top of them. The stack operations
+# come before `cloudformation`, whose outputs fix wraps the ExecuteChangeSet they install.
+stack_resources.install()
+stack_operations.install()
+resource_handlers.install()
 cloudformation.install()
+sns_subscriptions.install()
 server.install()
 sqs_queues.install()
 dynamodb_tables.install()

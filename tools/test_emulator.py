@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -545,6 +546,552 @@ class SameAnswers(unittest.TestCase):
             left = ddb.get_item(TableName=table, Key={"pk": {"S": "RUN#x"}, "sk": {"S": "NEW"}}).get("Item")
             answers[name] = (pages, sorted(m["Body"] for m in got), again, counts, cancelled, left)
         self.assertEqual(answers["plain"], answers["kit"])
+
+
+def table_resource(name, protected=False, **attributes):
+    """An `AWS::DynamoDB::Table` named `name`, with resource attributes (`DependsOn`...)."""
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        **attributes,
+        "Properties": {
+            "TableName": name,
+            "DeletionProtectionEnabled": protected,
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    }
+
+
+def taken_table(server):
+    """A table made outside any stack: a template naming it fails to create it, with
+    DynamoDB's `ResourceInUseException`, on plain moto as on the emulator."""
+    name = unique("taken")
+    server.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def named(template, stack, **more):
+    """`template` with NAME (and each key of `more`) replaced."""
+    text = json.dumps(template).replace("NAME", stack)
+    for key, value in more.items():
+        text = text.replace(key, value)
+    return json.loads(text)
+
+
+def run_change_set(server, stack, template, kind="CREATE", parameters=None):
+    """Creates and executes a change set; the error of either call, if any (plain moto
+    answers a resource's failure with that service's own error body, which botocore cannot
+    even parse)."""
+    cfn = server.client("cloudformation", config=NO_RETRIES)
+    name = unique("cs")
+    try:
+        cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName=name,
+            ChangeSetType=kind,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        )
+        cfn.execute_change_set(StackName=stack, ChangeSetName=name)
+    except Exception as error:  # ClientError, or botocore's ResponseParserError
+        return error
+    return None
+
+
+def stack_of(server, stack):
+    return server.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+
+
+def gone(server, stack):
+    """DescribeStacks by name says the stack does not exist."""
+    try:
+        stack_of(server, stack)
+    except ClientError as error:
+        return "does not exist" in error.response["Error"]["Message"]
+    return False
+
+
+def stack_id(server, stack):
+    """The id of a stack, a deleted one's too (by name only a live stack is found)."""
+    for summary in server.client("cloudformation").list_stacks()["StackSummaries"]:
+        if summary["StackName"] == stack:
+            return summary["StackId"]
+    raise AssertionError(f"no stack {stack}")
+
+
+def stack_events(server, stack):
+    """Every event of the stack, oldest first (DescribeStackEvents answers newest first)."""
+    return list(reversed(server.client("cloudformation").describe_stack_events(StackName=stack)["StackEvents"]))
+
+
+def stack_statuses(server, stack):
+    return [e["ResourceStatus"] for e in stack_events(server, stack) if e["ResourceType"] == "AWS::CloudFormation::Stack"]
+
+
+def resource_events(server, stack):
+    """(logical id, status, reason) of each resource event, oldest first."""
+    return [
+        (e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason"))
+        for e in stack_events(server, stack)
+        if e["ResourceType"] != "AWS::CloudFormation::Stack"
+    ]
+
+
+def resource_statuses(server, stack):
+    summaries = server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    return {r["LogicalResourceId"]: (r["ResourceStatus"], r.get("ResourceStatusReason")) for r in summaries}
+
+
+def queue_exists(server, name):
+    return error_code(lambda: server.client("sqs").get_queue_url(QueueName=name)) is None
+
+
+def kit_answer(server, method, path, data):
+    """Status and JSON body of a `/_kit/` call whose body is given as bytes."""
+    request = urllib.request.Request(server.endpoint + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+FAULT = 'Resource handler returned message: "failed on request (emulator fault)"'
+
+
+class StackEvents(unittest.TestCase):
+    """Fix 11: each resource's events and status, as CloudFormation reports them."""
+
+    def test_fix_11_each_resource_has_its_events_and_status_and_a_deleted_stack_is_gone(self):
+        template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}, "Table": table_resource("NAME", DependsOn="Queue")}}
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            stack = unique("events")
+            self.assertIsNone(run_change_set(server, stack, named(template, stack)))
+            created = resource_events(server, stack)
+            listed = resource_statuses(server, stack)
+            server.client("cloudformation").delete_stack(StackName=stack)
+            if name == "plain":
+                self.assertEqual(created, [], "plain moto records stack events only")
+                continue
+            self.assertEqual(
+                [(l, s) for l, s, _ in created],
+                [
+                    ("Queue", "CREATE_IN_PROGRESS"),
+                    ("Queue", "CREATE_COMPLETE"),
+                    ("Table", "CREATE_IN_PROGRESS"),
+                    ("Table", "CREATE_COMPLETE"),
+                ],
+            )
+            self.assertEqual(listed, {"Queue": ("CREATE_COMPLETE", None), "Table": ("CREATE_COMPLETE", None)})
+            self.assertTrue(gone(server, stack), "a deleted stack is not found by its name")
+            newest = server.client("cloudformation").describe_stack_events(StackName=stack_id(server, stack))["StackEvents"]
+            self.assertEqual(
+                [(e["LogicalResourceId"], e["ResourceStatus"]) for e in newest[:5]],
+                [
+                    (stack, "DELETE_COMPLETE"),
+                    ("Queue", "DELETE_COMPLETE"),
+                    ("Queue", "DELETE_IN_PROGRESS"),
+                    ("Table", "DELETE_COMPLETE"),
+                    ("Table", "DELETE_IN_PROGRESS"),
+                ],
+                "newest first, the table deleted before the queue it depends on",
+            )
+            self.assertEqual((newest[1]["ResourceType"], newest[3]["PhysicalResourceId"]), ("AWS::SQS::Queue", stack))
+
+
+CREATE_ROLLBACK = {
+    "Resources": {
+        "Kept": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Retain", "Properties": {"QueueName": "NAME-kept"}},
+        "Fresh": {
+            "Type": "AWS::SQS::Queue",
+            "DeletionPolicy": "RetainExceptOnCreate",
+            "Properties": {"QueueName": "NAME-fresh"},
+        },
+        "Clash": table_resource("TAKEN", DependsOn=["Kept", "Fresh"]),
+        "Never": {"Type": "AWS::SQS::Queue", "DependsOn": "Clash", "Properties": {"QueueName": "NAME-never"}},
+    },
+    "Outputs": {"Fresh": {"Value": {"Ref": "Fresh"}}},
+}
+
+
+class CreateRollback(unittest.TestCase):
+    """Fix 11: a first create that fails rolls back, and a rollback that fails holds the
+    stack until it is deleted."""
+
+    def test_fix_11_a_failed_create_deletes_what_it_made_but_retain(self):
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            stack = unique("create")
+            template = named(CREATE_ROLLBACK, stack, TAKEN=taken_table(server))
+            failed = run_change_set(server, stack, template)
+            made = (queue_exists(server, f"{stack}-fresh"), queue_exists(server, f"{stack}-kept"))
+            if name == "plain":
+                self.assertIsNotNone(failed, "plain moto fails the request itself")
+                self.assertEqual(made, (True, True), "plain moto leaves what it made")
+                self.assertEqual(stack_of(server, stack)["StackStatus"], "REVIEW_IN_PROGRESS")
+                continue
+            self.assertIsNone(failed, "the failure is the stack's, not ExecuteChangeSet's")
+            self.assertEqual(made, (False, True), "RetainExceptOnCreate is deleted, Retain kept")
+            self.assertFalse(queue_exists(server, f"{stack}-never"))
+            info = stack_of(server, stack)
+            self.assertEqual(info["StackStatus"], "ROLLBACK_COMPLETE")
+            self.assertNotIn("Outputs", info)
+            self.assertEqual(
+                stack_statuses(server, stack),
+                ["REVIEW_IN_PROGRESS", "CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE"],
+            )
+            rollback = next(e for e in stack_events(server, stack) if e["ResourceStatus"] == "ROLLBACK_IN_PROGRESS")
+            self.assertEqual(
+                rollback["ResourceStatusReason"],
+                "The following resource(s) failed to create: [Clash]. Rollback requested by user.",
+            )
+            happened = resource_events(server, stack)
+            logical, status, reason = happened[5]
+            self.assertEqual((logical, status), ("Clash", "CREATE_FAILED"))
+            self.assertTrue(reason.startswith('Resource handler returned message: "Table already exists'), reason)
+            self.assertIn("ResourceInUseException", reason)
+            self.assertEqual(
+                [(l, s) for l, s, _ in happened[6:]],
+                [
+                    ("Clash", "DELETE_COMPLETE"),
+                    ("Fresh", "DELETE_IN_PROGRESS"),
+                    ("Fresh", "DELETE_COMPLETE"),
+                    ("Kept", "DELETE_SKIPPED"),
+                ],
+            )
+            self.assertNotIn("Never", {l for l, _, _ in happened}, "what was never made is not touched")
+            self.assertEqual(
+                {l: s for l, (s, _) in resource_statuses(server, stack).items()},
+                {"Kept": "DELETE_SKIPPED", "Fresh": "DELETE_COMPLETE", "Clash": "DELETE_COMPLETE"},
+            )
+            # It takes no update, and its name no second create, until it is deleted.
+            update = run_change_set(server, stack, template, kind="UPDATE")
+            self.assertIn("is in ROLLBACK_COMPLETE state and can not be updated.", str(update))
+            self.assertIn("already exists and cannot be created again", str(run_change_set(server, stack, template)))
+            server.client("cloudformation").delete_stack(StackName=stack)
+            self.assertTrue(gone(server, stack))
+            self.assertTrue(queue_exists(server, f"{stack}-kept"), "a kept resource outlives its stack")
+
+    def test_fix_11_a_protected_table_fails_the_rollback_and_retain_resources_frees_the_stack(self):
+        template = {"Resources": {"Guarded": table_resource("NAME-guarded", protected=True), "Clash": table_resource("TAKEN", DependsOn="Guarded")}}
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            cfn = server.client("cloudformation", config=NO_RETRIES)
+            tables = server.client("dynamodb").list_tables
+            stack = unique("held")
+            failed = run_change_set(server, stack, named(template, stack, TAKEN=taken_table(server)))
+            if name == "plain":
+                self.assertIsNotNone(failed)
+                self.assertRaises(Exception, lambda: cfn.delete_stack(StackName=stack))
+                self.assertTrue(gone(server, stack), "plain moto drops a stack whose deletion failed")
+                self.assertIn(f"{stack}-guarded", tables()["TableNames"])
+                continue
+            self.assertIsNone(failed)
+            info = stack_of(server, stack)
+            self.assertEqual(
+                (info["StackStatus"], info["StackStatusReason"]),
+                ("ROLLBACK_FAILED", "The following resource(s) failed to delete: [Guarded]. "),
+            )
+            status, reason = resource_statuses(server, stack)["Guarded"]
+            self.assertEqual(status, "DELETE_FAILED")
+            self.assertTrue(reason.startswith('Resource handler returned message: "1 validation error detected'), reason)
+            self.assertIn("DeletionProtectionEnabled is set to True", reason)
+            # RetainResources is only for a stack whose deletion failed.
+            self.assertEqual(error_code(lambda: cfn.delete_stack(StackName=stack, RetainResources=["Guarded"])), "ValidationError")
+            cfn.delete_stack(StackName=stack)
+            self.assertEqual(stack_of(server, stack)["StackStatus"], "DELETE_FAILED")
+            self.assertEqual(resource_statuses(server, stack)["Guarded"][0], "DELETE_FAILED")
+            cfn.delete_stack(StackName=stack, RetainResources=["Guarded"])
+            self.assertTrue(gone(server, stack))
+            self.assertEqual(resource_statuses(server, stack_id(server, stack))["Guarded"][0], "DELETE_SKIPPED")
+            self.assertIn(f"{stack}-guarded", tables()["TableNames"], "the retained table stays")
+
+    def test_fix_11_injected_faults_fail_a_create_and_the_delete_of_its_rollback(self):
+        # Emulator only: plain moto has no /_kit/ endpoint.
+        server = SERVERS["kit"]
+        stack = unique("faulted")
+        template = {
+            "Resources": {
+                "First": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{stack}-first"}},
+                "Second": {"Type": "AWS::SQS::Queue", "DependsOn": "First"},
+            }
+        }
+        server.kit_call("POST", "/_kit/faults", {"stack": stack, "resource": "Second", "on": "create"})
+        armed = server.kit_call("POST", "/_kit/faults", {"stack": stack, "resource": "First", "on": "delete", "times": 1})
+        self.assertEqual(armed["armed"], {"stack": stack, "resource": "First", "on": "delete", "times": 1})
+        self.assertEqual(len([f for f in armed["faults"] if f["stack"] == stack]), 2)
+        self.assertIsNone(run_change_set(server, stack, template))
+        self.assertEqual(stack_of(server, stack)["StackStatus"], "ROLLBACK_FAILED")
+        self.assertEqual(resource_statuses(server, stack), {"First": ("DELETE_FAILED", FAULT), "Second": ("DELETE_COMPLETE", None)})
+        self.assertIn(("Second", "CREATE_FAILED", FAULT), resource_events(server, stack))
+        self.assertNotIn(stack, [f["stack"] for f in server.kit_call("GET", "/_kit/faults")["faults"]], "both used up")
+        self.assertTrue(queue_exists(server, f"{stack}-first"))
+        # The stack's deletion deletes what its rollback could not.
+        server.client("cloudformation").delete_stack(StackName=stack)
+        self.assertTrue(gone(server, stack))
+        self.assertFalse(queue_exists(server, f"{stack}-first"))
+
+
+def update_template(timeout, added=None):
+    resources = {
+        "Main": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "NAME-main", "VisibilityTimeout": timeout}},
+        "Side": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "NAME-side", "VisibilityTimeout": timeout}},
+    }
+    return {
+        "Parameters": {"Version": {"Type": "String"}},
+        "Resources": {**resources, **(added or {})},
+        "Outputs": {"Version": {"Value": {"Ref": "Version"}}, "Main": {"Value": {"Fn::GetAtt": ["Main", "QueueName"]}}},
+    }
+
+
+def visibility(server, queue):
+    sqs = server.client("sqs")
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]["VisibilityTimeout"]
+
+
+def outputs_of(info):
+    return {o["OutputKey"]: o["OutputValue"] for o in info.get("Outputs", [])}
+
+
+class UpdateRollback(unittest.TestCase):
+    """Fix 11: a failed update rolls back to the previous template, parameters and
+    outputs, and a rollback that fails is continued."""
+
+    def test_fix_11_a_failed_update_rolls_back_and_deletes_what_it_added(self):
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            stack = unique("update")
+            self.assertIsNone(run_change_set(server, stack, named(update_template(30), stack), parameters={"Version": "v1"}))
+            added = {
+                "Added": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "RetainExceptOnCreate", "Properties": {"QueueName": "NAME-added"}},
+                "Clash": table_resource("TAKEN", DependsOn="Added"),
+            }
+            second = named(update_template(60, added), stack, TAKEN=taken_table(server))
+            failed = run_change_set(server, stack, second, kind="UPDATE", parameters={"Version": "v2"})
+            if name == "plain":
+                self.assertIsNotNone(failed)
+                self.assertTrue(queue_exists(server, f"{stack}-added"), "plain moto leaves what the failed update added")
+                continue
+            self.assertIsNone(failed)
+            self.assertFalse(queue_exists(server, f"{stack}-added"), "what the update made is deleted, RetainExceptOnCreate too")
+            info = stack_of(server, stack)
+            self.assertEqual(info["StackStatus"], "UPDATE_ROLLBACK_COMPLETE")
+            self.assertEqual(outputs_of(info), {"Version": "v1", "Main": f"{stack}-main"})
+            self.assertEqual(info["Parameters"], [{"ParameterKey": "Version", "ParameterValue": "v1"}])
+            self.assertNotIn("Clash", json.dumps(server.client("cloudformation").get_template(StackName=stack)["TemplateBody"]))
+            self.assertEqual(
+                stack_statuses(server, stack)[-4:],
+                [
+                    "UPDATE_IN_PROGRESS",
+                    "UPDATE_ROLLBACK_IN_PROGRESS",
+                    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+                    "UPDATE_ROLLBACK_COMPLETE",
+                ],
+            )
+            self.assertIn(("Added", "DELETE_COMPLETE", None), resource_events(server, stack))
+            self.assertEqual(set(resource_statuses(server, stack)), {"Main", "Side"})
+            self.assertEqual(visibility(server, f"{stack}-main"), "30")
+            # It takes updates again.
+            self.assertIsNone(run_change_set(server, stack, named(update_template(90), stack), kind="UPDATE", parameters={"Version": "v3"}))
+            self.assertEqual(stack_of(server, stack)["StackStatus"], "UPDATE_COMPLETE")
+            self.assertEqual(visibility(server, f"{stack}-main"), "90")
+
+    def test_fix_11_an_update_rollback_that_fails_is_continued_then_skips_what_cannot_be_restored(self):
+        plain = SERVERS["plain"].client("cloudformation", config=NO_RETRIES)
+        self.assertRaises(Exception, lambda: plain.continue_update_rollback(StackName=unique("any")))
+        server = SERVERS["kit"]
+        cfn = server.client("cloudformation", config=NO_RETRIES)
+        stack = unique("stuck")
+        self.assertIsNone(run_change_set(server, stack, named(update_template(30), stack), parameters={"Version": "v1"}))
+        self.assertEqual(error_code(lambda: cfn.continue_update_rollback(StackName=stack)), "ValidationError")
+        # Main's update goes through; Side's fails, and so does updating Side back.
+        server.kit_call("POST", "/_kit/faults", {"stack": stack, "resource": "Side", "on": "update", "times": 5})
+        self.assertIsNone(run_change_set(server, stack, named(update_template(60), stack), kind="UPDATE", parameters={"Version": "v2"}))
+        info = stack_of(server, stack)
+        self.assertEqual(
+            (info["StackStatus"], info["StackStatusReason"]),
+            ("UPDATE_ROLLBACK_FAILED", "The following resource(s) failed to update: [Side]. "),
+        )
+        self.assertEqual(visibility(server, f"{stack}-main"), "30", "Main was updated back, through moto")
+        self.assertEqual(resource_statuses(server, stack)["Side"], ("UPDATE_FAILED", FAULT))
+        self.assertEqual(
+            [(l, s) for l, s, _ in resource_events(server, stack)][-8:],
+            [
+                ("Main", "UPDATE_IN_PROGRESS"),
+                ("Main", "UPDATE_COMPLETE"),
+                ("Side", "UPDATE_IN_PROGRESS"),
+                ("Side", "UPDATE_FAILED"),
+                ("Main", "UPDATE_IN_PROGRESS"),
+                ("Main", "UPDATE_COMPLETE"),
+                ("Side", "UPDATE_IN_PROGRESS"),
+                ("Side", "UPDATE_FAILED"),
+            ],
+        )
+        self.assertIn("UPDATE_ROLLBACK_FAILED state and can not be updated.", str(run_change_set(server, stack, named(update_template(90), stack), kind="UPDATE", parameters={"Version": "v3"})))
+        # Continued while the fault is armed, it fails again; only what failed can be skipped.
+        cfn.continue_update_rollback(StackName=stack)
+        self.assertEqual(stack_of(server, stack)["StackStatus"], "UPDATE_ROLLBACK_FAILED")
+        self.assertEqual(resource_events(server, stack)[-1][:2], ("Side", "UPDATE_FAILED"))
+        self.assertEqual(error_code(lambda: cfn.continue_update_rollback(StackName=stack, ResourcesToSkip=["Main"])), "ValidationError")
+        cfn.continue_update_rollback(StackName=stack, ResourcesToSkip=["Side"])
+        info = stack_of(server, stack)
+        self.assertEqual(info["StackStatus"], "UPDATE_ROLLBACK_COMPLETE")
+        self.assertEqual(outputs_of(info)["Version"], "v1")
+        self.assertEqual(resource_statuses(server, stack)["Side"], ("UPDATE_COMPLETE", None))
+        self.assertEqual(resource_events(server, stack)[-1][:2], ("Side", "UPDATE_COMPLETE"))
+        left = [f for f in server.kit_call("GET", "/_kit/faults")["faults"] if f["stack"] == stack]
+        self.assertEqual(left, [{"stack": stack, "resource": "Side", "on": "update", "times": 2}], "a skipped resource is not asked")
+        server.kit_call("POST", "/_kit/faults/clear")
+        self.assertEqual(server.kit_call("GET", "/_kit/faults"), {"faults": []})
+
+
+class StackDeletion(unittest.TestCase):
+    """Fix 11: a bucket that is not empty fails its stack's deletion."""
+
+    def test_fix_11_a_bucket_left_with_an_object_fails_the_deletion_as_a_late_log_does(self):
+        template = {"Resources": {"Logs": {"Type": "AWS::S3::Bucket"}}, "Outputs": {"Bucket": {"Value": {"Ref": "Logs"}}}}
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            cfn, s3 = server.client("cloudformation"), server.client("s3")
+            stack = unique("logs")
+            self.assertIsNone(run_change_set(server, stack, template))
+            bucket = outputs_of(stack_of(server, stack)).get("Bucket") or next(
+                r["PhysicalResourceId"] for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+            )
+            s3.put_object(Bucket=bucket, Key="left.txt", Body=b"x")
+            cfn.delete_stack(StackName=stack)
+            exists = error_code(lambda: s3.head_bucket(Bucket=bucket)) is None
+            if name == "plain":
+                self.assertTrue(gone(server, stack), "plain moto says the stack is deleted")
+                self.assertTrue(exists, "while its bucket stays")
+                continue
+            self.assertTrue(exists)
+            info = stack_of(server, stack)
+            self.assertEqual(
+                (info["StackStatus"], info["StackStatusReason"]),
+                ("DELETE_FAILED", "The following resource(s) failed to delete: [Logs]. "),
+            )
+            status, reason = resource_statuses(server, stack)["Logs"]
+            self.assertEqual(status, "DELETE_FAILED")
+            self.assertEqual(
+                reason,
+                'Resource handler returned message: "The bucket you tried to delete is not empty '
+                '(Service: S3, Status Code: 409, Error Code: BucketNotEmpty)" (HandlerErrorCode: GeneralServiceException)',
+            )
+            # Emptied, the bucket gets an access log just before its delete.
+            s3.delete_object(Bucket=bucket, Key="left.txt")
+            server.kit_call("POST", "/_kit/faults", {"stack": stack, "resource": "Logs", "on": "delete", "late_object": "alb/AWSLogs/late.log"})
+            cfn.delete_stack(StackName=stack)
+            self.assertEqual(stack_of(server, stack)["StackStatus"], "DELETE_FAILED")
+            self.assertEqual([o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]], ["alb/AWSLogs/late.log"])
+            s3.delete_object(Bucket=bucket, Key="alb/AWSLogs/late.log")
+            cfn.delete_stack(StackName=stack)
+            self.assertTrue(gone(server, stack))
+            self.assertEqual(error_code(lambda: s3.head_bucket(Bucket=bucket)), "404")
+
+    def test_fix_11_a_versioned_bucket_with_only_a_delete_marker_left_is_not_empty(self):
+        # Emulator only: plain moto's stack deletion never fails on a bucket (above).
+        server = SERVERS["kit"]
+        s3 = server.client("s3")
+        stack = unique("versions")
+        self.assertIsNone(run_change_set(server, stack, {"Resources": {"Logs": {"Type": "AWS::S3::Bucket"}}}))
+        bucket = server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"][0]["PhysicalResourceId"]
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        version = s3.put_object(Bucket=bucket, Key="a", Body=b"x")["VersionId"]
+        s3.delete_object(Bucket=bucket, Key="a", VersionId=version)
+        s3.delete_object(Bucket=bucket, Key="b")  # leaves a delete marker only
+        server.client("cloudformation").delete_stack(StackName=stack)
+        self.assertEqual(stack_of(server, stack)["StackStatus"], "DELETE_FAILED")
+
+
+class ChangeSets(unittest.TestCase):
+    """Fix 11: change sets are refused where CloudFormation refuses them."""
+
+    def test_fix_11_a_name_in_use_takes_no_second_create_and_a_change_set_runs_once(self):
+        template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            cfn = server.client("cloudformation", config=NO_RETRIES)
+            stack = unique("once")
+            cfn.create_change_set(StackName=stack, ChangeSetName="first", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+            cfn.execute_change_set(StackName=stack, ChangeSetName="first")
+            again = error_code(lambda: cfn.execute_change_set(StackName=stack, ChangeSetName="first"))
+            second = error_code(
+                lambda: cfn.create_change_set(StackName=stack, ChangeSetName="second", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+            )
+            expected = (None, None) if name == "plain" else ("InvalidChangeSetStatus", "ValidationError")
+            self.assertEqual((again, second), expected, name)
+
+
+class KitFaults(unittest.TestCase):
+    """The emulator's own `/_kit/faults` endpoint (plain moto has none)."""
+
+    def test_faults_are_listed_cleared_and_a_bad_body_is_refused(self):
+        server = SERVERS["kit"]
+        self.assertEqual(kit_answer(server, "POST", "/_kit/faults", b"{not json")[0], 400)
+        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps({"stack": "s", "resource": "r", "on": "explode"}).encode())
+        self.assertEqual((status, "on" in body["error"]), (400, True))
+        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps({"stack": "s", "resource": "r", "on": "create", "late_object": "k"}).encode())
+        self.assertEqual(status, 400, body)
+        fault = {"stack": unique("s"), "resource": "r", "on": "update", "times": 2}
+        self.assertIn(fault, server.kit_call("POST", "/_kit/faults", fault)["faults"])
+        self.assertIn(fault, server.kit_call("GET", "/_kit/faults")["faults"])
+        self.assertEqual(server.kit_call("POST", "/_kit/faults/clear"), {"faults": []})
+        self.assertEqual(server.kit_call("GET", "/_kit/faults"), {"faults": []})
+
+
+class EmailSubscriptions(unittest.TestCase):
+    """Fix 12: an e-mail subscription waits for its confirmation."""
+
+    def test_fix_12_an_email_subscription_is_pending_until_confirmed(self):
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            sns = server.client("sns")
+            topic = sns.create_topic(Name=unique("alarms"))["TopicArn"]
+            answered = sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")["SubscriptionArn"]
+            arn = sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com", ReturnSubscriptionArn=True)["SubscriptionArn"]
+            listed = [s["SubscriptionArn"] for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]]
+            pending = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]["PendingConfirmation"]
+            if name == "plain":
+                self.assertEqual((answered, listed, pending), (arn, [arn], "false"), "plain moto confirms at once")
+                continue
+            self.assertEqual((answered, listed, pending), ("pending confirmation", ["PendingConfirmation"], "true"))
+            self.assertIn("PendingConfirmation", [s["SubscriptionArn"] for s in sns.list_subscriptions()["Subscriptions"]])
+            self.assertEqual(server.kit_call("POST", "/_kit/confirm-subscriptions", {"topic_arn": topic}), {"confirmed": [arn]})
+            self.assertEqual([s["SubscriptionArn"] for s in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]], [arn])
+            self.assertEqual(sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]["PendingConfirmation"], "false")
+
+    def test_fix_12_a_template_subscription_is_made_pending_and_removed_with_its_stack(self):
+        template = {
+            "Resources": {
+                "Topic": {"Type": "AWS::SNS::Topic"},
+                "Mail": {"Type": "AWS::SNS::Subscription", "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email", "Endpoint": "ops@example.com"}},
+            },
+            "Outputs": {"Topic": {"Value": {"Ref": "Topic"}}, "Mail": {"Value": {"Ref": "Mail"}}},
+        }
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            sns = server.client("sns")
+            stack = unique("mail")
+            self.assertIsNone(run_change_set(server, stack, template))
+            topic = next(r["PhysicalResourceId"] for r in server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"] if r["ResourceType"] == "AWS::SNS::Topic")
+            listed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+            if name == "plain":
+                self.assertEqual(listed, [], "plain moto skips AWS::SNS::Subscription")
+                continue
+            self.assertEqual([s["SubscriptionArn"] for s in listed], ["PendingConfirmation"])
+            arn = outputs_of(stack_of(server, stack))["Mail"]
+            self.assertEqual(sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]["Endpoint"], "ops@example.com")
+            server.client("cloudformation").delete_stack(StackName=stack)
+            self.assertEqual(error_code(lambda: sns.get_subscription_attributes(SubscriptionArn=arn)), "NotFound")
 
 
 class Races(unittest.TestCase):

@@ -9,22 +9,27 @@ from moto.cloudformation import models as cloudformation
 from moto.core.common_models import CloudFormationModel
 from moto.secretsmanager.models import secretsmanager_backends
 
-_execute_change_set = cloudformation.CloudFormationBackend.execute_change_set
+
+def _rebuilding_outputs(execute_change_set):
+    def execute(self, change_set_name, stack_name=None):
+        # `stack_operations`' ExecuteChangeSet answers with the change set it ran.
+        change_set = execute_change_set(self, change_set_name, stack_name)
+        _rebuild(self, change_set)
+
+    return execute
 
 
-def execute_change_set(self, change_set_name, stack_name=None):
-    _execute_change_set(self, change_set_name, stack_name)
-    change_set = self.change_sets.get(change_set_name) or next(
-        cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name
-    )
+def _rebuild(self, change_set):
     stack = self.stacks[change_set.stack_id]
+    if stack.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        # Rolled back (`stack_operations`): the stack keeps what the rollback restored.
+        return
     stack._parse_template()
     stack.description = stack.template_dict.get("Description")
     stack.parameters = change_set.parameters
     if change_set.tags:
         stack.tags = change_set.tags
     stack.output_map = stack._create_output_map()
-
 
 
 class Secret(CloudFormationModel):
@@ -162,4 +167,6 @@ class FunctionUrl(CloudFormationModel):
 
 
 def install():
-    cloudformation.CloudFormationBackend.execute_change_set = execute_change_set
+    """After `stack_operations.install`: wraps the ExecuteChangeSet it installs."""
+    backend = cloudformation.CloudFormationBackend
+    backend.execute_change_set = _rebuilding_outputs(backend.execute_change_set)

@@ -8,14 +8,30 @@
   force.
 - `POST /_kit/reset-stats`: sets the counters back to zero.
 - `POST /_kit/limits`: a JSON object changing the limits in force (keys as in `stats`).
+- `POST /_kit/faults`: arms a CloudFormation resource failure (`faults`), with the JSON
+  `{"stack": "<stack name>", "resource": "<logical id>", "on": "create" | "update" |
+  "delete", "times": 1}` (`times` optional, 1 unless given): the next `times` times
+  CloudFormation creates, updates or deletes that resource of that stack (in a change
+  set, a rollback, a cleanup or a stack deletion), it fails with the reason `Resource
+  handler returned message: "failed on request (emulator fault)"`. With
+  `"on": "delete", "late_object": "<key>"` instead, nothing fails: an object with that key
+  is put into the bucket just before CloudFormation deletes it. Answers `{"armed":
+  <the fault>, "faults": [<every armed fault>]}`.
+- `GET /_kit/faults`: `{"faults": [...]}`, each with the `times` it has left.
+- `POST /_kit/faults/clear`: disarms them all; answers `{"faults": []}`.
+- `POST /_kit/confirm-subscriptions`: confirms the pending SNS e-mail subscriptions, as
+  their recipients would (`sns_subscriptions`); an optional JSON `{"topic_arn": "..."}`
+  confirms only that topic's. Answers `{"confirmed": [<subscription ARNs>]}`.
 
-It needs no credentials: it tells what happened and changes no AWS state.
+A body that is not the JSON an endpoint takes is answered 400 with `{"error": "..."}`.
+It needs no credentials: it tells what happened, and changes no AWS state but for the
+faults it arms (which act only when CloudFormation gets to them) and the confirmations.
 """
 
 import json
 import threading
 
-from . import iam, limits
+from . import faults, iam, limits, sns_subscriptions
 
 _lock = threading.Lock()
 _counts = {"throttled": 0, "conflicted": 0, "refused": 0, "expired": 0, "retried": 0}
@@ -68,6 +84,44 @@ def handles(path):
     return path.startswith("/_kit/")
 
 
+def _json_body(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    try:
+        return json.loads(environ["wsgi.input"].read(length) or b"{}")
+    except ValueError as error:
+        raise ValueError(f"the body is not JSON: {error}") from None
+
+
+def _limits(request):
+    limits.configure(request)
+    return limits.settings()
+
+
+def _confirm(request):
+    if not isinstance(request, dict) or not isinstance(request.get("topic_arn", ""), str):
+        raise ValueError("expected a JSON object, with an optional string `topic_arn`")
+    return {"confirmed": sns_subscriptions.confirm(request.get("topic_arn"))}
+
+
+def _arm(request):
+    armed = faults.arm(request)
+    return {"armed": armed, "faults": faults.listing()}
+
+
+def _clear():
+    faults.clear()
+    return {"faults": []}
+
+
+# Endpoints that take a JSON body: what each does with it.
+_POSTS = {
+    "/_kit/limits": _limits,
+    "/_kit/faults": _arm,
+    "/_kit/faults/clear": lambda request: _clear(),
+    "/_kit/confirm-subscriptions": _confirm,
+}
+
+
 def answer(environ, start_response):
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
@@ -77,12 +131,11 @@ def answer(environ, start_response):
     elif path == "/_kit/reset-stats" and method == "POST":
         reset()
         status, body = "200 OK", stats()
-    elif path == "/_kit/limits" and method == "POST":
+    elif path == "/_kit/faults" and method == "GET":
+        status, body = "200 OK", {"faults": faults.listing()}
+    elif path in _POSTS and method == "POST":
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            changes = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            limits.configure(changes)
-            status, body = "200 OK", limits.settings()
+            status, body = "200 OK", _POSTS[path](_json_body(environ))
         except (ValueError, TypeError, KeyError) as error:
             status, body = "400 Bad Request", {"error": str(error)}
     data = json.dumps(body).encode()

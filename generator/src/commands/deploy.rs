@@ -230,7 +230,10 @@ pub(super) fn poll_interval(aws: &Aws) -> Duration {
 pub(super) fn fail(ui: &mut Ui<'_>, e: &DeployError) -> Exit {
     let _ = writeln!(ui.err, "error: {e}");
     match e {
-        DeployError::StackFailed { .. } => Exit::StackFailed,
+        DeployError::StackFailed { .. }
+        | DeployError::Held { .. }
+        | DeployError::Kept { .. }
+        | DeployError::NotReady { .. } => Exit::StackFailed,
         DeployError::Declined { .. } => Exit::Cancelled,
         _ => Exit::Failed,
     }
