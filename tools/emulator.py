@@ -4,9 +4,10 @@ Run with the project's .venv Python and moto_server's own arguments:
 
     .venv/bin/python tools/emulator.py -H 127.0.0.1 -p 5000
 
-moto 5.2.5 (pinned in tools/requirements.txt) gets two things wrong that `microprocess
-deploy` relies on, and misses one resource type the core stack holds. Each fix below runs
-moto's own code at the point moto forgets to:
+moto 5.2.5 (pinned in tools/requirements.txt) gets wrong or leaves out what `microprocess
+deploy` relies on: a stack's outputs, resource types the core stack holds, CloudFormation's
+rollbacks and failed deletions, and more below. Each fix runs moto's own code at the point
+moto forgets to, or wraps it where moto goes wrong:
 
 1. A stack made or updated through a change set keeps the outputs, parameters, tags and
    description it had before (none, for a new stack): ExecuteChangeSet applies the
@@ -67,10 +68,34 @@ moto's own code at the point moto forgets to:
     deep-copies a query's page first: a page of 100 children took about 100 ms to answer.
     The plain `{type: value}` ones are written directly, byte for byte as moto writes
     them, and the page is not copied (moto's answer turns it into new dicts anyway).
+11. CloudFormation has no rollback ("TODO: handle execution errors and implement
+    rollback"): a change set whose resource fails stops there, its request answered with
+    that service's own error (which an SDK cannot parse), and what it made stays; no event
+    is recorded per resource, and every resource is listed `CREATE_COMPLETE`; a stack is
+    dropped on DeleteStack even when a delete failed, and a bucket that is not empty is
+    reported deleted while it stays; `ContinueUpdateRollback` and `RetainResources` do not
+    exist. Here stack operations run as CloudFormation runs them, each resource's create,
+    update and delete through moto's own code: per-resource events and statuses; a failed
+    first create rolls back to `ROLLBACK_COMPLETE` (or `ROLLBACK_FAILED`), a failed update
+    to `UPDATE_ROLLBACK_COMPLETE` with its previous template, parameters and outputs (or
+    `UPDATE_ROLLBACK_FAILED`, which `ContinueUpdateRollback` takes, with
+    `ResourcesToSkip`); `DeletionPolicy` (`Retain`, `RetainExceptOnCreate`) is honoured;
+    a failed delete leaves the stack `DELETE_FAILED`, which `RetainResources` frees; a
+    non-empty bucket, a deletion-protected table and a queue name already taken fail as in
+    AWS; stacks in states that take no update refuse change sets. A failure can also be
+    armed on request (`POST /_kit/faults`: the next create, update or delete of a named
+    resource fails, or an object lands in a bucket just before its delete). A Python error
+    in moto's own code stays an HTTP 500, as before.
+12. An SNS e-mail subscription is confirmed at once, and `AWS::SNS::Subscription` is not
+    created at all. Here e-mail subscriptions (API or template) stay `PendingConfirmation`
+    until `POST /_kit/confirm-subscriptions` confirms them, as their recipient would.
 
 Where each fix lives: 1 and 2 in `tools/moto_kit/cloudformation.py`, 3 and 9 in
-`server.py`, 4, 7 and 10 in `dynamodb_tables.py`, 5, 6 and 8 in `sqs_queues.py`; this
-file checks the moto version and installs them in order.
+`server.py`, 4, 7 and 10 in `dynamodb_tables.py`, 5, 6 and 8 in `sqs_queues.py`, 11 in
+`stack_operations.py` (the operations, rollbacks and deletions), `stack_resources.py` (each
+resource's events, status and failure), `faults.py` (the armed faults) and
+`resource_handlers.py` (what a resource's create or delete refuses), 12 in
+`sns_subscriptions.py`; this file checks the moto version and installs them in order.
 
 The stricter world (IAM enforced on every request, DynamoDB's partition throughput and
 transaction conflicts, SQS's retention, visibility, delay, size and character rules) and

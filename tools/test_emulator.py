@@ -14,7 +14,10 @@ emulator only, each saying why:
   are compared with plain moto's here, and `tools/emulator_query_speed.py` and `make
   bench` measure them;
 - time (SQS retention, the 12-hour visibility window): only the emulator's clock can be
-  moved forward (`sqs_clock_offset_seconds`); plain moto would need days.
+  moved forward (`sqs_clock_offset_seconds`); plain moto would need days;
+- failures armed through `/_kit/faults` (fix 11): plain moto has no such endpoint, so its
+  side of each CloudFormation test fails a resource for real (a table name already taken)
+  and the injected cases are asked of the emulator only.
 """
 
 import json
@@ -1006,8 +1009,10 @@ class StackDeletion(unittest.TestCase):
         bucket = server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"][0]["PhysicalResourceId"]
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         version = s3.put_object(Bucket=bucket, Key="a", Body=b"x")["VersionId"]
-        s3.delete_object(Bucket=bucket, Key="a", VersionId=version)
-        s3.delete_object(Bucket=bucket, Key="b")  # leaves a delete marker only
+        s3.delete_object(Bucket=bucket, Key="a")
+        s3.delete_object(Bucket=bucket, Key="a", VersionId=version)  # its delete marker stays
+        self.assertEqual(s3.list_objects_v2(Bucket=bucket)["KeyCount"], 0)
+        self.assertEqual(len(s3.list_object_versions(Bucket=bucket)["DeleteMarkers"]), 1)
         server.client("cloudformation").delete_stack(StackName=stack)
         self.assertEqual(stack_of(server, stack)["StackStatus"], "DELETE_FAILED")
 
@@ -1021,11 +1026,12 @@ class ChangeSets(unittest.TestCase):
             server = SERVERS[name]
             cfn = server.client("cloudformation", config=NO_RETRIES)
             stack = unique("once")
-            cfn.create_change_set(StackName=stack, ChangeSetName="first", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
-            cfn.execute_change_set(StackName=stack, ChangeSetName="first")
-            again = error_code(lambda: cfn.execute_change_set(StackName=stack, ChangeSetName="first"))
+            first, second = unique("first"), unique("second")
+            cfn.create_change_set(StackName=stack, ChangeSetName=first, ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+            cfn.execute_change_set(StackName=stack, ChangeSetName=first)
+            again = error_code(lambda: cfn.execute_change_set(StackName=stack, ChangeSetName=first))
             second = error_code(
-                lambda: cfn.create_change_set(StackName=stack, ChangeSetName="second", ChangeSetType="CREATE", TemplateBody=json.dumps(template))
+                lambda: cfn.create_change_set(StackName=stack, ChangeSetName=second, ChangeSetType="CREATE", TemplateBody=json.dumps(template))
             )
             expected = (None, None) if name == "plain" else ("InvalidChangeSetStatus", "ValidationError")
             self.assertEqual((again, second), expected, name)

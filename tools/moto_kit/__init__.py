@@ -5,6 +5,10 @@ The fixes of moto itself (`tools/emulator.py` numbers them):
 - `server`: DynamoDB one request at a time, backends per host, quiet logs (3, 9).
 - `dynamodb_tables`: cheap transactions, partition queries, direct answers (4, 7, 10).
 - `sqs_queues`: queue counts once per request, locked deletes, receipt handles (5, 6, 8).
+- `stack_operations`: CloudFormation's creates, updates, rollbacks and deletions (11),
+  with `stack_resources` (each resource's events, status and failure), `faults` (failures
+  armed on request) and `resource_handlers` (what a resource's create or delete refuses).
+- `sns_subscriptions`: e-mail subscriptions pending until confirmed (12).
 
 The stricter world on top of them:
 - `iam`: identity policies enforced on every request, as AWS evaluates them for the
@@ -12,5 +16,6 @@ The stricter world on top of them:
 - `limits`: DynamoDB's partition throughput and transaction conflicts, SQS's retention,
   visibility, delay, size and character rules.
 - `control`: the emulator's own endpoint (`/_kit/...`): counters of what was denied,
-  throttled, conflicted and retried, and the limits in force.
+  throttled, conflicted and retried, the limits in force, armed CloudFormation faults and
+  the confirmation of pending e-mail subscriptions.
 """
