@@ -2,7 +2,8 @@
 //! (`generator/src/deploy/preflight.rs`), against networks, certificates and zones made in
 //! the emulator: a subnet that routes to a NAT passes and one without is named; a subnet
 //! outside the endpoints' route tables is named; a certificate must be issued and cover its
-//! host; the internal queue host's zone must be private to the VPC.
+//! host; the internal queue host's zone must be private to the VPC; a policy attached to
+//! the task role may allow no wildcard action.
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::Filter;
@@ -139,6 +140,7 @@ fn preflight(net: &Network, egress: Egress, subnets: &[&String]) -> Preflight {
         route_table_ids: vec![net.nat_table.clone()],
         certificates: Vec::new(),
         private_zone_id: None,
+        managed_policy_arns: Vec::new(),
     }
 }
 
@@ -227,6 +229,7 @@ async fn certificates_must_be_issued_and_cover_their_hosts() {
         route_table_ids: Vec::new(),
         certificates,
         private_zone_id: None,
+        managed_policy_arns: Vec::new(),
     };
     assert_eq!(
         check(&config, &p(vec![(both.clone(), hosts.clone())]))
@@ -275,6 +278,7 @@ async fn a_certificate_still_pending_validation_is_refused() {
         route_table_ids: Vec::new(),
         certificates: vec![(pending.clone(), vec!["scores.example.com".into()])],
         private_zone_id: None,
+        managed_policy_arns: Vec::new(),
     };
     assert_eq!(
         check(&config, &p).await.unwrap(),
@@ -329,6 +333,7 @@ async fn the_queue_hosts_zone_must_be_private_to_the_vpc() {
         route_table_ids: Vec::new(),
         certificates: Vec::new(),
         private_zone_id: Some(zone.to_string()),
+        managed_policy_arns: Vec::new(),
     };
     assert_eq!(
         check(&config, &p(&private, &net.vpc)).await.unwrap(),
@@ -347,5 +352,51 @@ async fn the_queue_hosts_zone_must_be_private_to_the_vpc() {
     assert_eq!(
         problems,
         [format!("private hosted zone `{private}` is not associated with `vpc-0f0f0f0f0f0f0f0f0`: the functions there could not resolve the queue host")]
+    );
+}
+
+#[tokio::test]
+async fn a_managed_policy_that_allows_a_wildcard_is_named() {
+    let moto = MotoServer::start();
+    let config = sdk_config(moto.endpoint()).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let policy = |name: &'static str, document: serde_json::Value| {
+        let iam = iam.clone();
+        async move {
+            iam.create_policy()
+                .policy_name(name)
+                .policy_document(document.to_string())
+                .send()
+                .await
+                .unwrap()
+                .policy()
+                .unwrap()
+                .arn()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let named = policy(
+        "scores-data",
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/companies"}]}),
+    )
+    .await;
+    let broad = policy(
+        "scores-broad",
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}, {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}]}),
+    )
+    .await;
+    let p = Preflight {
+        vpc_id: "vpc-0".into(),
+        private_subnet_ids: Vec::new(),
+        egress: Egress::Nat,
+        route_table_ids: Vec::new(),
+        certificates: Vec::new(),
+        private_zone_id: None,
+        managed_policy_arns: vec![named, broad.clone()],
+    };
+    assert_eq!(
+        check(&config, &p).await.unwrap(),
+        [format!("managed policy `{broad}` (version v1) allows `s3:*`: the kit grants no wildcard action; name each action the service calls")]
     );
 }

@@ -8,6 +8,8 @@
 //!   subnet uses one of the route tables the gateway endpoints join.
 //! - **Certificates.** Each listener's ACM certificate is issued and covers its host.
 //! - **The private zone.** The internal queue host's zone is private and attached to the VPC.
+//! - **Managed policies.** Each policy attached to the task role allows no wildcard action
+//!   (the kit's rule for its own roles; config refuses AWS managed policies outright).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,9 @@ pub struct Preflight {
     /// The internal queue host's zone, which must be private to the VPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_zone_id: Option<String>,
+    /// Policies attached to the task role from `[service.task_role]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_policy_arns: Vec<String>,
 }
 
 impl Preflight {
@@ -53,6 +58,7 @@ impl Preflight {
             certificates,
             private_zone_id: (f.layout == AlbLayout::InternalQueue)
                 .then(|| f.queue_hosted_zone_id.clone()),
+            managed_policy_arns: f.task_role.managed_policy_arns.clone(),
         })
     }
 }
@@ -78,6 +84,107 @@ pub async fn check(
     let mut problems = routes(config, p).await?;
     problems.extend(certificates(config, p).await?);
     problems.extend(private_zone(config, p).await?);
+    problems.extend(managed_policies(config, p).await?);
+    Ok(problems)
+}
+
+/// `%XX` escapes decoded, as IAM returns policy documents.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What in a policy document allows more than named actions.
+pub fn wildcard_allows(document: &serde_json::Value) -> Vec<String> {
+    let as_list = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        match v {
+            serde_json::Value::Array(a) => a.clone(),
+            serde_json::Value::Null => Vec::new(),
+            other => vec![other.clone()],
+        }
+    };
+    let mut found = Vec::new();
+    for st in as_list(&document["Statement"]) {
+        if st["Effect"] != "Allow" {
+            continue;
+        }
+        if !st["NotAction"].is_null() {
+            found.push("`NotAction` in an Allow".to_string());
+        }
+        for a in as_list(&st["Action"]) {
+            let a = a.as_str().unwrap_or_default();
+            if a.contains('*') || a.contains('?') {
+                found.push(format!("`{a}`"));
+            }
+        }
+    }
+    found
+}
+
+async fn managed_policies(
+    config: &aws_config::SdkConfig,
+    p: &Preflight,
+) -> Result<Vec<String>, DeployError> {
+    use aws_sdk_iam::error::ProvideErrorMetadata;
+    let iam = aws_sdk_iam::Client::new(config);
+    let failed = |action: &str, message: Option<&str>| DeployError::Aws {
+        stack: "(checks before deploy)".into(),
+        action: action.into(),
+        detail: message.unwrap_or("no message").to_string(),
+    };
+    let mut problems = Vec::new();
+    for arn in &p.managed_policy_arns {
+        let policy = match iam.get_policy().policy_arn(arn).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchEntity") => {
+                problems.push(format!("managed policy `{arn}` does not exist"));
+                continue;
+            }
+            Err(e) => return Err(failed("GetPolicy", e.message())),
+        };
+        let version = policy
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .unwrap_or("v1");
+        let out = iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| failed("GetPolicyVersion", e.message()))?;
+        let text = out
+            .policy_version()
+            .and_then(|v| v.document())
+            .map(percent_decode)
+            .unwrap_or_default();
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let wild = wildcard_allows(&document);
+        if !wild.is_empty() {
+            problems.push(format!(
+                "managed policy `{arn}` (version {version}) allows {}: the kit grants no wildcard action; name each action the service calls",
+                wild.join(", ")
+            ));
+        }
+    }
     Ok(problems)
 }
 
@@ -268,7 +375,19 @@ async fn private_zone(
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use super::{covers, percent_decode, wildcard_allows};
+
+    #[test]
+    fn a_policy_document_is_read_as_iam_returns_it() {
+        let doc = percent_decode("%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3AGet%2A%22%7D%5D%7D");
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(wildcard_allows(&v), ["`s3:Get*`"]);
+        let named =
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": ["s3:GetObject"]}});
+        assert!(wildcard_allows(&named).is_empty());
+        let deny = serde_json::json!({"Statement": [{"Effect": "Deny", "Action": "s3:*"}, {"Effect": "Allow", "NotAction": "iam:CreateUser"}]});
+        assert_eq!(wildcard_allows(&deny), ["`NotAction` in an Allow"]);
+    }
 
     #[test]
     fn a_wildcard_covers_one_label() {
