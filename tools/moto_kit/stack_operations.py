@@ -404,6 +404,7 @@ def execute_change_set(self, change_set_name, stack_name=None):
         if change_set.change_set_type == "CREATE":
             _create_from(stack, change_set)
         else:
+            _must_take_updates(stack)  # its state may have changed since the change set was made
             _update_from(stack, change_set)
         return change_set  # for the outputs fix (`cloudformation`), which wraps this
 

@@ -89,8 +89,8 @@ def of(stack):
 
 
 class Operation:
-    """A stack operation in progress on this thread: `create`, `update`, `rollback` (of an
-    update) or `delete`."""
+    """A stack operation in progress on this thread: `create`, `update` or `rollback` (of an
+    update); a deletion needs none."""
 
     def __init__(self, kind, stack=None):
         self.kind = kind
@@ -411,24 +411,24 @@ def _find(response):
     return response.cloudformation_backend.get_stack(response._get_param("StackName"))
 
 
-def _row(stack, record, detail=False):
-    row = {
+def _summary(record):
+    """A resource as ListStackResources lists it."""
+    return {
         "LogicalResourceId": record.logical_id,
         "PhysicalResourceId": record.physical_id,
         "ResourceType": record.type,
         "ResourceStatus": record.status,
         "ResourceStatusReason": record.reason,
+        "LastUpdatedTimestamp": record.timestamp,
     }
-    if detail:
-        row.update(
-            StackName=stack.name,
-            StackId=stack.stack_id,
-            Timestamp=record.timestamp,
-            LastUpdatedTimestamp=record.timestamp,
-        )
-    else:
-        row["LastUpdatedTimestamp"] = record.timestamp
-    return row
+
+
+def _described(stack, record, timestamp_key):
+    """A resource as DescribeStackResources (`Timestamp`) and DescribeStackResource
+    (`LastUpdatedTimestamp`) describe it."""
+    row = _summary(record)
+    row.pop("LastUpdatedTimestamp")
+    return {**row, "StackName": stack.name, "StackId": stack.stack_id, timestamp_key: record.timestamp}
 
 
 def install():
@@ -447,23 +447,21 @@ def install():
         stack = _find(self)
         if getattr(stack, "kit_resources", None) is None:
             return list_resources(self)
-        rows = [_row(stack, r) for r in stack.kit_resources.records.values()]
+        rows = [_summary(r) for r in stack.kit_resources.records.values()]
         return ActionResult({"StackResourceSummaries": rows})
 
     def describe_stack_resources(self):
         if not self._get_param("StackName"):
-            return describe_resources(self)
+            return describe_resources(self)  # asked by PhysicalResourceId
         stack = _find(self)
         if getattr(stack, "kit_resources", None) is None:
             return describe_resources(self)
         wanted = self._get_param("LogicalResourceId")
         rows = [
-            _row(stack, r, detail=True)
+            _described(stack, r, "Timestamp")
             for r in stack.kit_resources.records.values()
             if wanted is None or r.logical_id == wanted
         ]
-        for row in rows:
-            row.pop("LastUpdatedTimestamp")
         return ActionResult({"StackResources": rows})
 
     def describe_stack_resource(self):
@@ -473,12 +471,8 @@ def install():
         wanted = self._get_param("LogicalResourceId")
         record = stack.kit_resources.records.get(wanted)
         if record is None:
-            raise ValidationError(
-                stack.name, f"Resource {wanted} does not exist for stack {stack.name}"
-            )
-        row = _row(stack, record, detail=True)
-        row.pop("Timestamp")
-        return ActionResult({"StackResourceDetail": row})
+            raise ValidationError(stack.name, f"Resource {wanted} does not exist for stack {stack.name}")
+        return ActionResult({"StackResourceDetail": _described(stack, record, "LastUpdatedTimestamp")})
 
     CloudFormationResponse.list_stack_resources = list_stack_resources
     CloudFormationResponse.describe_stack_resources = describe_stack_resources
