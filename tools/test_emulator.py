@@ -938,7 +938,8 @@ class UpdateRollback(unittest.TestCase):
                 ("Side", "UPDATE_FAILED"),
             ],
         )
-        self.assertIn("UPDATE_ROLLBACK_FAILED state and can not be updated.", str(run_change_set(server, stack, named(update_template(90), stack), kind="UPDATE", parameters={"Version": "v3"})))
+        refused = run_change_set(server, stack, named(update_template(90), stack), kind="UPDATE", parameters={"Version": "v3"})
+        self.assertIn("UPDATE_ROLLBACK_FAILED state and can not be updated.", str(refused))
         # Continued while the fault is armed, it fails again; only what failed can be skipped.
         cfn.continue_update_rollback(StackName=stack)
         self.assertEqual(stack_of(server, stack)["StackStatus"], "UPDATE_ROLLBACK_FAILED")
@@ -1043,9 +1044,11 @@ class KitFaults(unittest.TestCase):
     def test_faults_are_listed_cleared_and_a_bad_body_is_refused(self):
         server = SERVERS["kit"]
         self.assertEqual(kit_answer(server, "POST", "/_kit/faults", b"{not json")[0], 400)
-        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps({"stack": "s", "resource": "r", "on": "explode"}).encode())
-        self.assertEqual((status, "on" in body["error"]), (400, True))
-        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps({"stack": "s", "resource": "r", "on": "create", "late_object": "k"}).encode())
+        unknown = {"stack": "s", "resource": "r", "on": "explode"}
+        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps(unknown).encode())
+        self.assertEqual((status, "`on`" in body["error"]), (400, True), body)
+        late_create = {"stack": "s", "resource": "r", "on": "create", "late_object": "k"}
+        status, body = kit_answer(server, "POST", "/_kit/faults", json.dumps(late_create).encode())
         self.assertEqual(status, 400, body)
         fault = {"stack": unique("s"), "resource": "r", "on": "update", "times": 2}
         self.assertIn(fault, server.kit_call("POST", "/_kit/faults", fault)["faults"])
@@ -1079,7 +1082,10 @@ class EmailSubscriptions(unittest.TestCase):
         template = {
             "Resources": {
                 "Topic": {"Type": "AWS::SNS::Topic"},
-                "Mail": {"Type": "AWS::SNS::Subscription", "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email", "Endpoint": "ops@example.com"}},
+                "Mail": {
+                    "Type": "AWS::SNS::Subscription",
+                    "Properties": {"TopicArn": {"Ref": "Topic"}, "Protocol": "email", "Endpoint": "ops@example.com"},
+                },
             },
             "Outputs": {"Topic": {"Value": {"Ref": "Topic"}}, "Mail": {"Value": {"Ref": "Mail"}}},
         }
@@ -1088,7 +1094,8 @@ class EmailSubscriptions(unittest.TestCase):
             sns = server.client("sns")
             stack = unique("mail")
             self.assertIsNone(run_change_set(server, stack, template))
-            topic = next(r["PhysicalResourceId"] for r in server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"] if r["ResourceType"] == "AWS::SNS::Topic")
+            summaries = server.client("cloudformation").list_stack_resources(StackName=stack)["StackResourceSummaries"]
+            topic = next(r["PhysicalResourceId"] for r in summaries if r["ResourceType"] == "AWS::SNS::Topic")
             listed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
             if name == "plain":
                 self.assertEqual(listed, [], "plain moto skips AWS::SNS::Subscription")
