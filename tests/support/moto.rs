@@ -79,6 +79,25 @@ impl MotoServer {
         );
     }
 
+    /// Arms a failure of CloudFormation's next operations on one resource (`POST
+    /// /_kit/faults`, as `tools/moto_kit/control.py` documents), e.g.
+    /// `{"stack": "scores-local-core", "resource": "SigningSecret", "on": "create"}`.
+    pub fn arm_fault(&self, fault: &serde_json::Value) {
+        let answer = self.kit_request("POST", "/_kit/faults", &fault.to_string());
+        assert!(
+            answer.0 == 200,
+            "the emulator refused the fault {fault}: {}",
+            answer.1
+        );
+    }
+
+    /// Confirms the alarm topics' e-mail subscriptions, as their owners' clicks would
+    /// (`POST /_kit/confirm-subscriptions`).
+    pub fn confirm_subscriptions(&self) {
+        let answer = self.kit_request("POST", "/_kit/confirm-subscriptions", "{}");
+        assert_eq!(answer.0, 200, "{}", answer.1);
+    }
+
     /// What the emulator denied, throttled, conflicted, refused, expired and saw retried
     /// (`GET /_kit/stats`).
     pub fn stats(&self) -> serde_json::Value {

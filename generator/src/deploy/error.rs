@@ -51,7 +51,7 @@ pub enum DeployError {
         status: String,
         hint: String,
     },
-    #[error("stack `{stack}`: the stack of the failed create was deleted, but CloudFormation could not delete these, so they were kept:{}\n  hint: a kept resource under its fixed name fails the next create; once you have checked it holds nothing you need, delete it (turning its deletion protection off first, if it has any), then deploy again", kept_text(kept))]
+    #[error("stack `{stack}`: the stack of the failed create was deleted; CloudFormation kept these, which it could not delete or which hold data:{}\n  hint: remove what stands in the way of the next create as each line says, then deploy again", kept_text(kept))]
     Kept { stack: String, kept: Vec<String> },
     #[error("stack `{stack}`: not executed; the change set was deleted and later stacks were left alone")]
     Declined { stack: String },

@@ -158,17 +158,16 @@ async fn delete_never_created(
     let mut progress = ui.progress(&stack.name, 0);
     let mut finished = cfn.delete_stack(stack, &mut progress).await?;
     progress.finish();
-    let mut kept = Vec::new();
     if finished.status == "DELETE_FAILED" {
         // A second try keeps what could not be deleted, which CloudFormation only allows
         // for the resources whose deletion failed.
-        kept = cfn
+        let retain: Vec<String> = cfn
             .resources(stack)
             .await?
             .into_iter()
             .filter(|r| r.status == "DELETE_FAILED")
-            .collect::<Vec<_>>();
-        let retain: Vec<String> = kept.iter().map(|r| r.logical_id.clone()).collect();
+            .map(|r| r.logical_id)
+            .collect();
         let mut progress = ui.progress(&stack.name, 0);
         finished = cfn
             .delete_stack_retaining(stack, &retain, &mut progress)
@@ -184,6 +183,15 @@ async fn delete_never_created(
                 .into(),
         });
     }
+    // Kept: what could not be deleted, and data the stack's deletion retains
+    // (`RetainExceptOnCreate` deletes only in the rollback of the create that made it, and
+    // that rollback is what failed).
+    let kept: Vec<Resource> = cfn
+        .resources(stack)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "DELETE_SKIPPED" && !r.physical_id.is_empty())
+        .collect();
     if kept.is_empty() {
         ui.line(format!(
             "{}: deleted; nothing of the failed create is left",
@@ -191,23 +199,40 @@ async fn delete_never_created(
         ));
         return Ok(Released::Deleted);
     }
-    let mut lines = Vec::new();
-    for r in &kept {
-        let what = if HOLDS_DATA.contains(&r.resource_type.as_str()) {
-            "may hold data"
-        } else {
-            "holds no data"
-        };
-        lines.push(format!(
-            "{} ({}) `{}`, {what}: {}",
-            r.logical_id,
-            r.resource_type,
-            r.physical_id,
-            r.reason.as_deref().unwrap_or("no reason given")
-        ));
-    }
     Err(DeployError::Kept {
         stack: stack.name.clone(),
-        kept: lines,
+        kept: kept.iter().map(kept_line).collect(),
     })
+}
+
+/// A kept resource, whether it stands in the way of the next create, and how to remove it.
+fn kept_line(r: &Resource) -> String {
+    let id = &r.physical_id;
+    let removal = match r.resource_type.as_str() {
+        "AWS::DynamoDB::Table" => Some(format!("`aws dynamodb update-table --table-name {id} --no-deletion-protection-enabled` if it is protected, then `aws dynamodb delete-table --table-name {id}`")),
+        "AWS::SecretsManager::Secret" => Some(format!("`aws secretsmanager delete-secret --secret-id {id} --force-delete-without-recovery`")),
+        "AWS::SQS::Queue" => Some(format!("`aws sqs delete-queue --queue-url {id}`")),
+        "AWS::Logs::LogGroup" => Some(format!("`aws logs delete-log-group --log-group-name {id}`")),
+        _ => None,
+    };
+    let what = if HOLDS_DATA.contains(&r.resource_type.as_str()) {
+        "may hold data"
+    } else {
+        "holds no data"
+    };
+    let why = r
+        .reason
+        .as_deref()
+        .map(|reason| format!(" ({reason})"))
+        .unwrap_or_default();
+    match removal {
+        Some(command) => format!(
+            "{} ({}) `{id}`, {what}{why}: its fixed name fails the next create; once it holds nothing you need: {command}",
+            r.logical_id, r.resource_type
+        ),
+        None => format!(
+            "{} ({}) `{id}`, {what}{why}: it does not stand in the way of the next create",
+            r.logical_id, r.resource_type
+        ),
+    }
 }
