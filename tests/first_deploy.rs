@@ -112,6 +112,16 @@ async fn a_failed_first_create_leaves_nothing_in_the_way_of_the_next_deploy() {
             .as_deref(),
         Some("true")
     );
+    let table = aws_sdk_dynamodb::Client::new(&config)
+        .describe_table()
+        .table_name("scores-local-ledger")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        table.table().unwrap().deletion_protection_enabled(),
+        Some(true)
+    );
 }
 
 #[tokio::test]

@@ -89,13 +89,18 @@ moto forgets to, or wraps it where moto goes wrong:
 12. An SNS e-mail subscription is confirmed at once, and `AWS::SNS::Subscription` is not
     created at all. Here e-mail subscriptions (API or template) stay `PendingConfirmation`
     until `POST /_kit/confirm-subscriptions` confirms them, as their recipient would.
+13. An update whose only change is a parameter that reaches a resource through a condition
+    (`Fn::If`) leaves the resource as it was: moto follows `Ref`s only. Here such resources
+    are updated, and a table's `DeletionProtectionEnabled` is updated in place (moto has
+    no update for tables), so the kit's deletion protection, armed after the first create,
+    reaches the table.
 
 Where each fix lives: 1 and 2 in `tools/moto_kit/cloudformation.py`, 3 and 9 in
 `server.py`, 4, 7 and 10 in `dynamodb_tables.py`, 5, 6 and 8 in `sqs_queues.py`, 11 in
 `stack_operations.py` (the operations, rollbacks and deletions), `stack_resources.py` (each
 resource's events, status and failure), `faults.py` (the armed faults) and
 `resource_handlers.py` (what a resource's create or delete refuses), 12 in
-`sns_subscriptions.py`; this file checks the moto version and installs them in order.
+`sns_subscriptions.py`, 13 in `condition_changes.py` and `resource_handlers.py`; this file checks the moto version and installs them in order.
 
 The stricter world (IAM enforced on every request, DynamoDB's partition throughput and
 transaction conflicts, SQS's retention, visibility, delay, size and character rules) and
@@ -130,6 +135,7 @@ if moto.__version__ != PINNED_MOTO:
 
 from moto_kit import (  # noqa: E402
     cloudformation,
+    condition_changes,
     dynamodb_tables,
     iam,
     limits,
@@ -146,6 +152,7 @@ from moto_kit import (  # noqa: E402
 stack_resources.install()
 stack_operations.install()
 resource_handlers.install()
+condition_changes.install()
 cloudformation.install()
 sns_subscriptions.install()
 server.install()

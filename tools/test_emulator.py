@@ -957,6 +957,41 @@ class UpdateRollback(unittest.TestCase):
         self.assertEqual(server.kit_call("GET", "/_kit/faults"), {"faults": []})
 
 
+class TableUpdates(unittest.TestCase):
+    def test_fix_13_a_parameter_through_a_condition_arms_a_tables_protection(self):
+        template = {
+            "Parameters": {"DeletionProtection": {"Type": "String", "Default": "false"}},
+            "Conditions": {"DeletionProtected": {"Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]}},
+            "Resources": {"T": table_resource("NAME-table")},
+        }
+        template["Resources"]["T"]["Properties"]["DeletionProtectionEnabled"] = {
+            "Fn::If": ["DeletionProtected", True, False]
+        }
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            stack = unique("cond")
+            t = named(template, stack)
+            self.assertIsNone(run_change_set(server, stack, t, parameters={"DeletionProtection": "false"}))
+            self.assertIsNone(run_change_set(server, stack, t, kind="UPDATE", parameters={"DeletionProtection": "true"}))
+            described = server.client("dynamodb").describe_table(TableName=f"{stack}-table")["Table"]
+            self.assertEqual(described["DeletionProtectionEnabled"], name == "kit")
+
+    def test_fix_13_an_update_turns_a_tables_deletion_protection_on(self):
+        for name in ("plain", "kit"):
+            server = SERVERS[name]
+            stack = unique("armed")
+            table = f"{stack}-table"
+            self.assertIsNone(run_change_set(server, stack, {"Resources": {"T": table_resource(table)}}))
+            armed = {"Resources": {"T": table_resource(table, protected=True)}}
+            self.assertIsNone(run_change_set(server, stack, armed, kind="UPDATE"))
+            described = server.client("dynamodb").describe_table(TableName=table)["Table"]
+            self.assertEqual(
+                described["DeletionProtectionEnabled"],
+                name == "kit",
+                "plain moto never applies a table's update" if name == "plain" else "armed in place",
+            )
+
+
 class StackDeletion(unittest.TestCase):
     """Fix 11: a bucket that is not empty fails its stack's deletion."""
 

@@ -9,6 +9,8 @@ The fixes of moto itself (`tools/emulator.py` numbers them):
   with `stack_resources` (each resource's events, status and failure), `faults` (failures
   armed on request) and `resource_handlers` (what a resource's create or delete refuses).
 - `sns_subscriptions`: e-mail subscriptions pending until confirmed (12).
+- `condition_changes`: a parameter that reaches a resource through a condition updates it
+  (13, with the table update in `resource_handlers`).
 
 The stricter world on top of them:
 - `iam`: identity policies enforced on every request, as AWS evaluates them for the

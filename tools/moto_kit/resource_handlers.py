@@ -10,15 +10,19 @@
   the existing queue when the attributes match (as SQS does), so the stack adopted a
   queue it had not made, and a rollback or a stack deletion deleted it.
 
-A DynamoDB table with `DeletionProtectionEnabled` needs nothing here: moto's
-CloudFormation deletes a table through `Table.delete`, which goes through the backend's
-`DeleteTable` and its refusal (`ValidationException`).
+- An `AWS::DynamoDB::Table` whose `DeletionProtectionEnabled` changes in an update is
+  updated in place, as DynamoDB's `UpdateTable` does: moto has no update for tables, so a
+  stack could never turn the protection on (the kit arms it after the first create). Other
+  property changes stay as moto leaves them (unapplied). Its delete needs nothing here:
+  moto's CloudFormation deletes a table through `Table.delete`, which goes through the
+  backend's `DeleteTable` and its refusal (`ValidationException`).
 """
 
 
 def install():
     _buckets_must_be_empty()
     _queue_names_must_be_free()
+    _table_protection_updates_in_place()
 
 
 def _buckets_must_be_empty():
@@ -56,3 +60,15 @@ def _queue_names_must_be_free():
         return create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
     Queue.create_from_cloudformation_json = classmethod(create_queue)
+
+
+def _table_protection_updates_in_place():
+    from moto.dynamodb.models.table import Table
+
+    def update_table(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        wanted = cloudformation_json.get("Properties", {}).get("DeletionProtectionEnabled", False)
+        # A parameter or condition may hand over the string CloudFormation would convert.
+        original_resource.deletion_protection_enabled = wanted in (True, "true", "True")
+        return original_resource
+
+    Table.update_from_cloudformation_json = classmethod(update_table)
