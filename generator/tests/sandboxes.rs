@@ -301,3 +301,33 @@ error: `prod` is protected, so it cannot have sandboxes
         )
     );
 }
+
+/// A sandbox's certificate check asks for the sandbox's own hosts, which the shipped
+/// wildcard certificate must cover: what deploy checks is what the sandbox serves.
+#[test]
+fn a_sandbox_checks_its_certificate_against_its_own_hosts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let project = Project {
+        root: root.to_path_buf(),
+        host_arch: "x86_64".into(),
+    };
+    let env = project.load_instance("sandbox", Some("alice")).unwrap();
+    let preflight = microprocess_kit::deploy::preflight::Preflight::of(&env).unwrap();
+    let hosts: Vec<&String> = preflight
+        .certificates
+        .iter()
+        .flat_map(|(_, hosts)| hosts)
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            "scores-alice.sandbox.dev.example.com",
+            "scores-queue-alice.sandbox.dev.example.com"
+        ]
+    );
+    assert!(hosts
+        .iter()
+        .all(|h| microprocess_kit::deploy::preflight::covers("*.sandbox.dev.example.com", h)));
+    // The shared-public layout keeps the queue host's record in the live host's zone.
+    assert_eq!(preflight.private_zone_id, None);
+}
