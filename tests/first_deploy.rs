@@ -6,6 +6,7 @@
 //! status say when nobody confirmed the alarm e-mail subscription.
 
 use aws_config::SdkConfig;
+use kit_tests::deployed::table_names;
 use kit_tests::kit_project::{KitProject, Zips};
 use kit_tests::moto::{sdk_config, MotoServer};
 use serde_json::json;
@@ -52,16 +53,6 @@ async fn parameter(config: &SdkConfig, stack: &str, name: &str) -> Option<String
         .map(str::to_string)
 }
 
-async fn tables(config: &SdkConfig) -> Vec<String> {
-    aws_sdk_dynamodb::Client::new(config)
-        .list_tables()
-        .send()
-        .await
-        .unwrap()
-        .table_names()
-        .to_vec()
-}
-
 fn deploy(project: &KitProject, moto: &MotoServer) -> (i32, String, String) {
     project.cli(moto.endpoint(), &["deploy", "--env", "local", "--yes"])
 }
@@ -84,7 +75,7 @@ async fn a_failed_first_create_leaves_nothing_in_the_way_of_the_next_deploy() {
     // The rollback removed the data resources it made (RetainExceptOnCreate): under
     // `Retain` the ledger table and the secret would stay, and the next create would fail
     // on their fixed names.
-    assert_eq!(tables(&config).await, Vec::<String>::new());
+    assert_eq!(table_names(&config).await, Vec::<String>::new());
     assert!(aws_sdk_secretsmanager::Client::new(&config)
         .describe_secret()
         .secret_id("scores-local/microprocesses/signing-secret")
@@ -104,7 +95,7 @@ async fn a_failed_first_create_leaves_nothing_in_the_way_of_the_next_deploy() {
         out.contains(&format!("{CORE}: deletion protection on in ")),
         "{out}"
     );
-    assert_eq!(tables(&config).await, ["scores-local-ledger"]);
+    assert_eq!(table_names(&config).await, ["scores-local-ledger"]);
     // Created with protection off, so the create could roll back; armed right after.
     assert_eq!(
         parameter(&config, CORE, "DeletionProtection")
@@ -167,7 +158,7 @@ async fn a_stack_held_in_rollback_failed_is_named_and_deleted_keeping_what_canno
         "{err}"
     );
     assert_eq!(status_of(&config, CORE).await, None, "the stack is gone");
-    assert_eq!(tables(&config).await, ["scores-local-ledger"], "kept");
+    assert_eq!(table_names(&config).await, ["scores-local-ledger"], "kept");
 }
 
 /// The stack's deletion keeps its data (`RetainExceptOnCreate` deletes only in the rollback
@@ -196,7 +187,7 @@ async fn after_rollback_failed_the_kept_data_is_named_and_the_next_deploy_create
         "{err}"
     );
     assert_eq!(status_of(&config, CORE).await, None, "the stack is gone");
-    assert_eq!(tables(&config).await, ["scores-local-ledger"], "kept");
+    assert_eq!(table_names(&config).await, ["scores-local-ledger"], "kept");
 
     aws_sdk_dynamodb::Client::new(&config)
         .delete_table()
@@ -207,7 +198,7 @@ async fn after_rollback_failed_the_kept_data_is_named_and_the_next_deploy_create
     let (code, out, err) = deploy(&project, &moto);
     assert_eq!(code, 0, "{out}\n{err}\nemulator:\n{}", moto.log());
     assert!(out.contains(&format!("{CORE}: create, ")), "{out}");
-    assert_eq!(tables(&config).await, ["scores-local-ledger"]);
+    assert_eq!(table_names(&config).await, ["scores-local-ledger"]);
 }
 
 #[tokio::test]

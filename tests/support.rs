@@ -8,6 +8,8 @@
 pub mod audit;
 #[path = "support/counter.rs"]
 pub mod counter;
+#[path = "support/deployed.rs"]
+pub mod deployed;
 #[path = "support/drive.rs"]
 pub mod drive;
 #[path = "support/faults.rs"]

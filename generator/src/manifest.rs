@@ -42,6 +42,13 @@ pub struct ManifestStack {
     pub parameters: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Manifest {
+    /// The core stack, which every other stack takes outputs from.
+    pub fn core(&self) -> Option<&ManifestStack> {
+        self.stacks.iter().find(|s| s.kind == StackKind::Core)
+    }
+}
+
 pub fn build(env: &Environment, stacks: &[RenderedStack], assets: &[Asset]) -> Manifest {
     let stacks = stacks
         .iter()

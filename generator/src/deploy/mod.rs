@@ -332,12 +332,7 @@ async fn alarm_subscription_note(
     aws: &Aws,
     ui: &mut Ui<'_>,
 ) -> Result<(), DeployError> {
-    let Some(core) = bundle
-        .manifest
-        .stacks
-        .iter()
-        .find(|s| s.kind == StackKind::Core)
-    else {
+    let Some(core) = bundle.manifest.core() else {
         return Ok(());
     };
     let Some(topic) = cfn
@@ -372,9 +367,7 @@ fn stack_failed(stack: &str, finished: cfn::Finished, hint: &str) -> DeployError
 fn missing_core(bundle: &Bundle, stack: &ManifestStack) -> DeployError {
     let core = bundle
         .manifest
-        .stacks
-        .iter()
-        .find(|s| s.kind == StackKind::Core)
+        .core()
         .map(|s| s.name.clone())
         .unwrap_or_default();
     DeployError::MissingOutput {
@@ -392,12 +385,7 @@ fn missing_core(bundle: &Bundle, stack: &ManifestStack) -> DeployError {
 
 /// The core stack's bucket, once the core stack exists.
 async fn core_bucket(cfn: &Cfn, bundle: &Bundle, aws: &Aws) -> Result<Option<Bucket>, DeployError> {
-    let Some(core) = bundle
-        .manifest
-        .stacks
-        .iter()
-        .find(|s| s.kind == StackKind::Core)
-    else {
+    let Some(core) = bundle.manifest.core() else {
         return Ok(None);
     };
     let Some(info) = cfn.describe(&core.name).await? else {
