@@ -266,11 +266,7 @@ async fn teardown_refuses_a_protected_environment() {
     let moto = MotoServer::start();
     let config = sdk_config(moto.endpoint()).await;
     let project = KitProject::new(Zips::Fake);
-    let local = project.path().join("environments/local.toml");
-    let text = std::fs::read_to_string(&local)
-        .unwrap()
-        .replace("protected = false", "protected = true");
-    std::fs::write(&local, text).unwrap();
+    project.replace("local.toml", "protected = false", "protected = true");
     project.generate();
     project.deploy(&moto);
 

@@ -16,11 +16,7 @@ const CORE: &str = "scores-local-core";
 /// `local`, protected as `staging` and `prod` are: retained data, deletion protection.
 fn protected_project() -> KitProject {
     let project = KitProject::new(Zips::Fake);
-    let local = project.path().join("environments/local.toml");
-    let text = std::fs::read_to_string(&local)
-        .unwrap()
-        .replace("protected = false", "protected = true");
-    std::fs::write(&local, text).unwrap();
+    project.replace("local.toml", "protected = false", "protected = true");
     project
 }
 
@@ -211,12 +207,11 @@ async fn a_stack_held_in_update_rollback_failed_is_rolled_back_then_updated() {
     let stack = "scores-local-mp-credit-scores";
 
     // A change to the forwarder, whose update fails, and so does its rollback.
-    let local = project.path().join("environments/local.toml");
-    let text = std::fs::read_to_string(&local).unwrap().replace(
+    project.replace(
+        "local.toml",
         "max_concurrency = 4\n",
         "max_concurrency = 4\nforwarder_memory_mb = 512\n",
     );
-    std::fs::write(&local, text).unwrap();
     project.generate();
     moto.arm_fault(&json!({"stack": stack, "resource": "Forwarder", "on": "update", "times": 2}));
     let (code, out, err) = deploy(&project, &moto);
@@ -286,12 +281,11 @@ async fn teardown_empties_a_bucket_again_when_late_logs_arrive() {
 async fn deploy_and_status_say_when_no_one_confirmed_the_alarm_email() {
     let moto = MotoServer::start();
     let project = KitProject::new(Zips::Fake);
-    let local = project.path().join("environments/local.toml");
-    let text = std::fs::read_to_string(&local).unwrap().replace(
+    project.replace(
+        "local.toml",
         "protected = false\n",
         "protected = false\nalarm_email = \"oncall@example.com\"\n",
     );
-    std::fs::write(&local, text).unwrap();
     project.generate();
     let out = project.deploy(&moto);
     let warning = "alarms: the e-mail subscription of `oncall@example.com` is not confirmed, so no alarm reaches it";

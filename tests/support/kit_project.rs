@@ -94,6 +94,14 @@ impl KitProject {
         self.dir.path()
     }
 
+    /// Replaces `from`, which must be in `environments/<file>`, with `to`.
+    pub fn replace(&self, file: &str, from: &str, to: &str) {
+        let path = self.path().join("environments").join(file);
+        let all = std::fs::read_to_string(&path).unwrap();
+        assert!(all.contains(from), "`{from}` is not in {file}");
+        std::fs::write(path, all.replacen(from, to, 1)).unwrap();
+    }
+
     /// Appends `text` to `environments/<file>`.
     pub fn append(&self, file: &str, text: &str) {
         let path = self.path().join("environments").join(file);
