@@ -343,3 +343,29 @@ async fn a_template_the_emulator_cannot_take_fails_with_the_stack_and_the_next_s
     );
     assert!(moto.log().contains("KeyError: 'TagKey'"), "{}", moto.log());
 }
+
+/// `status` (and `status --watch`) of an environment torn down under it says so and exits
+/// as for "not deployed", rather than ending on SQS's raw `QueueDoesNotExist`.
+#[tokio::test]
+async fn status_says_the_environment_is_gone_when_its_queues_are() {
+    let moto = MotoServer::start();
+    let config = sdk_config(moto.endpoint()).await;
+    let project = KitProject::new(Zips::Fake);
+    project.generate();
+    project.deploy(&moto);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for url in sqs.list_queues().send().await.unwrap().queue_urls() {
+        sqs.delete_queue().queue_url(url).send().await.unwrap();
+    }
+
+    let (code, out, err) = project.cli(moto.endpoint(), &["status", "--env", "local"]);
+    assert_eq!(code, 8, "{out}\n{err}");
+    assert!(
+        err.starts_with("error: environment `local` is gone: what it reads no longer exists, so it was torn down while this ran ("),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("  hint: deploy it again with `microprocess deploy --env local`\n"),
+        "{err}"
+    );
+}

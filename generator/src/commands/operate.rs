@@ -101,9 +101,31 @@ pub(super) fn in_session(
         };
         match body(&session, err).await {
             Ok(code) => code,
+            Err(e) if is_gone(&e) => {
+                let _ = writeln!(
+                    err,
+                    "error: environment `{}` is gone: what it reads no longer exists, so it was torn down while this ran ({e})\n  hint: deploy it again with `microprocess deploy --env {}`",
+                    session.env.name, session.env.name
+                );
+                Exit::NotFound
+            }
             Err(e) => failed(err, &e),
         }
     })
+}
+
+/// Whether `e` says a queue or table of the environment no longer exists (AWS's codes for
+/// a deleted queue and a deleted table).
+fn is_gone(e: &RunsError) -> bool {
+    let text = e.to_string();
+    matches!(e, RunsError::Aws { .. } | RunsError::Ledger(_))
+        && [
+            "QueueDoesNotExist",
+            "NonExistentQueue",
+            "ResourceNotFoundException",
+        ]
+        .iter()
+        .any(|code| text.contains(code))
 }
 
 /// Prints `e` and names its exit code.

@@ -153,11 +153,7 @@ impl RunProgress {
             "split         {} pages, {} children queued{}",
             r.pages,
             r.enqueued,
-            if r.split_done {
-                ", sealed"
-            } else {
-                ", still splitting"
-            }
+            split_note(r)
         );
         let _ = writeln!(out, "total         {}", self.total_text());
         let _ = writeln!(out, "succeeded     {}", r.succeeded);
@@ -335,6 +331,17 @@ impl RunBars {
 
     pub fn clear(&self) {
         let _ = self.multi.clear();
+    }
+}
+
+/// How the split stands: a run that ended before its split did is not "still splitting".
+fn split_note(r: &microprocess_shared::ledger::RunRecord) -> &'static str {
+    use microprocess_shared::ledger_keys::RunState;
+    match (r.split_done, r.state) {
+        (true, _) => ", sealed",
+        (false, RunState::SplitFailed) => ", the split failed (see reason)",
+        (false, state) if state.is_terminal() => ", the split stopped when the run ended",
+        (false, _) => ", still splitting",
     }
 }
 
