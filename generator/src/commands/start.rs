@@ -33,6 +33,10 @@ pub struct StartArgs {
     /// With `--wait`: stop waiting after this many seconds (the run goes on).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// With `--wait`: exit 9 also when the run completed with more than N failed children
+    /// (`--max-failed 0` for a pipeline that must see every child succeed).
+    #[arg(long, value_name = "N", requires = "wait")]
+    pub max_failed: Option<u64>,
 }
 
 pub fn run(project: &Project, args: &StartArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
@@ -108,8 +112,39 @@ async fn start(
             ended.record.failed, session.env.name, session.env.name
         );
     }
-    Ok(match ended.record.state {
-        RunState::Completed => Exit::Ok,
+    let code = exit_for(ended.record.state, ended.record.failed, args.max_failed);
+    if let (RunState::Completed, Exit::RunFailed, Some(max)) =
+        (ended.record.state, code, args.max_failed)
+    {
+        let _ = writeln!(
+            err,
+            "error: run `{run}` completed with {} failed children, more than `--max-failed {max}`",
+            ended.record.failed
+        );
+    }
+    Ok(code)
+}
+
+/// `0` for a run that completed (with at most `max_failed` failed children, when given),
+/// `9` for any other end.
+fn exit_for(state: RunState, failed: u64, max_failed: Option<u64>) -> Exit {
+    match (state, max_failed) {
+        (RunState::Completed, Some(max)) if failed > max => Exit::RunFailed,
+        (RunState::Completed, _) => Exit::Ok,
         _ => Exit::RunFailed,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_can_fail_on_failed_children_of_a_completed_run() {
+        assert_eq!(exit_for(RunState::Completed, 3, None), Exit::Ok);
+        assert_eq!(exit_for(RunState::Completed, 3, Some(3)), Exit::Ok);
+        assert_eq!(exit_for(RunState::Completed, 3, Some(0)), Exit::RunFailed);
+        assert_eq!(exit_for(RunState::Completed, 0, Some(0)), Exit::Ok);
+        assert_eq!(exit_for(RunState::ReduceFailed, 0, None), Exit::RunFailed);
+    }
 }

@@ -381,6 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_ended_before_its_split_is_not_still_splitting() {
+        assert_eq!(
+            split_note(&record(RunState::Splitting, None, 0, 5)),
+            ", still splitting"
+        );
+        assert_eq!(
+            split_note(&record(RunState::SplitFailed, None, 0, 5)),
+            ", the split failed (see reason)"
+        );
+        assert_eq!(
+            split_note(&record(RunState::Cancelled, None, 0, 5)),
+            ", the split stopped when the run ended"
+        );
+        assert_eq!(
+            split_note(&record(RunState::Processing, Some(5), 0, 5)),
+            ", sealed"
+        );
+    }
+
+    #[test]
     fn rate_and_eta_come_from_the_counts() {
         let now = Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 10).unwrap();
         let p = RunProgress::new(
