@@ -369,3 +369,32 @@ async fn status_says_the_environment_is_gone_when_its_queues_are() {
         "{err}"
     );
 }
+
+/// `status --output json` of a deployed environment without runs (docs/json-output.md).
+#[tokio::test]
+async fn status_reports_as_json() {
+    let moto = MotoServer::start();
+    let project = KitProject::new(Zips::Fake);
+    project.generate();
+    project.deploy(&moto);
+    let (code, out, err) = project.cli(
+        moto.endpoint(),
+        &["status", "--env", "local", "--output", "json"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["command"], "status");
+    assert_eq!(report["environment"], "local");
+    assert!(report["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(report["runs"], serde_json::json!([]));
+    assert_eq!(
+        report["dead_letters"],
+        serde_json::json!({"abn-refresh": 0, "annual-report": 0, "credit-scores": 0})
+    );
+    assert_eq!(report["controls"], serde_json::json!([]));
+    assert_eq!(report["late"], serde_json::json!([]));
+    assert_eq!(
+        report["unconfirmed_alarm_subscriptions"],
+        serde_json::json!([])
+    );
+}

@@ -170,6 +170,62 @@ async fn a_run_fails_one_child_and_its_reduce_then_redrive_completes_it() {
         "{out}"
     );
 
+    // The same run as JSON (docs/json-output.md): the documented fields, nothing else.
+    let (code, out, err) = cli(
+        &project,
+        &endpoint,
+        &[
+            "runs", "show", "e2e-1", "--env", "local", "--output", "json",
+        ],
+    );
+    assert_eq!(code, 0, "runs show --output json:\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(
+        keys(&report),
+        [
+            "command",
+            "environment",
+            "run",
+            "dead_letters",
+            "failed_children"
+        ]
+    );
+    assert_eq!(report["command"], "runs show");
+    let run = &report["run"];
+    assert_eq!(
+        keys(run),
+        [
+            "microprocess",
+            "run",
+            "state",
+            "reason",
+            "started_at",
+            "split_done_at",
+            "finished_at",
+            "pages",
+            "split_done",
+            "total",
+            "enqueued",
+            "succeeded",
+            "failed",
+            "in_flight",
+            "in_progress",
+            "rate_per_second",
+            "eta_seconds"
+        ]
+    );
+    assert_eq!(run["state"], "REDUCE_FAILED");
+    assert_eq!(run["total"], ITEMS);
+    assert_eq!(run["failed"], 1);
+    assert_eq!(run["in_flight"], 0);
+    assert_eq!(report["failed_children"][0]["seq"], FAILING_SEQ);
+    assert_eq!(
+        report["failed_children"][0]["item"],
+        format!("ACN-{:09}", FAILING_SEQ + 1)
+    );
+
     let (code, out, err) = cli(
         &project,
         &endpoint,

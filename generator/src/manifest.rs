@@ -50,37 +50,41 @@ impl Manifest {
 }
 
 pub fn build(env: &Environment, stacks: &[RenderedStack], assets: &[Asset]) -> Manifest {
-    let stacks = stacks
+    let entries = stacks.iter().map(|s| stack_entry(s, assets)).collect();
+    from_entries(env, entries, assets)
+}
+
+/// A rendered stack's line of the manifest: what `generate` keeps of a stack once it is
+/// written, so an environment of 1,000 microprocesses is never all in memory at once.
+pub fn stack_entry(s: &RenderedStack, assets: &[Asset]) -> ManifestStack {
+    let parameters = s
+        .plan
+        .parameters
         .iter()
-        .map(|s| {
-            let parameters = s
-                .plan
-                .parameters
-                .iter()
-                .map(|(name, source)| {
-                    let mut v = serde_json::to_value(source).unwrap_or_default();
-                    if let (ParameterSource::Asset { asset }, Some(obj)) =
-                        (source, v.as_object_mut())
-                    {
-                        if let Some(a) = assets.iter().find(|a| &a.name == asset) {
-                            obj.insert("key".into(), a.key.clone().into());
-                        }
-                    }
-                    (name.clone(), v)
-                })
-                .collect();
-            ManifestStack {
-                name: s.plan.name.clone(),
-                kind: s.plan.kind,
-                microprocess: s.plan.microprocess.clone(),
-                template: s.plan.template_file.clone(),
-                template_sha256: hex::encode(Sha256::digest(s.json.as_bytes())),
-                template_bytes: s.json.len(),
-                resources: s.resource_count(),
-                parameters,
+        .map(|(name, source)| {
+            let mut v = serde_json::to_value(source).unwrap_or_default();
+            if let (ParameterSource::Asset { asset }, Some(obj)) = (source, v.as_object_mut()) {
+                if let Some(a) = assets.iter().find(|a| &a.name == asset) {
+                    obj.insert("key".into(), a.key.clone().into());
+                }
             }
+            (name.clone(), v)
         })
         .collect();
+    ManifestStack {
+        name: s.plan.name.clone(),
+        kind: s.plan.kind,
+        microprocess: s.plan.microprocess.clone(),
+        template: s.plan.template_file.clone(),
+        template_sha256: hex::encode(Sha256::digest(s.json.as_bytes())),
+        template_bytes: s.json.len(),
+        resources: s.resource_count(),
+        parameters,
+    }
+}
+
+/// The manifest of `env` from its stacks' entries, in deploy order.
+pub fn from_entries(env: &Environment, stacks: Vec<ManifestStack>, assets: &[Asset]) -> Manifest {
     Manifest {
         manifest_version: 1,
         kit_version: KIT_VERSION.to_string(),

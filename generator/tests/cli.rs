@@ -34,6 +34,64 @@ fn validate_prints_a_summary_of_a_valid_environment() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// `--output json` (docs/json-output.md): one document on stdout, nothing else, the same
+/// exit codes.
+#[test]
+fn validate_reports_as_json() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &["--output", "json", "validate", "--env", "prod"],
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "command": "validate",
+            "environments": [{
+                "name": "prod",
+                "ok": true,
+                "region": "ap-southeast-2",
+                "architecture": "arm64",
+                "protected": true,
+                "microprocesses": ["abn-refresh", "annual-report", "credit-scores"],
+                "service": {"name": "scores", "mode": "fargate", "queue_base_url": "https://scores-queue.example.com"},
+                "sandbox_of": null,
+                "problems": []
+            }]
+        })
+    );
+
+    let prod = tmp.path().join("environments/prod.toml");
+    let before = std::fs::read_to_string(&prod).unwrap();
+    std::fs::write(
+        &prod,
+        before.replacen("max_concurrency = 200", "max_concurrency = 5000", 1),
+    )
+    .unwrap();
+    let out = microprocess(
+        tmp.path(),
+        &["validate", "--env", "prod", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "", "the problems are in the document");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = &report["environments"][0];
+    assert_eq!(env["ok"], false);
+    assert_eq!(env["microprocesses"], serde_json::json!([]));
+    assert!(env.get("region").is_none());
+    assert_eq!(
+        env["problems"][0],
+        serde_json::json!({
+            "message": "`credit-scores.delivery.max_concurrency` must be between 2 and 1000, got `5000`",
+            "location": "environments/prod.toml:75:19",
+            "hint": "the event source mapping's MaximumConcurrency is 2 to 1000"
+        })
+    );
+}
+
 #[test]
 fn validate_prints_each_problem_with_its_place_and_exits_1() {
     let tmp = project_copy();

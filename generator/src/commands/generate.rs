@@ -84,27 +84,40 @@ fn generate_one(
         let _ = writeln!(err, "error: {msg}");
         Exit::Failed
     };
-    let stacks = renderer
-        .render_environment(&env)
-        .map_err(|e| fail(err, format!("environment `{name}`: {e}")))?;
     let assets = package::locate(assets_dir, &env.architecture)
         .map_err(|e| fail(err, format!("environment `{name}`: {e}")))?;
-    let manifest = manifest::build(&env, &stacks, &assets);
 
-    // A fresh folder each time: a removed microprocess must not leave its template behind.
-    if dest.exists() {
-        std::fs::remove_dir_all(dest)
-            .map_err(|e| fail(err, format!("cannot clear `{}`: {e}", dest.display())))?;
+    // The bundle is written into a fresh folder beside `dest` and swapped in once whole, so
+    // a render error leaves the old bundle as it was and a removed microprocess leaves no
+    // template behind. Stacks are written as they render, one in memory at a time, so 1,000
+    // microprocesses take the memory of one.
+    let staging = dest.with_file_name(format!(
+        "{}.partial",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("bundle")
+    ));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .map_err(|e| fail(err, format!("cannot clear `{}`: {e}", staging.display())))?;
     }
-    std::fs::create_dir_all(dest.join("assets"))
-        .map_err(|e| fail(err, format!("cannot create `{}`: {e}", dest.display())))?;
-    for s in &stacks {
-        let path = dest.join(&s.plan.template_file);
+    std::fs::create_dir_all(staging.join("assets"))
+        .map_err(|e| fail(err, format!("cannot create `{}`: {e}", staging.display())))?;
+    let mut entries = Vec::new();
+    let rendered = renderer.render_each(&env, |s| {
+        let path = staging.join(&s.plan.template_file);
         std::fs::write(&path, &s.json)
-            .map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        entries.push(manifest::stack_entry(&s, &assets));
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    if let Err(e) = rendered {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(fail(err, format!("environment `{name}`: {e}")));
     }
+    let manifest = manifest::from_entries(&env, entries, &assets);
     for a in &assets {
-        let path = dest.join(&a.file);
+        let path = staging.join(&a.file);
         std::fs::copy(&a.source, &path).map_err(|e| {
             fail(
                 err,
@@ -117,25 +130,38 @@ fn generate_one(
         })?;
     }
     let manifest_json = to_json(&serde_json::to_value(&manifest).unwrap_or_default());
-    let path = dest.join("manifest.json");
+    let path = staging.join("manifest.json");
     std::fs::write(&path, manifest_json)
         .map_err(|e| fail(err, format!("cannot write `{}`: {e}", path.display())))?;
+
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)
+            .map_err(|e| fail(err, format!("cannot clear `{}`: {e}", dest.display())))?;
+    }
+    std::fs::rename(&staging, dest).map_err(|e| {
+        fail(
+            err,
+            format!(
+                "cannot move `{}` to `{}`: {e}",
+                staging.display(),
+                dest.display()
+            ),
+        )
+    })?;
 
     let shown = dest.strip_prefix(&project.root).unwrap_or(dest);
     let _ = writeln!(
         out,
         "{}: {} stacks → {}",
         env.name,
-        stacks.len(),
+        manifest.stacks.len(),
         shown.display()
     );
-    for s in &stacks {
+    for s in &manifest.stacks {
         let _ = writeln!(
             out,
             "  {:<40} {:>4} resources {:>8} bytes",
-            s.plan.name,
-            s.resource_count(),
-            s.json.len()
+            s.name, s.resources, s.template_bytes
         );
     }
     Ok(())

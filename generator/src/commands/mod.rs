@@ -59,6 +59,26 @@ pub struct GlobalArgs {
     /// current directory when left out.
     #[arg(long, global = true)]
     pub root: Option<PathBuf>,
+    /// `text` for people, `json` for scripts: one JSON document on stdout (its schema per
+    /// command in `docs/json-output.md`), nothing else there. Commands that do not report
+    /// yet print text either way.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// How a command reports on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Writes `report` as the command's one JSON document.
+pub(crate) fn print_json(out: &mut dyn Write, report: &impl serde::Serialize) {
+    let text = serde_json::to_string_pretty(report)
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot write the report as JSON: {e}\"}}"));
+    let _ = writeln!(out, "{text}");
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,15 +227,15 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let root = crate::config::find_root(cli.global.root.as_deref());
     let project = crate::config::Project::new(root);
     match cli.command {
-        Command::Validate(args) => validate::run(&project, &args, out, err),
+        Command::Validate(args) => validate::run(&project, &args, cli.global.output, out, err),
         Command::Generate(args) => generate::run(&project, &args, out, err),
         Command::Local(args) => local::run(&project, &args, err),
         Command::Deploy(args) => deploy::run(&project, &args, out, err),
         Command::Diff(args) => diff::run(&project, &args, out, err),
         Command::Teardown(args) => teardown::run(&project, &args, out, err),
         Command::Start(args) => start::run(&project, &args, out, err),
-        Command::Status(args) => status::run(&project, &args, out, err),
-        Command::Runs(args) => runs::run(&project, &args, out, err),
+        Command::Status(args) => status::run(&project, &args, cli.global.output, out, err),
+        Command::Runs(args) => runs::run(&project, &args, cli.global.output, out, err),
         Command::Redrive(args) => redrive::run(&project, &args, out, err),
         Command::Cancel(args) => cancel::run(&project, &args, out, err),
         Command::Pause(args) => controls::pause(&project, &args, out, err),

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use microprocess_shared::ledger_keys::ChildState;
 
 use super::operate;
-use super::Exit;
+use super::{print_json, Exit, Output};
 use crate::config::Project;
 use crate::runs::progress::RunProgress;
 use crate::runs::redrive;
@@ -40,13 +40,45 @@ pub struct ShowArgs {
     pub microprocess: Option<String>,
 }
 
-pub fn run(project: &Project, args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+/// `--output json` of `runs show` (`docs/json-output.md`, "runs show").
+#[derive(Debug, serde::Serialize)]
+struct ShowReport {
+    command: &'static str,
+    environment: String,
+    run: crate::runs::progress::RunReport,
+    /// Messages in the microprocess's dead-letter queue (all runs).
+    dead_letters: u64,
+    /// The first failed children (at most 20; `results --failed` lists every one).
+    failed_children: Vec<FailedChild>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct FailedChild {
+    seq: u64,
+    item: String,
+    attempts: u32,
+    reason: Option<String>,
+}
+
+pub fn run(
+    project: &Project,
+    args: &RunsArgs,
+    output: Output,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
     match &args.command {
-        RunsCommand::Show(show) => run_show(project, show, out, err),
+        RunsCommand::Show(show) => run_show(project, show, output, out, err),
     }
 }
 
-fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+fn run_show(
+    project: &Project,
+    args: &ShowArgs,
+    output: Output,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
     operate::in_session(project, &args.instance, err, async |session, _| {
         let (mp, record) =
             operate::locate_run(session, &args.run, args.microprocess.as_deref()).await?;
@@ -62,26 +94,20 @@ fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut d
             Some(n) => progress.with_in_progress(n),
             None => progress,
         };
-        let _ = write!(out, "{}", progress.details());
         let dlq = redrive::dead_letters(&session.sqs, &deployed.dead_letter_queue_url).await?;
-        let _ = writeln!(out, "dead letters  {dlq} in the queue of `{mp}` (all runs)");
+        let mut children = Vec::new();
         if failed > 0 {
-            let _ = writeln!(out, "\nfailed children (first {FAILED_SHOWN}):");
-            let mut listed = 0;
             let mut after = None;
             'pages: loop {
                 let (page, next) = session.ledger.children_page(&mp, &run_id, after).await?;
-                for child in page.iter().filter(|c| c.state == ChildState::Failed) {
-                    let _ = writeln!(
-                        out,
-                        "  seq {:>6}  {}  {} attempt(s)  {}",
-                        child.seq,
-                        child.item,
-                        child.attempts,
-                        child.reason.as_deref().unwrap_or("-")
-                    );
-                    listed += 1;
-                    if listed >= FAILED_SHOWN {
+                for child in page.into_iter().filter(|c| c.state == ChildState::Failed) {
+                    children.push(FailedChild {
+                        seq: child.seq,
+                        item: child.item,
+                        attempts: child.attempts,
+                        reason: child.reason,
+                    });
+                    if children.len() >= FAILED_SHOWN {
                         break 'pages;
                     }
                 }
@@ -90,11 +116,39 @@ fn run_show(project: &Project, args: &ShowArgs, out: &mut dyn Write, err: &mut d
                     None => break,
                 }
             }
-            let _ = writeln!(
+        }
+        if output == Output::Json {
+            print_json(
+                out,
+                &ShowReport {
+                    command: "runs show",
+                    environment: session.env.name.clone(),
+                    run: progress.report(),
+                    dead_letters: dlq,
+                    failed_children: children,
+                },
+            );
+            return Ok(Exit::Ok);
+        }
+        let _ = write!(out, "{}", progress.details());
+        let _ = writeln!(out, "dead letters  {dlq} in the queue of `{mp}` (all runs)");
+        if failed > 0 {
+            let _ = writeln!(out, "\nfailed children (first {FAILED_SHOWN}):");
+            for child in &children {
+                let _ = writeln!(
                     out,
-                    "\nall of them: `microprocess results {run_id} --env {env} --failed`; send them again: `microprocess redrive {run_id} --env {env}`",
-                    env = session.env.name
+                    "  seq {:>6}  {}  {} attempt(s)  {}",
+                    child.seq,
+                    child.item,
+                    child.attempts,
+                    child.reason.as_deref().unwrap_or("-")
                 );
+            }
+            let _ = writeln!(
+                out,
+                "\nall of them: `microprocess results {run_id} --env {env} --failed`; send them again: `microprocess redrive {run_id} --env {env}`",
+                env = session.env.name
+            );
         }
         Ok(Exit::Ok)
     })

@@ -10,7 +10,7 @@ use clap::Args;
 use microprocess_shared::ledger_keys::RunState;
 
 use super::operate::{self, Session};
-use super::Exit;
+use super::{Exit, Output};
 use crate::config::Project;
 use crate::runs::progress::{self, RateMeter, RunBars, RunProgress};
 use crate::runs::redrive;
@@ -45,8 +45,40 @@ struct Snapshot {
     controls: Vec<String>,
     /// A line per active run that will miss its expected duration.
     late: Vec<String>,
-    /// Alarm e-mail subscriptions not confirmed yet.
-    alarms: Option<String>,
+    /// Alarm e-mail subscriptions not confirmed yet (their addresses).
+    unconfirmed: Vec<String>,
+}
+
+/// `--output json`: one look (`docs/json-output.md`, "status").
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    command: &'static str,
+    environment: String,
+    at: String,
+    runs: Vec<crate::runs::progress::RunReport>,
+    /// Microprocess → messages in its dead-letter queue (all runs).
+    dead_letters: std::collections::BTreeMap<String, u64>,
+    /// A line per paused or throttled microprocess.
+    controls: Vec<String>,
+    /// A line per active run that will miss its expected duration.
+    late: Vec<String>,
+    /// Alarm e-mail addresses whose subscription is not confirmed.
+    unconfirmed_alarm_subscriptions: Vec<String>,
+}
+
+impl Snapshot {
+    fn report(&self, env: &str) -> Report {
+        Report {
+            command: "status",
+            environment: env.to_string(),
+            at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            runs: self.runs.iter().map(RunProgress::report).collect(),
+            dead_letters: self.dead_letters.iter().cloned().collect(),
+            controls: self.controls.clone(),
+            late: self.late.clone(),
+            unconfirmed_alarm_subscriptions: self.unconfirmed.clone(),
+        }
+    }
 }
 
 impl Snapshot {
@@ -67,21 +99,62 @@ impl Snapshot {
     }
 }
 
-pub fn run(project: &Project, args: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+pub fn run(
+    project: &Project,
+    args: &StatusArgs,
+    output: Output,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
     operate::in_session(project, &args.instance, err, async |session, _| {
-        if args.watch {
-            watch(session, args, out).await?;
-        } else {
-            once(session, args, out).await?;
+        match (args.watch, output) {
+            (true, Output::Json) => watch_json(session, args, out).await?,
+            (true, Output::Text) => watch(session, args, out).await?,
+            (false, _) => once(session, args, output, out).await?,
         }
         Ok(Exit::Ok)
     })
 }
 
-async fn once(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<(), RunsError> {
+async fn once(
+    session: &Session,
+    args: &StatusArgs,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), RunsError> {
     let snapshot = look(session, args, &mut RateMeter::default()).await?;
-    print(session, &snapshot, out);
+    match output {
+        Output::Text => print(session, &snapshot, out),
+        Output::Json => super::print_json(out, &snapshot.report(&session.env.name)),
+    }
     Ok(())
+}
+
+/// `--watch --output json`: one compact document per look, a line each (JSON lines).
+async fn watch_json(
+    session: &Session,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+) -> Result<(), RunsError> {
+    let mut meter = RateMeter::default();
+    let interval = Duration::from_secs(args.interval.max(1));
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let started = Instant::now();
+        let snapshot = look(session, args, &mut meter).await?;
+        let line = serde_json::to_string(&snapshot.report(&session.env.name))
+            .map_err(|e| RunsError::Other(format!("cannot write the report as JSON: {e}")))?;
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        if args.until_idle && snapshot.active() == 0 {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
+        }
+    }
 }
 
 async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<(), RunsError> {
@@ -121,7 +194,7 @@ async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Res
 }
 
 fn print(session: &Session, snapshot: &Snapshot, out: &mut dyn Write) {
-    if let Some(line) = &snapshot.alarms {
+    if let Some(line) = crate::alarm_subscriptions::warning(&snapshot.unconfirmed) {
         let _ = writeln!(out, "{line}");
     }
     for line in &snapshot.controls {
@@ -251,6 +324,6 @@ async fn look(
         dead_letters,
         controls,
         late,
-        alarms: crate::alarm_subscriptions::warning(&pending),
+        unconfirmed: pending,
     })
 }

@@ -83,6 +83,19 @@ impl Renderer {
             .collect()
     }
 
+    /// Renders the stacks one at a time, in deploy order, handing each to `each` before the
+    /// next is rendered, so only one is in memory (`generate` writes and drops it).
+    pub fn render_each<E: From<RenderError>>(
+        &self,
+        env: &Environment,
+        mut each: impl FnMut(RenderedStack) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for stack in plan::stacks(env) {
+            each(self.render_stack(env, stack)?)?;
+        }
+        Ok(())
+    }
+
     fn render_stack(
         &self,
         env: &Environment,

@@ -334,6 +334,62 @@ impl RunBars {
     }
 }
 
+/// A run as `--output json` reports it (`docs/json-output.md`, "run").
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub microprocess: String,
+    pub run: String,
+    /// `SPLITTING`, `PROCESSING`, `REDUCING`, `COMPLETED`, `SPLIT_FAILED`,
+    /// `REDUCE_FAILED`, `CANCELLED`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub started_at: String,
+    pub split_done_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub pages: u64,
+    pub split_done: bool,
+    /// Null until the split is sealed.
+    pub total: Option<u64>,
+    pub enqueued: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    /// Callback completion: accepted and awaiting a report; null otherwise.
+    pub in_progress: Option<u64>,
+    pub rate_per_second: Option<f64>,
+    pub eta_seconds: Option<u64>,
+}
+
+impl RunProgress {
+    pub fn report(&self) -> RunReport {
+        let r = &self.record;
+        let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        RunReport {
+            microprocess: self.microprocess.clone(),
+            run: r.run.to_string(),
+            state: r.state.to_string(),
+            reason: r.reason.clone(),
+            started_at: time(r.started_at),
+            split_done_at: r.split_done_at.map(time),
+            finished_at: r.finished_at.map(time),
+            pages: r.pages,
+            split_done: r.split_done,
+            total: r.total,
+            enqueued: r.enqueued,
+            succeeded: r.succeeded,
+            failed: r.failed,
+            in_flight: if r.state.is_terminal() {
+                0
+            } else {
+                self.in_flight
+            },
+            in_progress: self.in_progress,
+            rate_per_second: self.rate.map(|x| (x * 10.0).round() / 10.0),
+            eta_seconds: self.eta.map(|d| d.as_secs()),
+        }
+    }
+}
+
 /// How the split stands: a run that ended before its split did is not "still splitting".
 fn split_note(r: &microprocess_shared::ledger::RunRecord) -> &'static str {
     use microprocess_shared::ledger_keys::RunState;
