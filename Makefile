@@ -16,7 +16,11 @@ ENV ?= local
 # Lambda's name for this machine's architecture: the local environment runs these builds.
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 LAMBDA_ARCHS := arm64 $(filter-out arm64,$(HOST_ARCH))
-CLI := target/debug/microprocess
+# The release CLI the targets below run, the one `make install` puts on the PATH; the tests
+# run the debug build cargo makes for them.
+CLI := target/release/microprocess
+TEST_CLI := target/debug/microprocess
+BINDIR ?= $(HOME)/.cargo/bin
 SETUP_STAMP := $(VENV)/.setup-$(shell sha256sum tools/requirements.txt | cut -c1-16)
 
 # The local AWS emulator (moto, through tools/emulator.py) that the `local` environment
@@ -30,7 +34,7 @@ LOCAL := $(filter local,$(ENV))
 AWS_FOR_ENV := $(if $(LOCAL),AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)})
 YES_FOR_ENV := $(if $(or $(LOCAL),$(YES)),--yes)
 
-.PHONY: help setup fmt lint build build-cli build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local demo test chaos bench clean
+.PHONY: help setup fmt lint build build-cli release-cli install build-lambdas generate deploy diff teardown emulator-start emulator-stop run-local demo test chaos bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,10 +55,18 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-build: build-cli build-lambdas ## Build the CLI and the Lambda zips for every architecture
+build: build-cli release-cli build-lambdas ## Build the CLI (release), the demo service and the Lambda zips for every architecture
 
 build-cli:
 	cargo build -p microprocess-kit -p demo-service
+
+release-cli:
+	cargo build --release -p microprocess-kit --bin microprocess
+
+install: release-cli ## Put the release `microprocess` on the PATH (BINDIR, ~/.cargo/bin by default)
+	install -d $(BINDIR)
+	install -m 755 $(CLI) $(BINDIR)/microprocess
+	@echo "installed $(BINDIR)/microprocess ($$($(BINDIR)/microprocess --version))"
 
 build-lambdas: setup ## Package splitter and forwarder with cargo-lambda into target/lambda/ARCH/
 	@for arch in $(LAMBDA_ARCHS); do \
@@ -63,7 +75,7 @@ build-lambdas: setup ## Package splitter and forwarder with cargo-lambda into ta
 	  cargo lambda build --release $$flag --output-format zip --lambda-dir target/lambda/$$arch -p splitter -p forwarder; \
 	done
 
-generate: build ## Render dist/ENV (ENV=local by default; ENV=all for every environment)
+generate: release-cli ## Render dist/ENV (ENV=local by default; ENV=all for every environment)
 	@if [ "$(ENV)" = all ]; then $(CLI) generate --all-envs; else $(CLI) generate --env $(ENV); fi
 
 deploy: generate $(if $(LOCAL),emulator-start) ## Deploy dist/ENV (asks before each change set; YES=1 does not; ENV=local goes to the emulator)
@@ -72,7 +84,7 @@ deploy: generate $(if $(LOCAL),emulator-start) ## Deploy dist/ENV (asks before e
 diff: generate $(if $(LOCAL),emulator-start) ## Show what deploy ENV= would change, without changing it
 	$(AWS_FOR_ENV) $(CLI) diff --env $(ENV)
 
-teardown: build-cli $(if $(LOCAL),emulator-start) ## Delete every stack of an unprotected ENV and check nothing is left
+teardown: release-cli $(if $(LOCAL),emulator-start) ## Delete every stack of an unprotected ENV and check nothing is left
 	$(AWS_FOR_ENV) $(CLI) teardown --env $(ENV) $(YES_FOR_ENV)
 
 emulator-start: setup ## Start the local AWS emulator on 127.0.0.1:EMULATOR_PORT (pid in target/emulator.pid)
@@ -91,7 +103,7 @@ emulator-start: setup ## Start the local AWS emulator on 127.0.0.1:EMULATOR_PORT
 	done; \
 	echo "the emulator did not start; $(EMULATOR_LOG) says:"; tail -20 $(EMULATOR_LOG); rm -f $(EMULATOR_PID); exit 1
 
-run-local: build-cli emulator-start ## Run the deployed functions of ENV (local) against the emulator until Ctrl-C
+run-local: release-cli emulator-start ## Run the deployed functions of ENV (local) against the emulator until Ctrl-C
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-$(EMULATOR_URL)} $(CLI) local run --env $(ENV)
 
 emulator-stop: ## Stop the emulator started by emulator-start (everything in it is lost)
@@ -105,11 +117,11 @@ emulator-stop: ## Stop the emulator started by emulator-start (everything in it 
 demo: setup build ## From nothing to a finished run of credit-scores over 10,000 companies on this machine, then teardown
 	tools/demo.sh
 
-test: setup build ## Lint, then every test (the emulator's own against plain moto, unit, snapshot, config, scanner, emulator)
+test: setup build-cli build-lambdas ## Lint, then every test (the emulator's own against plain moto, unit, snapshot, config, scanner, emulator)
 	$(MAKE) lint
 	$(VENV)/bin/python -m unittest discover -s tools -p 'test_*.py'
 	cargo test --workspace --all-targets
-	$(CLI) generate --all-envs --out-dir target/test-dist
+	$(TEST_CLI) generate --all-envs --out-dir target/test-dist
 
 chaos: setup ## Issue 5's headline run: CHAOS_ITEMS (100,000) items under 5xx, crashed forwarders and duplicates at once, audited
 	CHAOS_ITEMS=$${CHAOS_ITEMS:-100000} cargo test -p kit-tests --test fault_matrix headline_chaos_run -- --ignored --nocapture --exact
