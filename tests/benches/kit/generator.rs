@@ -13,6 +13,7 @@
 //! `BENCH_GENERATOR_MICROPROCESSES` (a comma-separated list, default `2,100,1000`; `2,10`
 //! at smoke size) sets the sizes.
 
+mod cli_render;
 mod synthetic;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use synthetic::SyntheticProject;
 use crate::table::{grouped, Table};
 use crate::Size;
 
-const AREA: &str = "generator";
+pub(crate) const AREA: &str = "generator";
 
 /// Largest template `CreateStack` takes inline (`TemplateBody`); the core stack is always
 /// deployed inline, since the bucket a larger template would go through is in it.
@@ -55,6 +56,7 @@ pub async fn run(size: Size, table: &mut Table) {
         let keep = n == largest;
         let renders = render_all(&project, keep);
         report_size(table, n, &renders);
+        cli_render::report(table, &project, n);
         if keep {
             report_account(table, n, &renders);
             let (first_n, first_renders) = first
