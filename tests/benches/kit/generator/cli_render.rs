@@ -23,6 +23,9 @@ fn measure(binary: &Path, root: &Path, out_dir: &Path) -> (Duration, u64) {
         .arg(root)
         .args(["generate", "--env", "prod", "--out-dir"])
         .arg(out_dir)
+        // The synthetic project has no build of its own: the project's zips.
+        .arg("--assets-dir")
+        .arg(kit_tests::root().join("target/lambda"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
