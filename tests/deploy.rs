@@ -397,4 +397,31 @@ async fn status_reports_as_json() {
         report["unconfirmed_alarm_subscriptions"],
         serde_json::json!([])
     );
+
+    // `--watch`: a document per look on a line of its own; idle at once here.
+    let (code, out, err) = project.cli(
+        moto.endpoint(),
+        &[
+            "status",
+            "--env",
+            "local",
+            "--watch",
+            "--until-idle",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let look: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(look["command"], "status");
+    // The text watch off a terminal: a block per look under its time.
+    let (code, out, err) = project.cli(
+        moto.endpoint(),
+        &["status", "--env", "local", "--watch", "--until-idle"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.starts_with("-- "), "{out}");
+    assert!(out.contains("no runs in `local` yet"), "{out}");
 }

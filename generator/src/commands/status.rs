@@ -107,10 +107,10 @@ pub fn run(
     err: &mut dyn Write,
 ) -> Exit {
     operate::in_session(project, &args.instance, err, async |session, _| {
-        match (args.watch, output) {
-            (true, Output::Json) => watch_json(session, args, out).await?,
-            (true, Output::Text) => watch(session, args, out).await?,
-            (false, _) => once(session, args, output, out).await?,
+        if args.watch {
+            watch(session, args, output, out).await?;
+        } else {
+            once(session, args, output, out).await?;
         }
         Ok(Exit::Ok)
     })
@@ -130,35 +130,16 @@ async fn once(
     Ok(())
 }
 
-/// `--watch --output json`: one compact document per look, a line each (JSON lines).
-async fn watch_json(
+/// `--watch`: a look every `--interval` seconds until Ctrl-C (or, with `--until-idle`, until
+/// no run is active). Text shows bars on a terminal and a block per look elsewhere; JSON
+/// writes each look as one compact document on a line (JSON lines).
+async fn watch(
     session: &Session,
     args: &StatusArgs,
+    output: Output,
     out: &mut dyn Write,
 ) -> Result<(), RunsError> {
-    let mut meter = RateMeter::default();
-    let interval = Duration::from_secs(args.interval.max(1));
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
-    loop {
-        let started = Instant::now();
-        let snapshot = look(session, args, &mut meter).await?;
-        let line = serde_json::to_string(&snapshot.report(&session.env.name))
-            .map_err(|e| RunsError::Other(format!("cannot write the report as JSON: {e}")))?;
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-        if args.until_idle && snapshot.active() == 0 {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = &mut stop => return Ok(()),
-            _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
-        }
-    }
-}
-
-async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<(), RunsError> {
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = output == Output::Text && std::io::stderr().is_terminal();
     let mut bars = RunBars::new(terminal);
     let mut meter = RateMeter::default();
     let interval = Duration::from_secs(args.interval.max(1));
@@ -167,15 +148,27 @@ async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Res
     loop {
         let started = Instant::now();
         let snapshot = look(session, args, &mut meter).await?;
-        if terminal {
-            for run in &snapshot.runs {
-                bars.show(run);
+        match output {
+            Output::Json => {
+                let line =
+                    serde_json::to_string(&snapshot.report(&session.env.name)).map_err(|e| {
+                        RunsError::Other(format!("cannot write the report as JSON: {e}"))
+                    })?;
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
             }
-        } else {
-            let _ = writeln!(out, "-- {}", Utc::now().format("%H:%M:%S"));
-            print(session, &snapshot, out);
+            Output::Text if terminal => {
+                for run in &snapshot.runs {
+                    bars.show(run);
+                }
+            }
+            Output::Text => {
+                let _ = writeln!(out, "-- {}", Utc::now().format("%H:%M:%S"));
+                print(session, &snapshot, out);
+            }
         }
         if args.until_idle && snapshot.active() == 0 {
+            // Ended idle on a terminal: the last look below the cleared bars.
             if terminal {
                 bars.clear();
                 print(session, &snapshot, out);
@@ -184,8 +177,11 @@ async fn watch(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Res
         }
         tokio::select! {
             _ = &mut stop => {
-                bars.clear();
-                print(session, &snapshot, out);
+                // Ctrl-C ends a text watch with the last look, bars or not.
+                if output == Output::Text {
+                    bars.clear();
+                    print(session, &snapshot, out);
+                }
                 return Ok(());
             }
             _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
