@@ -161,3 +161,59 @@ fn numbers_the_model_cannot_use_are_refused() {
     assert_eq!(text(&out.stderr), "error: `--items` must be at least 1\n");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--output json` (docs/json-output.md, "estimate"): the figures of the text report as
+/// one document, pinned for the monthly run of 19 million companies.
+#[test]
+fn estimate_reports_as_json() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &[
+            "--output",
+            "json",
+            "estimate",
+            "credit-scores",
+            "--env",
+            "prod",
+            "--items",
+            "19000000",
+        ],
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&String> = report.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "command",
+            "environment",
+            "microprocess",
+            "items",
+            "run_seconds",
+            "split_seconds",
+            "children_per_second",
+            "bound",
+            "attempts_per_child",
+            "failed_fraction",
+            "cost",
+            "cost_per_million",
+            "requests"
+        ]
+    );
+    assert_eq!(report["command"], "estimate");
+    assert_eq!(report["items"], 19_000_000);
+    assert_eq!(report["bound"], "rate_cap");
+    assert_eq!(report["children_per_second"], 2000.0);
+    assert_eq!(report["requests"]["sqs"], 5_700_003);
+    let cost = &report["cost"];
+    let parts: f64 = ["lambda", "sqs", "dynamodb", "s3"]
+        .iter()
+        .map(|k| cost[k].as_f64().unwrap())
+        .sum();
+    assert!(
+        (parts - cost["total"].as_f64().unwrap()).abs() < 0.001,
+        "{cost}"
+    );
+}

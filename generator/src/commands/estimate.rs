@@ -7,7 +7,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::Exit;
+use super::{Exit, Output};
 use crate::config::diagnostic::did_you_mean;
 use crate::config::model::{Environment, Microprocess, ResultStorage};
 use crate::config::Project;
@@ -35,9 +35,90 @@ pub struct EstimateArgs {
     pub result_bytes: u64,
 }
 
+/// `--output json` (`docs/json-output.md`, "estimate"): the run's figures in seconds,
+/// requests and dollars.
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    command: &'static str,
+    environment: String,
+    microprocess: String,
+    items: u64,
+    run_seconds: f64,
+    split_seconds: f64,
+    children_per_second: f64,
+    /// What sets the pace: `concurrency`, `rate_cap` or `split`.
+    bound: &'static str,
+    attempts_per_child: f64,
+    failed_fraction: f64,
+    cost: Dollars,
+    cost_per_million: Dollars,
+    requests: Requests,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Dollars {
+    lambda: f64,
+    sqs: f64,
+    dynamodb: f64,
+    s3: f64,
+    total: f64,
+}
+
+impl From<&estimate::Cost> for Dollars {
+    fn from(c: &estimate::Cost) -> Dollars {
+        let cents = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        Dollars {
+            lambda: cents(c.lambda),
+            sqs: cents(c.sqs),
+            dynamodb: cents(c.dynamodb),
+            s3: cents(c.s3),
+            total: cents(c.total()),
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Requests {
+    sqs: u64,
+    dynamodb: u64,
+    dynamodb_write_units: u64,
+    lambda_invocations: u64,
+    s3_put: u64,
+}
+
+fn json_report(env: &Environment, mp: &Microprocess, e: &estimate::Estimate) -> Report {
+    let round = |x: f64| (x * 10.0).round() / 10.0;
+    Report {
+        command: "estimate",
+        environment: env.name.clone(),
+        microprocess: mp.name.clone(),
+        items: e.inputs.items,
+        run_seconds: round(e.timing.run_seconds),
+        split_seconds: round(e.timing.split_seconds),
+        children_per_second: round(e.timing.children_per_second),
+        bound: match e.timing.bound {
+            estimate::Bound::Concurrency => "concurrency",
+            estimate::Bound::RateCap => "rate_cap",
+            estimate::Bound::Split => "split",
+        },
+        attempts_per_child: (e.attempts_per_child * 1000.0).round() / 1000.0,
+        failed_fraction: e.failed_fraction,
+        cost: Dollars::from(&e.cost),
+        cost_per_million: Dollars::from(&e.per_million),
+        requests: Requests {
+            sqs: e.total.sqs_requests().round() as u64,
+            dynamodb: e.total.dynamodb_requests().round() as u64,
+            dynamodb_write_units: e.total.dynamodb_write_units.round() as u64,
+            lambda_invocations: e.total.lambda_invocations.round() as u64,
+            s3_put: e.total.s3_put.round() as u64,
+        },
+    }
+}
+
 pub fn run(
     project: &Project,
     args: &EstimateArgs,
+    output: Output,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Exit {
@@ -69,7 +150,12 @@ pub fn run(
         ..Workload::new(args.items, args.latency_ms as f64 / 1000.0)
     };
     let estimate = estimate::estimate(&Inputs::from_config(&env, mp, workload));
-    let _ = out.write_all(report(&env, mp, &estimate).as_bytes());
+    match output {
+        Output::Text => {
+            let _ = out.write_all(report(&env, mp, &estimate).as_bytes());
+        }
+        Output::Json => super::print_json(out, &json_report(&env, mp, &estimate)),
+    }
     Exit::Ok
 }
 

@@ -242,7 +242,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Resume(args) => controls::resume(&project, &args, out, err),
         Command::Throttle(args) => controls::throttle(&project, &args, out, err),
         Command::Results(args) => results::run(&project, &args, out, err),
-        Command::Estimate(args) => estimate::run(&project, &args, out, err),
+        Command::Estimate(args) => estimate::run(&project, &args, cli.global.output, out, err),
     }
 }
 
