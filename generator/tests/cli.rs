@@ -237,3 +237,38 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
         );
     }
 }
+
+/// `generate --output json` (docs/json-output.md, "generate"): each bundle with its
+/// stacks as the manifest has them, and nothing else on stdout.
+#[test]
+fn generate_reports_as_json() {
+    let tmp = project_copy();
+    let out = microprocess(
+        tmp.path(),
+        &["--output", "json", "generate", "--env", "prod"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["command"], "generate");
+    let bundle = &report["environments"][0];
+    let keys: Vec<&String> = bundle.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["name", "dir", "milliseconds", "stacks", "assets"]);
+    assert_eq!(bundle["name"], "prod");
+    let dir = std::path::Path::new(bundle["dir"].as_str().unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let stacks = bundle["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), manifest["stacks"].as_array().unwrap().len());
+    for (s, m) in stacks.iter().zip(manifest["stacks"].as_array().unwrap()) {
+        assert_eq!(s["name"], m["name"]);
+        assert_eq!(s["sha256"], m["template_sha256"]);
+        assert_eq!(s["bytes"], m["template_bytes"]);
+        assert!(dir.join(s["template"].as_str().unwrap()).is_file());
+    }
+    assert_eq!(stacks[0]["kind"], "core");
+    assert_eq!(stacks[1]["kind"], "service");
+    assert!(
+        !dir.with_file_name("prod.partial").exists(),
+        "the staging folder is gone"
+    );
+}

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{selected, EnvSelection, Exit};
+use super::{print_json, selected, EnvSelection, Exit, Output};
 use crate::config::{Project, Selector};
 use crate::manifest;
 use crate::package;
@@ -26,6 +26,7 @@ pub struct GenerateArgs {
 pub fn run(
     project: &Project,
     args: &GenerateArgs,
+    output: Output,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Exit {
@@ -48,25 +49,95 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| project.root.join("dist"));
     let mut exit = Exit::Ok;
+    let mut report = Report {
+        command: "generate",
+        environments: Vec::new(),
+    };
     for sel in names {
         let started = Instant::now();
-        let result = generate_one(
-            project,
-            &renderer,
-            &sel,
-            &assets_dir,
-            &out_dir.join(sel.name()),
-            out,
-            err,
-        );
-        match result {
-            Ok(()) => {
-                let _ = writeln!(out, "  generated in {} ms", started.elapsed().as_millis());
+        let dest = out_dir.join(sel.name());
+        let result = generate_one(project, &renderer, &sel, &assets_dir, &dest, err);
+        let manifest = match result {
+            Ok(m) => m,
+            Err(code) => {
+                exit = code;
+                continue;
             }
-            Err(code) => exit = code,
+        };
+        let milliseconds = started.elapsed().as_millis() as u64;
+        match output {
+            Output::Text => {
+                let shown = dest.strip_prefix(&project.root).unwrap_or(&dest);
+                let _ = writeln!(
+                    out,
+                    "{}: {} stacks → {}",
+                    manifest.environment,
+                    manifest.stacks.len(),
+                    shown.display()
+                );
+                for s in &manifest.stacks {
+                    let _ = writeln!(
+                        out,
+                        "  {:<40} {:>4} resources {:>8} bytes",
+                        s.name, s.resources, s.template_bytes
+                    );
+                }
+                let _ = writeln!(out, "  generated in {milliseconds} ms");
+            }
+            Output::Json => report.environments.push(Bundle {
+                name: manifest.environment.clone(),
+                dir: dest.display().to_string(),
+                milliseconds,
+                stacks: manifest
+                    .stacks
+                    .iter()
+                    .map(|s| BundleStack {
+                        name: s.name.clone(),
+                        kind: s.kind,
+                        microprocess: s.microprocess.clone(),
+                        template: s.template.clone(),
+                        resources: s.resources,
+                        bytes: s.template_bytes,
+                        sha256: s.template_sha256.clone(),
+                    })
+                    .collect(),
+                assets: manifest.assets.iter().map(|a| a.file.clone()).collect(),
+            }),
         }
     }
+    if output == Output::Json {
+        print_json(out, &report);
+    }
     exit
+}
+
+/// `--output json` (`docs/json-output.md`, "generate"): each bundle written.
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    command: &'static str,
+    environments: Vec<Bundle>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Bundle {
+    name: String,
+    /// The bundle's folder (`dist/ENV` unless `--out-dir`).
+    dir: String,
+    milliseconds: u64,
+    stacks: Vec<BundleStack>,
+    /// Files under `assets/`.
+    assets: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct BundleStack {
+    name: String,
+    kind: crate::plan::StackKind,
+    microprocess: Option<String>,
+    template: String,
+    resources: usize,
+    bytes: usize,
+    sha256: String,
 }
 
 fn generate_one(
@@ -75,9 +146,8 @@ fn generate_one(
     selector: &Selector,
     assets_dir: &Path,
     dest: &Path,
-    out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<(), Exit> {
+) -> Result<manifest::Manifest, Exit> {
     let env = super::load(project, selector, err)?;
     let name = env.name.as_str();
     let fail = |err: &mut dyn Write, msg: String| {
@@ -149,20 +219,5 @@ fn generate_one(
         )
     })?;
 
-    let shown = dest.strip_prefix(&project.root).unwrap_or(dest);
-    let _ = writeln!(
-        out,
-        "{}: {} stacks → {}",
-        env.name,
-        manifest.stacks.len(),
-        shown.display()
-    );
-    for s in &manifest.stacks {
-        let _ = writeln!(
-            out,
-            "  {:<40} {:>4} resources {:>8} bytes",
-            s.name, s.resources, s.template_bytes
-        );
-    }
-    Ok(())
+    Ok(manifest)
 }

@@ -228,7 +228,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let project = crate::config::Project::new(root);
     match cli.command {
         Command::Validate(args) => validate::run(&project, &args, cli.global.output, out, err),
-        Command::Generate(args) => generate::run(&project, &args, out, err),
+        Command::Generate(args) => generate::run(&project, &args, cli.global.output, out, err),
         Command::Local(args) => local::run(&project, &args, err),
         Command::Deploy(args) => deploy::run(&project, &args, out, err),
         Command::Diff(args) => diff::run(&project, &args, out, err),
