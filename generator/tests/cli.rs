@@ -243,9 +243,23 @@ fn generate_writes_the_bundle_and_is_byte_for_byte_repeatable() {
 #[test]
 fn generate_reports_as_json() {
     let tmp = project_copy();
+    let assets = tmp.path().join("assets");
+    for function in microprocess_kit::plan::FUNCTIONS {
+        let dir = assets.join("arm64").join(function);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bootstrap.zip"), format!("fake {function} zip")).unwrap();
+    }
     let out = microprocess(
         tmp.path(),
-        &["--output", "json", "generate", "--env", "prod"],
+        &[
+            "--output",
+            "json",
+            "generate",
+            "--env",
+            "prod",
+            "--assets-dir",
+            assets.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
