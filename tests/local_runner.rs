@@ -567,9 +567,17 @@ async fn forwarders_killed_in_the_middle_of_batches_still_complete_the_run_once(
     // A short visibility timeout, so the batches of killed processes come back soon, and
     // room for many attempts: half the batches are killed, redeliveries included.
     let emulator = emulator(MotoServer::start(), 20, 3).await;
-    let service = demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS))
-        .await
-        .unwrap();
+    // Every process answer takes longer than the runner's chaos window (a kill lands at
+    // most 100 ms into a batch), so every kill drawn lands in the middle of a batch: a
+    // batch of fast local answers could finish first, and a run could then see no kill.
+    let chaos = demo_service::Chaos {
+        delay_ms: 150,
+        ..demo_service::Chaos::default()
+    };
+    let service =
+        demo_service::DemoService::start(Config::new(SECRET).with_items(ITEMS).with_chaos(chaos))
+            .await
+            .unwrap();
     let url = service.queue_url();
     let mut environment = emulator.forwarder_environment(&url);
     environment.insert("MAX_ATTEMPTS".into(), "20".into());
