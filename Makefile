@@ -75,7 +75,7 @@ build-lambdas: setup ## Package splitter and forwarder with cargo-lambda into ta
 	  cargo lambda build --release $$flag --output-format zip --lambda-dir target/lambda/$$arch -p splitter -p forwarder; \
 	done
 
-generate: release-cli ## Render dist/ENV (ENV=local by default; ENV=all for every environment)
+generate: release-cli build-lambdas ## Render dist/ENV (ENV=local by default; ENV=all for every environment)
 	@if [ "$(ENV)" = all ]; then $(CLI) generate --all-envs; else $(CLI) generate --env $(ENV); fi
 
 deploy: generate $(if $(LOCAL),emulator-start) ## Deploy dist/ENV (asks before each change set; YES=1 does not; ENV=local goes to the emulator)
